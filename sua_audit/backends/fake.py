@@ -1,0 +1,53 @@
+"""A deterministic stand-in model: a test double and a ``--model fake/...`` dry run.
+
+Answers are derived from a hash of the request, so they are stable across processes, differ
+between variants, and need no model. ``fail_after`` makes it raise after that many calls, to
+test interrupted runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import ClassVar
+
+from sua_audit.backends.base import Backend, Capabilities, Completion, CompletionRequest
+from sua_audit.errors import BackendError
+from sua_audit.store.keys import canonical_json
+
+_ANSWERS = ("Paris", "paris.", "London", "I don't know", "Berlin")
+
+
+def _unit(payload: object, salt: str) -> float:
+    digest = hashlib.sha256((salt + canonical_json(payload)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class FakeBackend(Backend):
+    """Hash-driven answers; records every request it receives in ``history``."""
+
+    provider: ClassVar[str] = "fake"
+
+    def __init__(
+        self, model: str = "echo", *, delay: float = 0.0, fail_after: int | None = None
+    ) -> None:
+        self.model = model
+        self.capabilities = Capabilities(seed=True, choice_scoring=True)
+        self.delay = delay
+        self.fail_after = fail_after
+        self.history: list[CompletionRequest] = []
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Answer from the request's hash."""
+        if self.fail_after is not None and len(self.history) >= self.fail_after:
+            raise BackendError("fake backend: scripted failure")
+        self.history.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        payload = request.payload()
+        if request.choices is not None:
+            lps = [-4.0 * _unit(payload, c) for c in request.choices]
+            return Completion(choice_logprobs=lps, prompt_tokens=10, finish_reason="scored")
+        u = _unit(payload, "text")
+        text = _ANSWERS[int(u * len(_ANSWERS))]
+        return Completion(text=text, prompt_tokens=10, completion_tokens=2, finish_reason="stop")

@@ -1,0 +1,99 @@
+"""``sua-audit run``: audit a model on a dataset and write results.jsonl and summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sua_audit.cli import app
+
+
+@app.command()
+def run(
+    dataset: Annotated[Path, typer.Option("--dataset", "-d", help="JSONL dataset to audit.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            envvar="SUA_AUDIT_MODEL",
+            help="provider/model: hf/<dir> for a local transformers model; "
+            "omit for the embedded SmolLM2-135M.",
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Audit only the first N items.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for perturbations and sampling.")] = 0,
+    perturbations: Annotated[
+        int, typer.Option("--perturbations", "-k", help="Perturbed variants per item (K).")
+    ] = 4,
+    samples: Annotated[int, typer.Option(help="Sampled answers per QA variant.")] = 5,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (QA).")] = 0.7,
+    max_tokens: Annotated[int, typer.Option(help="Longest QA answer, in tokens.")] = 32,
+    divergence: Annotated[
+        str, typer.Option(help="Divergence D in S: js (default), kl (smoothed) or tv.")
+    ] = "js",
+    lam: Annotated[float, typer.Option("--lambda", help="λ in SUA = S − λH.")] = 1.0,
+    tau: Annotated[
+        float | None, typer.Option(help="Abstain when SUA > τ (default 0: when S > λH).")
+    ] = None,
+    coverage: Annotated[
+        float | None,
+        typer.Option(help="Answer this share of items, abstaining on the highest SUA."),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SUA_AUDIT_CACHE",
+            help="SQLite cache of model requests [default: $SUA_AUDIT_HOME/cache.db].",
+        ),
+    ] = None,
+    cache_mode: Annotated[
+        str, typer.Option(help="use: read and write; refresh: write only; off: no cache.")
+    ] = "use",
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder [default: audits/runs/<run-id>].")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Local model batch size.")] = 16,
+    device: Annotated[str, typer.Option(help="Local model device: auto, cpu, cuda.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, bfloat16, float16 or float32.")] = "auto",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print summary.json to stdout.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Audit a model: perturb every input, score S, H and SUA, decide abstention.
+
+    Bad dataset lines are all reported (file:line: field: problem — fix) with exit code 2
+    before any model loads. Every model request is cached, so a rerun makes no model calls
+    and an interrupted run resumes where it stopped.
+    """
+    from sua_audit.runner import run_from_cli
+
+    summary = run_from_cli(
+        dataset=dataset,
+        options=dict(
+            model=model,
+            limit=limit,
+            seed=seed,
+            perturbations=perturbations,
+            samples=samples,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            divergence=divergence,
+            lam=lam,
+            tau=tau,
+            coverage=coverage,
+            cache_mode=cache_mode,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+        ),
+        cache=cache,
+        out=out,
+        show_progress=progress,
+    )
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -1,0 +1,39 @@
+"""The resolved configuration of one audit run (recorded in summary.json and the runs table)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EMBEDDED_MODEL = "embedded/smollm2-135m-instruct"
+
+
+class AuditConfig(BaseModel):
+    """Every setting that shapes an audit. Unknown keys are errors, not silent defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str = Field(description="Path of the JSONL dataset.")
+    model: str = Field(EMBEDDED_MODEL, description="Model spec: provider/model.")
+    limit: int | None = Field(None, ge=1, description="Audit only the first N items.")
+    seed: int = Field(0, description="Seed for perturbations and sampling.")
+    perturbations: int = Field(4, ge=0, le=64, description="Perturbed variants per item (K).")
+    samples: int = Field(5, ge=1, le=64, description="Sampled answers per QA variant (k).")
+    temperature: float = Field(0.7, gt=0, le=2, description="Sampling temperature for QA.")
+    max_tokens: int = Field(32, ge=1, le=1024, description="Longest QA answer, in tokens.")
+    divergence: Literal["js", "kl", "tv"] = Field("js", description="D in S = mean D(p, p').")
+    lam: float = Field(1.0, ge=0, description="λ in SUA = S − λH.")
+    smoothing: float = Field(1e-3, gt=0, lt=1, description="Additive smoothing inside KL.")
+    tau: float | None = Field(None, description="Abstain when SUA > τ.")
+    coverage: float | None = Field(None, gt=0, le=1, description="Answer this share of items.")
+    batch_size: int = Field(16, ge=1, le=1024, description="Local model batch size.")
+    device: str = Field("auto", description="Local model device: auto, cpu, cuda, cuda:N.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    cache_mode: Literal["use", "refresh", "off"] = "use"
+
+    @model_validator(mode="after")
+    def _one_abstention_rule(self) -> AuditConfig:
+        if self.tau is not None and self.coverage is not None:
+            raise ValueError("give either tau or coverage, not both")
+        return self

@@ -1,0 +1,165 @@
+"""The Generator: the only way the rest of sua-audit calls a model.
+
+``generate(request)`` looks the request up in the cache, otherwise calls the backend under a
+concurrency bound, and buffers the answer for the cache. The buffer is flushed every
+``flush_rows`` answers or ``flush_seconds``, whichever comes first, and on close, so an
+interrupted run loses at most a fraction of a second of work. Errors are never cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sua_audit.backends.base import Backend, Completion, CompletionRequest
+from sua_audit.store import Store, canonical_json, request_key, utc_now
+
+__all__ = ["CacheMode", "Generator", "GeneratorStats", "NullProgress", "Progress"]
+
+logger = logging.getLogger(__name__)
+
+CacheMode = Literal["use", "refresh", "off"]
+
+
+class Progress(Protocol):
+    """What the engine reports progress to (the CLI draws it; tests ignore it)."""
+
+    def start(self, total: int, description: str) -> None:
+        """Begin counting up to ``total`` model requests."""
+
+    def advance(self, n: int = 1, *, cached: bool = False) -> None:
+        """``n`` requests finished (from the cache when ``cached``)."""
+
+    def close(self) -> None:
+        """Stop drawing."""
+
+
+class NullProgress:
+    """Progress that shows nothing."""
+
+    def start(self, total: int, description: str) -> None:
+        """Ignore."""
+
+    def advance(self, n: int = 1, *, cached: bool = False) -> None:
+        """Ignore."""
+
+    def close(self) -> None:
+        """Ignore."""
+
+
+@dataclass(slots=True)
+class GeneratorStats:
+    """Counts for the run summary."""
+
+    model_calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_seconds: float = 0.0
+
+
+class Generator:
+    """Cache → concurrency bound → backend → cache."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        store: Store | None,
+        *,
+        cache_mode: CacheMode = "use",
+        max_concurrency: int | None = None,
+        progress: Progress | None = None,
+        flush_rows: int = 64,
+        flush_seconds: float = 0.25,
+    ) -> None:
+        self.backend = backend
+        self.store = store if cache_mode != "off" else None
+        self.cache_mode = cache_mode
+        self.identity = backend.identity()
+        self.progress = progress or NullProgress()
+        self._semaphore = asyncio.Semaphore(max_concurrency or backend.max_concurrency())
+        self._buffer: list[dict[str, object]] = []
+        self._last_flush = time.monotonic()
+        self._flush_rows = flush_rows
+        self._flush_seconds = flush_seconds
+        self.stats = GeneratorStats()
+
+    def key(self, request: CompletionRequest) -> str:
+        """The cache key of ``request`` for this generator's backend."""
+        return request_key(self.identity, request)
+
+    async def generate_many(self, requests: list[CompletionRequest]) -> list[Completion]:
+        """Answer many requests, looking the cache up in one query; results in input order."""
+        keys = [self.key(r) for r in requests]
+        cached: dict[str, dict[str, object]] = {}
+        if self.store is not None and self.cache_mode == "use":
+            cached = self.store.get_many(keys)
+        results: list[Completion | None] = [None] * len(requests)
+        missing: list[int] = []
+        for i, key in enumerate(keys):
+            hit = cached.get(key)
+            if hit is not None:
+                results[i] = Completion.from_dict(hit)
+            else:
+                missing.append(i)
+        hits = len(requests) - len(missing)
+        if hits:
+            self.stats.cache_hits += hits
+            self.progress.advance(hits, cached=True)
+            logger.debug("cache: %d hits, %d misses", hits, len(missing))
+
+        async def call(i: int) -> None:
+            results[i] = await self._call(requests[i], keys[i])
+
+        async with asyncio.TaskGroup() as tg:
+            for i in missing:
+                tg.create_task(call(i))
+        return [r for r in results if r is not None]
+
+    async def generate(self, request: CompletionRequest) -> Completion:
+        """Answer one request."""
+        (completion,) = await self.generate_many([request])
+        return completion
+
+    async def _call(self, request: CompletionRequest, key: str) -> Completion:
+        async with self._semaphore:
+            t0 = time.perf_counter()
+            completion = await self.backend.complete(request)
+            self.stats.model_seconds += time.perf_counter() - t0
+        self.stats.model_calls += 1
+        self.stats.prompt_tokens += completion.prompt_tokens
+        self.stats.completion_tokens += completion.completion_tokens
+        self.progress.advance(1)
+        if self.store is not None:
+            self._buffer.append(
+                {
+                    "key": key,
+                    "provider": str(self.identity.get("provider")),
+                    "model": str(self.identity.get("model")),
+                    "request_json": canonical_json(
+                        {"backend": self.identity, "request": request.payload()}
+                    ),
+                    "response_json": canonical_json(completion.to_dict()),
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                    "latency_ms": completion.latency_ms,
+                    "created_utc": utc_now(),
+                }
+            )
+            now = time.monotonic()
+            if (
+                len(self._buffer) >= self._flush_rows
+                or now - self._last_flush >= self._flush_seconds
+            ):
+                self.flush()
+        return completion
+
+    def flush(self) -> None:
+        """Write buffered answers to the cache in one transaction."""
+        if self.store is not None and self._buffer:
+            rows, self._buffer = self._buffer, []
+            self.store.put_many(rows)
+        self._last_flush = time.monotonic()

@@ -1,0 +1,143 @@
+"""One audit run end to end: validate, load the model, run, write outputs, record the run.
+
+``audit()`` is the library entry point the CLI calls; it owns the order that keeps the
+promises of the command line: the dataset is validated before any model loads (bad input costs
+nothing and writes nothing), every finished request is flushed to the cache even when the run
+fails or is interrupted, and outputs appear only when complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sua_audit import __version__, paths
+from sua_audit.config import AuditConfig
+from sua_audit.engine import Generator, Progress
+from sua_audit.errors import ConfigError
+from sua_audit.store import Store, utc_now
+
+__all__ = ["audit", "make_config", "run_from_cli"]
+
+
+def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
+    """Build a validated AuditConfig; bad values become a one-line ConfigError."""
+    try:
+        return AuditConfig(dataset=str(dataset), **{k: v for k, v in options.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        flag = "--" + where.replace("_", "-").replace("lam", "lambda")
+        raise ConfigError(f"{flag}: {first['msg']}. See sua-audit run --help.") from exc
+
+
+def audit(
+    config: AuditConfig,
+    *,
+    cache_path: Path | None = None,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+    backend: Any | None = None,
+) -> dict[str, Any]:
+    """Run one audit and write ``results.jsonl`` and ``summary.json``; return the summary."""
+    from sua_audit.audit import run_audit, summarize
+    from sua_audit.dataset import validate_dataset
+    from sua_audit.results import new_run_id, write_outputs
+
+    if config.limit is not None and config.limit <= 0:
+        raise ConfigError("--limit must be at least 1.")
+    info = validate_dataset(config.dataset, limit=config.limit)
+    run_id = new_run_id()
+    out_dir = out_dir or Path("audits") / "runs" / run_id
+    started = utc_now()
+    t0 = time.perf_counter()
+    store = None
+    if config.cache_mode != "off":
+        store = Store.open(cache_path or paths.default_cache_path())
+    dataset = {
+        "path": str(info.path),
+        "sha256": info.sha256,
+        "items": info.n_items,
+        "tasks": info.tasks,
+        "items_with_gold": info.n_with_gold,
+    }
+    try:
+        if backend is None:
+            from sua_audit.backends import get_backend
+
+            backend = get_backend(
+                config.model,
+                device=config.device,
+                dtype=config.dtype,
+                batch_size=config.batch_size,
+            )
+        if store is not None:
+            store.begin_run(run_id, config.model_dump(), dataset)
+        generator = Generator(backend, store, cache_mode=config.cache_mode, progress=progress)
+        status = "failed"
+        try:
+            outcome = asyncio.run(_run_and_close(config, info, generator))
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            if store is not None and status != "finished":
+                store.finish_run(run_id, status)
+        summary: dict[str, Any] = {
+            "run_id": run_id,
+            "tool_version": __version__,
+            "config": config.model_dump(),
+            "model": backend.describe(),
+            "dataset": dataset,
+            "results": summarize(outcome),
+            "model_calls": generator.stats.model_calls,
+            "cache_hits": generator.stats.cache_hits,
+            "tokens": {
+                "prompt": generator.stats.prompt_tokens,
+                "completion": generator.stats.completion_tokens,
+            },
+            "cache": str(store.path) if store is not None else None,
+            "out_dir": str(out_dir),
+            "started_utc": started,
+            "finished_utc": utc_now(),
+            "wall_seconds": round(time.perf_counter() - t0, 3),
+        }
+        write_outputs(out_dir, outcome.items, summary)
+        if store is not None:
+            store.finish_run(run_id, "finished", summary)
+        return summary
+    finally:
+        if store is not None:
+            store.close()
+
+
+async def _run_and_close(config: AuditConfig, info: Any, generator: Generator) -> Any:
+    from sua_audit.audit import run_audit
+
+    try:
+        return await run_audit(config, info, generator)
+    finally:
+        await generator.backend.aclose()
+
+
+def run_from_cli(
+    *, dataset: Path, options: dict[str, Any], cache: Path | None, out: Path | None,
+    show_progress: bool,
+) -> dict[str, Any]:
+    """The ``run`` command's body: config, progress bar, audit, summary table."""
+    from sua_audit.ui.console import err_console, summary_table
+
+    config = make_config(dataset, **options)
+    progress: Progress | None = None
+    if show_progress and err_console.is_terminal:
+        from sua_audit.ui.progress import RichProgress
+
+        progress = RichProgress()
+    summary = audit(config, cache_path=cache, out_dir=out, progress=progress)
+    err_console.print(summary_table(summary))
+    return summary

@@ -1,0 +1,131 @@
+"""The SQLite cache of model requests, and the record of runs.
+
+Only the event-loop thread touches the database. Completed requests are written in small
+batches inside one transaction each (``insert or ignore`` on the key), so an interrupted run
+keeps everything finished before the interruption and a resumed run never writes a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from sua_audit.errors import SchemaVersionError, StoreError
+from sua_audit.store.keys import canonical_json, request_key
+from sua_audit.store.migrations import migrations
+
+__all__ = ["Store", "canonical_json", "request_key", "utc_now"]
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    """Current time as ISO-8601 UTC."""
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """The cache database: completions by key, plus runs."""
+
+    def __init__(self, db: Database, *, path: str = ":memory:") -> None:
+        self.db = db
+        self.path = path
+        known = {m.name for m in migrations._migrations}
+        applied = {m.name for m in migrations.applied(db)}
+        newer = sorted(applied - known)
+        if newer:
+            raise SchemaVersionError(
+                f"The cache {path} was written by a newer sua-audit (migrations {newer}). "
+                "Upgrade sua-audit or pass --cache with another file."
+            )
+        migrations.apply(db)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (creating if needed) the cache database at ``path``."""
+        p = Path(path)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(p), timeout=30)
+            db = Database(conn)
+            return cls(db, path=str(p))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"Cannot use the cache database {p}: {exc}. "
+                "Pass --cache with another path, or delete the file to start afresh."
+            ) from exc
+        except OSError as exc:
+            raise StoreError(f"Cannot create the cache database {p}: {exc}.") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    # -- completions -------------------------------------------------------------------------
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Cached responses for the keys that have one."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for key, response in self.db.execute(
+                f"select key, response_json from completions where key in ({marks})", chunk
+            ).fetchall():
+                found[key] = json.loads(response)
+        return found
+
+    def put_many(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Store completed requests in one transaction; existing keys are left untouched."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        try:
+            with self.db.atomic():
+                self.db["completions"].insert_all(rows, ignore=True)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Writing to the cache {self.path} failed: {exc}.") from exc
+        return len(rows)
+
+    def count_completions(self) -> int:
+        """Rows in the cache."""
+        return int(self.db.execute("select count(*) from completions").fetchone()[0])
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def begin_run(self, run_id: str, config: dict[str, Any], dataset: dict[str, Any]) -> None:
+        """Record that a run started."""
+        from sua_audit import __version__
+
+        with self.db.atomic():
+            self.db["runs"].insert(
+                {
+                    "id": run_id,
+                    "config_json": canonical_json(config),
+                    "dataset_path": dataset.get("path"),
+                    "dataset_sha256": dataset.get("sha256"),
+                    "tool_version": __version__,
+                    "status": "running",
+                    "started_utc": utc_now(),
+                },
+                replace=True,
+            )
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
+        """Record how a run ended."""
+        with self.db.atomic():
+            self.db["runs"].update(
+                run_id,
+                {
+                    "status": status,
+                    "finished_utc": utc_now(),
+                    "summary_json": canonical_json(summary) if summary else None,
+                },
+            )
