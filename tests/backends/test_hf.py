@@ -1,0 +1,163 @@
+"""The transformers backend on a tiny randomly initialised model and on the embedded model.
+
+The tiny model reuses the embedded model's tokenizer (it ships with the package) and random
+weights, so these tests check the batching arithmetic, not answer quality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sua_audit.backends.base import CompletionRequest, GenerationParams, Message
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory, embedded_dir: Path) -> Path:
+    d = tmp_path_factory.mktemp("tiny")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        pad_token_id=2,
+        eos_token_id=2,
+    )
+    transformers.LlamaForCausalLM(config).save_pretrained(d)
+    for f in embedded_dir.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
+            shutil.copy(f, d / f.name)
+    return d
+
+
+def _backend(path: Path, **kw: object):
+    from sua_audit.backends.hf import HFBackend
+
+    return HFBackend(path, dtype="float32", **kw)  # type: ignore[arg-type]
+
+
+def _msgs(text: str) -> tuple[Message, ...]:
+    return (Message("user", text),)
+
+
+def _manual_logprob(backend, messages, choice: str) -> float:
+    """Unbatched reference: full-vocabulary log-softmax over a single sequence."""
+    prompt = backend._prompt_ids(messages)
+    cont = backend.tokenizer.encode(choice, add_special_tokens=False)
+    ids = torch.tensor([prompt + cont])
+    with torch.inference_mode():
+        logits = backend.lm(input_ids=ids).logits[0].float()
+    lp = torch.log_softmax(logits, -1)
+    return float(sum(lp[len(prompt) + j - 1, t] for j, t in enumerate(cont)))
+
+
+def test_batched_choice_scores_match_one_at_a_time(tiny_dir: Path) -> None:
+    backend = _backend(tiny_dir, batch_size=8)
+    texts = ["short", "a much longer prompt with many more words in it to pad", "mid length one"]
+    choices = ("negative", "positive", "not_entailment")
+
+    async def go():
+        reqs = [CompletionRequest(_msgs(t), choices=choices) for t in texts]
+        out = await asyncio.gather(*[backend.complete(r) for r in reqs])
+        await backend.aclose()
+        return out
+
+    results = asyncio.run(go())
+    assert backend.forward_passes == 1  # all three requests × three choices in one pass
+    for text, res in zip(texts, results, strict=True):
+        assert res.choice_logprobs is not None and len(res.choice_logprobs) == 3
+        for choice, lp in zip(choices, res.choice_logprobs, strict=True):
+            assert lp == pytest.approx(_manual_logprob(backend, _msgs(text), choice), abs=1e-3)
+
+
+def test_seeded_sampling_ignores_batch_company(tiny_dir: Path) -> None:
+    backend = _backend(tiny_dir, batch_size=8)
+    target = CompletionRequest(
+        _msgs("tell me something"),
+        GenerationParams(temperature=1.0, max_tokens=12, seed=7),
+        sample_index=1,
+    )
+    others = [
+        CompletionRequest(
+            _msgs(f"other prompt number {i} " * (i + 1)), GenerationParams(1.0, 12, i)
+        )
+        for i in range(5)
+    ]
+
+    async def go():
+        alone = await backend.complete(target)
+        crowd = await asyncio.gather(*[backend.complete(r) for r in [*others, target]])
+        other_seed = await backend.complete(
+            CompletionRequest(target.messages, GenerationParams(1.0, 12, 8), sample_index=1)
+        )
+        await backend.aclose()
+        return alone, crowd[-1], other_seed
+
+    alone, in_crowd, other_seed = asyncio.run(go())
+    assert alone.text == in_crowd.text
+    assert other_seed.text != alone.text  # the seed matters (random weights: ~uniform tokens)
+    assert alone.completion_tokens <= 12
+
+
+def test_greedy_matches_generate(tiny_dir: Path) -> None:
+    backend = _backend(tiny_dir)
+    req = CompletionRequest(_msgs("hello there"), GenerationParams(0.0, 8, None))
+
+    async def go():
+        res = await backend.complete(req)
+        await backend.aclose()
+        return res
+
+    res = asyncio.run(go())
+    ids = torch.tensor([backend._prompt_ids(req.messages)])
+    with torch.inference_mode():
+        ref = backend.lm.generate(input_ids=ids, max_new_tokens=8, do_sample=False)
+    ref_ids = ref[0, ids.shape[1] :].tolist()
+    if 2 in ref_ids:
+        ref_ids = ref_ids[: ref_ids.index(2)]
+    assert res.text == backend.tokenizer.decode(ref_ids, skip_special_tokens=True)
+
+
+def test_missing_model_dir_is_a_clear_error(tmp_path: Path) -> None:
+    from sua_audit.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="config.json not found"):
+        _backend(tmp_path / "nope")
+
+
+def test_embedded_model_prefers_the_right_sentiment(embedded_dir: Path) -> None:
+    """Sanity, not exact numbers: a clearly positive and a clearly negative text."""
+    from sua_audit import tasks
+    from sua_audit.backends import get_backend
+
+    backend = get_backend(None)
+    choices, owner = tasks.choice_table(["negative", "positive"])
+
+    async def go():
+        out = []
+        for text in ["I loved it, a wonderful and joyful film.", "Terrible, boring and awful."]:
+            msgs = tasks.build_messages("classification", {"input": text}, ["negative", "positive"])
+            out.append(await backend.complete(CompletionRequest(msgs, choices=choices)))
+        await backend.aclose()
+        return out
+
+    pos, neg = asyncio.run(go())
+    lp_pos = tasks.label_logprobs(pos.choice_logprobs, owner, 2)
+    lp_neg = tasks.label_logprobs(neg.choice_logprobs, owner, 2)
+    assert all(math.isfinite(x) for x in lp_pos + lp_neg)
+    # the positive text moves mass towards "positive" relative to the negative text
+    assert lp_pos[1] - lp_pos[0] > lp_neg[1] - lp_neg[0]

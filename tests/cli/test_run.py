@@ -1,0 +1,223 @@
+"""``sua-audit run`` as a user runs it: real processes, real exit codes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE
+
+SCORE_KEYS = {
+    "id",
+    "task",
+    "prediction",
+    "correct",
+    "entropy",
+    "sensitivity",
+    "sensitivity_max",
+    "sua",
+    "sua_pos",
+    "self_consistency",
+    "max_prob",
+    "semantic_entropy",
+    "abstain",
+    "variants",
+}
+
+
+def sua(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sua_audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "120"},
+        **kw,
+    )
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_fake_run_writes_outputs_and_rerun_is_free(tmp_path: Path) -> None:
+    cache, out = tmp_path / "c.db", tmp_path / "run"
+    args = ["run", "--model", "fake/echo", "--dataset", str(EXAMPLE), "--cache", str(cache)]
+    first = sua(*args, "--out", str(out), "--json")
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)  # stdout is only the JSON summary
+    assert summary["model_calls"] > 0 and summary["cache_hits"] == 0
+    assert "accuracy" in first.stderr  # the human table goes to stderr
+    rows = _lines(out / "results.jsonl")
+    assert len(rows) == summary["results"]["items"] == 13
+    for row in rows:
+        assert SCORE_KEYS <= set(row), row.keys()
+        assert len(row["variants"]) == 5  # clean + 4 perturbations
+        assert {"kind", "text", "prediction"} <= set(row["variants"][1])
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["dataset"]["sha256"] and on_disk["config"]["perturbations"] == 4
+    second = sua(*args, "--out", str(tmp_path / "run2"), "--json")
+    assert second.returncode == 0, second.stderr
+    again = json.loads(second.stdout)
+    assert again["model_calls"] == 0
+    assert again["cache_hits"] == summary["model_calls"]
+    assert _lines(tmp_path / "run2" / "results.jsonl") == rows  # same answers, same scores
+
+
+def test_bad_dataset_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "input": "x"}\n{"id": "a", "input": ""}\n')
+    out, cache = tmp_path / "out", tmp_path / "c.db"
+    res = sua(
+        "run",
+        "--model",
+        "fake/echo",
+        "--dataset",
+        str(bad),
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+    )
+    assert res.returncode == 2
+    assert f"{bad}:2: id:" in res.stderr and f"{bad}:2: input:" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not out.exists() and not cache.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--coverage", "1.5"], "--coverage"),
+        (["--tau", "0", "--coverage", "0.5"], "not both"),
+        (["--divergence", "hellinger"], "--divergence"),
+        (["--perturbations", "-1"], "--perturbations"),
+        (["--model", "gpt-4o"], "not available in this version"),
+        (["--model", "hf/does/not/exist"], "config.json not found"),
+        (["--limit", "0"], "--limit"),
+    ],
+)
+def test_bad_options_exit_2(tmp_path: Path, extra: list[str], needle: str) -> None:
+    res = sua(
+        "run",
+        "--dataset",
+        str(EXAMPLE),
+        "--cache",
+        str(tmp_path / "c.db"),
+        "--out",
+        str(tmp_path / "o"),
+        "--model",
+        "fake/echo",
+        *extra,
+    )
+    assert res.returncode in (2, 3), res.stderr
+    assert needle in res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_dataset_exits_2(tmp_path: Path) -> None:
+    res = sua("run", "--model", "fake/echo", "--dataset", str(tmp_path / "nope.jsonl"))
+    assert res.returncode == 2 and "nope.jsonl" in res.stderr
+
+
+def test_kill_9_then_resume_without_duplicates(tmp_path: Path) -> None:
+    """A run killed mid-way keeps its finished requests; the rerun only does the rest."""
+    cache = tmp_path / "c.db"
+    args = [
+        "run",
+        "--model",
+        "fake/slow",
+        "--dataset",
+        str(EXAMPLE),
+        "--cache",
+        str(cache),
+        "--samples",
+        "3",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sua_audit", *args, "--out", str(tmp_path / "a")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    done = 0
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if cache.exists():
+            try:
+                done = (
+                    sqlite3.connect(cache).execute("select count(*) from completions").fetchone()[0]
+                )
+            except sqlite3.OperationalError:
+                continue
+            if done >= 10:
+                break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert done >= 10
+    assert not (tmp_path / "a" / "summary.json").exists()  # no half-finished outputs
+    kept = sqlite3.connect(cache).execute("select count(*) from completions").fetchone()[0]
+    res = sua(*args, "--out", str(tmp_path / "b"), "--json")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["cache_hits"] == kept
+    total = summary["cache_hits"] + summary["model_calls"]
+    rows = sqlite3.connect(cache).execute("select count(*), count(distinct key) from completions")
+    assert rows.fetchone() == (total, total)  # every request stored once, none twice
+
+
+def test_help_is_fast_and_lists_commands() -> None:
+    res = sua("--help")
+    assert res.returncode == 0 and "run" in res.stdout
+    res = sua("run", "--help")
+    assert "--perturbations" in res.stdout and "--coverage" in res.stdout
+    code = "import sys, sua_audit.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch','transformers','numpy')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # heavy libraries stay unloaded for --help
+
+
+@pytest.mark.slow
+def test_embedded_model_end_to_end(tmp_path: Path, embedded_dir: Path) -> None:
+    """The real embedded model on a few items of every task; the rerun makes no model calls."""
+    cache = tmp_path / "c.db"
+    args = [
+        "run",
+        "--dataset",
+        str(EXAMPLE),
+        "--cache",
+        str(cache),
+        "--perturbations",
+        "2",
+        "--samples",
+        "2",
+        "--max-tokens",
+        "12",
+        "--json",
+    ]
+    res = sua(*args, "--out", str(tmp_path / "a"))
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["model"]["provider"] == "hf" and summary["model"]["dtype"]
+    assert summary["results"]["tasks"] == {"classification": 5, "nli": 4, "qa": 4}
+    # 9 label items x 3 variants + 4 QA items x 3 variants x (greedy + 2 samples)
+    assert summary["model_calls"] == 9 * 3 + 4 * 3 * 3
+    rows = _lines(tmp_path / "a" / "results.jsonl")
+    for row in rows:
+        assert row["entropy"] >= 0 and row["sensitivity"] >= 0
+        assert row["sua"] == pytest.approx(row["sensitivity"] - row["entropy"], abs=1e-9)
+        if row["task"] != "qa":
+            assert sum(row["distribution"].values()) == pytest.approx(1, abs=1e-4)
+            assert row["prediction"] in row["distribution"]
+        else:
+            assert all(len(v["samples"]) == 2 for v in row["variants"])
+    res2 = sua(*args, "--out", str(tmp_path / "b"))
+    assert res2.returncode == 0, res2.stderr
+    assert json.loads(res2.stdout)["model_calls"] == 0
