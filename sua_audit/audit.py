@@ -174,7 +174,9 @@ def _score_item(
                     **v.to_dict(),
                     "prediction": pred,
                     "correct": (pred in gold) if gold else None,
-                    "distribution": {lab: round(float(x), 6) for lab, x in zip(labels, p)},
+                    "distribution": {
+                        lab: round(float(x), 6) for lab, x in zip(labels, p, strict=True)
+                    },
                 }
             )
         prediction = variant_rows[0]["prediction"]
@@ -200,9 +202,7 @@ def _score_item(
     return row
 
 
-async def run_audit(
-    config: AuditConfig, info: DatasetInfo, generator: Generator
-) -> AuditOutcome:
+async def run_audit(config: AuditConfig, info: DatasetInfo, generator: Generator) -> AuditOutcome:
     """Run the whole audit through ``generator``; returns results with abstention applied."""
     t0 = time.perf_counter()
     outcome = AuditOutcome()

@@ -27,7 +27,9 @@ __all__ = ["audit", "make_config", "run_from_cli"]
 def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
     """Build a validated AuditConfig; bad values become a one-line ConfigError."""
     try:
-        return AuditConfig(dataset=str(dataset), **{k: v for k, v in options.items() if v is not None})
+        return AuditConfig(
+            dataset=str(dataset), **{k: v for k, v in options.items() if v is not None}
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "options"
@@ -44,7 +46,7 @@ def audit(
     backend: Any | None = None,
 ) -> dict[str, Any]:
     """Run one audit and write ``results.jsonl`` and ``summary.json``; return the summary."""
-    from sua_audit.audit import run_audit, summarize
+    from sua_audit.audit import summarize
     from sua_audit.dataset import validate_dataset
     from sua_audit.results import new_run_id, write_outputs
 
@@ -126,7 +128,11 @@ async def _run_and_close(config: AuditConfig, info: Any, generator: Generator) -
 
 
 def run_from_cli(
-    *, dataset: Path, options: dict[str, Any], cache: Path | None, out: Path | None,
+    *,
+    dataset: Path,
+    options: dict[str, Any],
+    cache: Path | None,
+    out: Path | None,
     show_progress: bool,
 ) -> dict[str, Any]:
     """The ``run`` command's body: config, progress bar, audit, summary table."""

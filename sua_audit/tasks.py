@@ -25,9 +25,9 @@ NLI_INSTRUCTION = (
 )
 
 
-def build_messages(task: str, fields: Mapping[str, str], labels: Sequence[str] | None) -> tuple[
-    Message, ...
-]:
+def build_messages(
+    task: str, fields: Mapping[str, str], labels: Sequence[str] | None
+) -> tuple[Message, ...]:
     """The chat messages for one variant's text fields."""
     if task == "qa":
         return (Message("user", QA_INSTRUCTION.format(question=fields["input"])),)
@@ -62,9 +62,9 @@ def choice_table(labels: Sequence[str]) -> tuple[tuple[str, ...], list[int]]:
     return tuple(choices), owner
 
 
-def label_logprobs(choice_logprobs: Sequence[float], owner: Sequence[int], n_labels: int) -> list[
-    float
-]:
+def label_logprobs(
+    choice_logprobs: Sequence[float], owner: Sequence[int], n_labels: int
+) -> list[float]:
     """Combine surface-form log-probabilities into one log-probability per label."""
     out = [-math.inf] * n_labels
     for lp, i in zip(choice_logprobs, owner, strict=True):

@@ -2,7 +2,8 @@
 
 * no spec, or ``embedded/smollm2-135m-instruct`` — the embedded SmolLM2-135M (transformers);
 * ``hf/<directory>`` — any local transformers model saved with ``save_pretrained``;
-* ``fake/<name>`` — a deterministic stand-in for tests and dry runs.
+* ``fake/<name>`` — a deterministic stand-in for tests and dry runs (``fake/slow`` waits
+  20 ms per request).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def get_backend(
     if provider == "fake":
         from sua_audit.backends.fake import FakeBackend
 
-        return FakeBackend(name or "echo")
+        # "fake/slow" answers after 20 ms: lets tests interrupt a run part-way.
+        return FakeBackend(name or "echo", delay=0.02 if name == "slow" else 0.0)
     raise ConfigError(
         f"Model {spec!r}: hosted backends (OpenAI, LiteLLM) are not available in this version. "
         "Use the embedded default (omit --model) or --model hf/<local directory>."

@@ -75,9 +75,9 @@ def main() -> None:
     except SuaAuditError as exc:
         if debug:
             raise
-        from sua_audit.ui.console import err_console
-
         from rich.markup import escape
+
+        from sua_audit.ui.console import err_console
 
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)

@@ -59,9 +59,7 @@ def run(
     batch_size: Annotated[int, typer.Option(help="Local model batch size.")] = 16,
     device: Annotated[str, typer.Option(help="Local model device: auto, cpu, cuda.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, bfloat16, float16 or float32.")] = "auto",
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print summary.json to stdout.")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
     """Audit a model: perturb every input, score S, H and SUA, decide abstention.

@@ -114,9 +114,16 @@ class Generator:
         async def call(i: int) -> None:
             results[i] = await self._call(requests[i], keys[i])
 
-        async with asyncio.TaskGroup() as tg:
-            for i in missing:
-                tg.create_task(call(i))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for i in missing:
+                    tg.create_task(call(i))
+        except BaseExceptionGroup as group:
+            # Callers handle one error, the first; the others were the same failure's echoes.
+            first: BaseException = group
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
         return [r for r in results if r is not None]
 
     async def generate(self, request: CompletionRequest) -> Completion:
