@@ -3,9 +3,10 @@
 The prompts are deliberately plain so that the audit measures the model, not prompt tricks.
 For classification and NLI, each label is scored in its common surface forms (``positive`` and
 ``Positive``) and their probabilities are added: a chat model that would answer "Positive" is
-still choosing that label. The wording was chosen on the first 96 SST-2 dev items with the
-embedded model (accuracy 0.75 with surface forms summed, versus 0.54 for the exact string
-alone); see docs/method.md.
+still choosing that label. The instructions name the item's labels and nothing task-specific,
+so one wording serves every dataset; on weak models that costs accuracy (the embedded model
+scores 0.56 on the first 96 SST-2 dev items with it, 0.75 with a sentiment-specific question),
+which is fine for an audit: it needs failures to find. See docs/method.md.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -32,6 +33,7 @@ from sua_audit.backends.base import (
     Completion,
     CompletionRequest,
     Message,
+    sample_seed,
 )
 from sua_audit.errors import BackendError, MissingDependencyError, ModelLoadError
 
@@ -58,6 +60,41 @@ def _fingerprint(model_dir: Path) -> str:
     return "sha256:" + h.hexdigest()[:16]
 
 
+def _cuda_possible() -> bool:
+    """Whether a CUDA device could be present, decided without importing torch."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()
+
+
+def _resolve_device_dtype(device: str, dtype: str) -> tuple[str, str]:
+    """Settle ``auto`` device and dtype; torch is imported only when a GPU may be present.
+
+    On CPU the default is float32: its scores do not depend on which requests share a batch
+    (differences ~1e-5 nats), whereas bf16 is about twice as fast on CPUs with AMX but moves a
+    label log-probability by up to ~0.3 nats with the batch's shape, noise that would leak into
+    the sensitivity S being measured. GPUs default to bf16 where supported, for throughput.
+    """
+    if device == "auto":
+        device = "cpu"
+        if _cuda_possible():
+            import torch
+
+            if torch.cuda.is_available():
+                device = "cuda"
+    if dtype == "auto":
+        if device == "cpu":
+            dtype = "float32"
+        else:
+            import torch
+
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if dtype not in ("bfloat16", "float16", "float32"):
+        raise ValueError(f"unknown dtype {dtype!r}")
+    return device, dtype
+
+
 class HFBackend(Backend):
     """A local transformers causal LM."""
 
@@ -72,12 +109,6 @@ class HFBackend(Backend):
         dtype: str = "auto",
         batch_size: int = 16,
     ) -> None:
-        try:
-            import torch
-            import transformers
-        except ImportError as exc:
-            raise MissingDependencyError("Local transformers models", "hf") from exc
-        self._torch = torch
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").is_file():
             raise ModelLoadError(
@@ -86,40 +117,48 @@ class HFBackend(Backend):
                 "downloaded here."
             )
         self.model = name or self.model_dir.name
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = device
-        if dtype == "auto":
-            use_bf16 = device == "cpu" or (
-                device.startswith("cuda") and torch.cuda.is_bf16_supported()
-            )
-            dtype = "bfloat16" if use_bf16 else "float32"
-        if dtype not in ("bfloat16", "float16", "float32"):
-            raise ValueError(f"unknown dtype {dtype!r}")
-        self.dtype = dtype
+        self.device, self.dtype = _resolve_device_dtype(device, dtype)
         self.batch_size = batch_size
         self.capabilities = Capabilities(
             logprobs=True, top_logprobs=True, n=False, seed=True, choice_scoring=True
         )
-        t0 = time.perf_counter()
-        try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_dir)
-            self.lm = transformers.AutoModelForCausalLM.from_pretrained(
-                self.model_dir, dtype=getattr(torch, dtype)
-            ).to(device)
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"Could not load {self.model_dir}: {exc}") from exc
-        self.lm.eval()
-        self.load_seconds = time.perf_counter() - t0
+        # Everything above is cheap and names the outputs (the cache key). The weights load on
+        # the first request, so a rerun answered wholly from the cache never imports torch.
         self._fingerprint = _fingerprint(self.model_dir)
-        self._pad_id = self.tokenizer.pad_token_id
-        if self._pad_id is None:
-            self._pad_id = self.tokenizer.eos_token_id or 0
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._worker = threading.Thread(target=self._work, name="sua-audit-hf", daemon=True)
-        self._worker.start()
+        self._load_lock = threading.Lock()
+        self._loaded = False
+        self.load_seconds: float | None = None
         self.forward_passes = 0
         self.generate_calls = 0
+
+    def load(self) -> None:
+        """Import torch and transformers, load the weights and start the worker (once)."""
+        with self._load_lock:
+            if self._loaded:
+                return
+            try:
+                import torch
+                import transformers
+            except ImportError as exc:
+                raise MissingDependencyError("Local transformers models", "hf") from exc
+            self._torch = torch
+            t0 = time.perf_counter()
+            try:
+                self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_dir)
+                self.lm = transformers.AutoModelForCausalLM.from_pretrained(
+                    self.model_dir, dtype=getattr(torch, self.dtype)
+                ).to(self.device)
+            except (OSError, ValueError) as exc:
+                raise ModelLoadError(f"Could not load {self.model_dir}: {exc}") from exc
+            self.lm.eval()
+            self.load_seconds = time.perf_counter() - t0
+            self._pad_id = self.tokenizer.pad_token_id
+            if self._pad_id is None:
+                self._pad_id = self.tokenizer.eos_token_id or 0
+            self._queue: queue.Queue[_Job | None] = queue.Queue()
+            self._worker = threading.Thread(target=self._work, name="sua-audit-hf", daemon=True)
+            self._worker.start()
+            self._loaded = True
 
     # -- Backend interface -------------------------------------------------------------------
 
@@ -139,8 +178,16 @@ class HFBackend(Backend):
             "path": str(self.model_dir),
             "device": self.device,
             "batch_size": self.batch_size,
-            "load_seconds": round(self.load_seconds, 2),
+            "load_seconds": None if self.load_seconds is None else round(self.load_seconds, 2),
         }
+
+    def key_payload(self, request: CompletionRequest) -> dict[str, Any]:
+        """Exact choice scores ignore the sampling parameters: keep them out of the key."""
+        payload = request.payload()
+        if request.choices is not None:
+            payload.pop("params", None)
+            payload.pop("n", None)
+        return payload
 
     def max_concurrency(self) -> int:
         """Keep a few batches queued so the worker never waits for the event loop."""
@@ -148,13 +195,17 @@ class HFBackend(Backend):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Queue the request for the worker thread and wait for its batch."""
+        if not self._loaded:
+            await asyncio.to_thread(self.load)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Completion] = loop.create_future()
         self._queue.put(_Job(request, future, loop))
         return await future
 
     async def aclose(self) -> None:
-        """Stop the worker thread."""
+        """Stop the worker thread (if the model was ever loaded)."""
+        if not self._loaded:
+            return
         self._queue.put(None)
         await asyncio.to_thread(self._worker.join, 10)
 
@@ -190,18 +241,26 @@ class HFBackend(Backend):
                 return
 
     def _take_batch(self, pending: deque[_Job]) -> list[_Job]:
-        """The first request's kind decides the batch; others of that kind join it."""
+        """The first request's kind decides the batch; others of that kind join it.
+
+        A batch holds at most ``batch_size`` rows: a scoring request is one row (its prompt),
+        a generation request one row per answer (``n``).
+        """
         first = pending[0].request
         scoring = first.choices is not None
         batch: list[_Job] = []
+        rows = 0
         rest: deque[_Job] = deque()
         while pending:
             job = pending.popleft()
-            same = (job.request.choices is not None) == scoring and (
-                scoring or job.request.params.max_tokens == first.params.max_tokens
+            req = job.request
+            same = (req.choices is not None) == scoring and (
+                scoring or req.params.max_tokens == first.params.max_tokens
             )
-            if same and len(batch) < self.batch_size:
+            weight = 1 if scoring else max(1, req.n)
+            if same and (not batch or rows + weight <= self.batch_size):
                 batch.append(job)
+                rows += weight
             else:
                 rest.append(job)
         pending.extend(rest)
@@ -244,68 +303,114 @@ class HFBackend(Backend):
         return ids
 
     def _score_choices(self, requests: list[CompletionRequest]) -> list[Completion]:
-        torch = self._torch
-        rows: list[list[int]] = []
-        spans: list[tuple[int, int]] = []  # (start, length) of the choice tokens in each row
-        owners: list[int] = []
-        prompt_lens: list[int] = []
-        for r_i, req in enumerate(requests):
-            prompt = self._prompt_ids(req.messages)
-            prompt_lens.append(len(prompt))
-            assert req.choices is not None
-            for choice in req.choices:
-                cont = self.tokenizer.encode(choice, add_special_tokens=False)
-                if not cont:
-                    raise BackendError(f"choice {choice!r} tokenizes to nothing")
-                rows.append(prompt + cont)
-                spans.append((len(prompt), len(cont)))
-                owners.append(r_i)
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):  # right padding: positions of real tokens are unchanged
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        base = getattr(self.lm, self.lm.base_model_prefix)
-        hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state
-        self.forward_passes += 1
-        # Only the positions that predict choice tokens go through the vocabulary projection:
-        # projecting every position would need rows x width x vocab floats.
-        row_idx, pos_idx, tok_ids = [], [], []
-        for i, (start, length) in enumerate(spans):
-            for j in range(length):
-                row_idx.append(i)
-                pos_idx.append(start + j - 1)
-                tok_ids.append(rows[i][start + j])
-        picked = hidden[torch.tensor(row_idx), torch.tensor(pos_idx)]
-        logits = self.lm.get_output_embeddings()(picked).float()
-        token_lp = torch.log_softmax(logits, dim=-1)
-        token_lp = token_lp[torch.arange(len(tok_ids)), torch.tensor(tok_ids)].cpu().tolist()
-        choice_lp = [0.0] * len(rows)
-        for i, lp in zip(row_idx, token_lp, strict=True):
-            choice_lp[i] += lp
-        out = [Completion(choice_logprobs=[]) for _ in requests]
-        for i, owner in enumerate(owners):
-            lp = choice_lp[i]
-            out[owner].choice_logprobs.append(lp if math.isfinite(lp) else -1e9)  # type: ignore[union-attr]
-        for r_i, comp in enumerate(out):
-            comp.prompt_tokens = prompt_lens[r_i]
-            comp.finish_reason = "scored"
-        return out
+        """Exact choice log-probabilities, the prompt computed once per request.
 
-    def _generate(self, requests: list[CompletionRequest]) -> list[Completion]:
+        Pass 1 runs the left-padded prompts (one row per request) and reads the first token of
+        every choice from the last position. Only when some choice has more tokens does pass 2
+        run those continuations on top of the prompts' key/value cache, one row per such
+        choice. Labels are usually one token, so a batch is usually one forward pass over
+        ``len(requests)`` rows instead of one row per (request, choice).
+        """
         torch = self._torch
-        from transformers import GenerationConfig, LogitsProcessorList
-
         prompts = [self._prompt_ids(r.messages) for r in requests]
+        conts: list[list[list[int]]] = []
+        for req in requests:
+            assert req.choices is not None
+            toks = [self.tokenizer.encode(c, add_special_tokens=False) for c in req.choices]
+            for choice, t in zip(req.choices, toks, strict=True):
+                if not t:
+                    raise BackendError(f"choice {choice!r} tokenizes to nothing")
+            conts.append(toks)
+        multi = [(r, c) for r, toks in enumerate(conts) for c, t in enumerate(toks) if len(t) > 1]
+
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self._pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, p in enumerate(prompts):  # left padding so every row continues at the end
+        for i, p in enumerate(prompts):  # left padding: every prompt ends at the last column
             ids[i, width - len(p) :] = torch.tensor(p)
             mask[i, width - len(p) :] = 1
-        sampler = _RowSampler(torch, requests)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
+        base = getattr(self.lm, self.lm.base_model_prefix)
+        head = self.lm.get_output_embeddings()
+        first = base(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=bool(multi)
+        )
+        self.forward_passes += 1
+        first_lp = torch.log_softmax(head(first.last_hidden_state[:, -1]).float(), dim=-1)
+        first_lp = first_lp.cpu()
+        scores = [[float(first_lp[r, t[0]]) for t in toks] for r, toks in enumerate(conts)]
+
+        if multi:
+            owners = torch.tensor([r for r, _ in multi], device=self.device)
+            cache = first.cache
+            cache.reorder_cache(owners)  # one copy of its prompt's cache per multi-token choice
+            feeds = [conts[r][c][:-1] for r, c in multi]  # each token predicts the next one
+            cw = max(len(f) for f in feeds)
+            ids2 = torch.full((len(feeds), cw), self._pad_id, dtype=torch.long)
+            mask2 = torch.zeros((len(feeds), cw), dtype=torch.long)
+            for i, f in enumerate(feeds):
+                ids2[i, : len(f)] = torch.tensor(f)
+                mask2[i, : len(f)] = 1
+            ids2, mask2 = ids2.to(self.device), mask2.to(self.device)
+            lens = torch.tensor([len(prompts[r]) for r, _ in multi], device=self.device)
+            pos2 = lens[:, None] + torch.arange(cw, device=self.device)[None, :]
+            hidden = base(
+                input_ids=ids2,
+                attention_mask=torch.cat([mask[owners], mask2], dim=1),
+                position_ids=pos2,
+                cache=cache,
+            ).last_hidden_state
+            self.forward_passes += 1
+            row_idx, pos_idx, tok_ids = [], [], []
+            for k, (r, c) in enumerate(multi):
+                for j, tok in enumerate(conts[r][c][1:]):
+                    row_idx.append(k)
+                    pos_idx.append(j)
+                    tok_ids.append(tok)
+            picked = hidden[torch.tensor(row_idx), torch.tensor(pos_idx)]
+            lp = torch.log_softmax(head(picked).float(), dim=-1)
+            lp = lp[torch.arange(len(tok_ids)), torch.tensor(tok_ids)].cpu().tolist()
+            for k, value in zip(row_idx, lp, strict=True):
+                r, c = multi[k]
+                scores[r][c] += value
+
+        out: list[Completion] = []
+        for r, row in enumerate(scores):
+            out.append(
+                Completion(
+                    choice_logprobs=[v if math.isfinite(v) else -1e9 for v in row],
+                    prompt_tokens=len(prompts[r]),
+                    finish_reason="scored",
+                    path="exact",
+                )
+            )
+        return out
+
+    def _generate(self, requests: list[CompletionRequest]) -> list[Completion]:
+        """One ``generate`` call for every answer of every request (``n`` rows per request)."""
+        torch = self._torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        owners: list[int] = []  # request index of each row
+        draws: list[tuple[float, float, int]] = []  # (temperature, top_p, seed) of each row
+        prompts: list[list[int]] = []
+        for r_i, req in enumerate(requests):
+            prompt = self._prompt_ids(req.messages)
+            prompts.append(prompt)
+            for i in range(max(1, req.n)):
+                owners.append(r_i)
+                draws.append(
+                    (req.params.temperature, req.params.top_p, sample_seed(req.params.seed, i))
+                )
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(owners), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(owners), width), dtype=torch.long)
+        for row, r_i in enumerate(owners):  # left padding so every row continues at the end
+            p = prompts[r_i]
+            ids[row, width - len(p) :] = torch.tensor(p)
+            mask[row, width - len(p) :] = 1
+        sampler = _RowSampler(torch, draws)
         eos = self.tokenizer.eos_token_id
         config = GenerationConfig(
             max_new_tokens=requests[0].params.max_tokens,
@@ -321,21 +426,25 @@ class HFBackend(Backend):
         )
         self.generate_calls += 1
         new = generated[:, width:].cpu().tolist()
-        out: list[Completion] = []
-        for i, toks in enumerate(new):
+        out = [
+            Completion(prompt_tokens=len(prompts[r_i]), path="local")
+            for r_i in range(len(requests))
+        ]
+        texts: list[list[str]] = [[] for _ in requests]
+        for row, toks in enumerate(new):
+            r_i = owners[row]
             finish = "length"
             if eos is not None and eos in toks:
                 toks = toks[: toks.index(eos)]
                 finish = "stop"
-            text = self.tokenizer.decode(toks, skip_special_tokens=True)
-            out.append(
-                Completion(
-                    text=text,
-                    prompt_tokens=len(prompts[i]),
-                    completion_tokens=len(toks) + (finish == "stop"),
-                    finish_reason=finish,
-                )
-            )
+            texts[r_i].append(self.tokenizer.decode(toks, skip_special_tokens=True))
+            out[r_i].completion_tokens += len(toks) + (finish == "stop")
+            if out[r_i].finish_reason is None:
+                out[r_i].finish_reason = finish
+        for comp, answers, req in zip(out, texts, requests, strict=True):
+            comp.text = answers[0]
+            if req.n > 1:
+                comp.texts = answers
         return out
 
 
@@ -346,27 +455,27 @@ class _RowSampler:
     ``generate`` then emits exactly the sampled token.
     """
 
-    def __init__(self, torch: Any, requests: list[CompletionRequest]) -> None:
+    def __init__(self, torch: Any, draws: list[tuple[float, float, int]]) -> None:
         self.torch = torch
-        self.params = [r.params for r in requests]
+        self.draws = draws
         self.generators = []
-        for r in requests:
+        for _, _, seed in draws:
             g = torch.Generator(device="cpu")
-            g.manual_seed(r.params.seed if r.params.seed is not None else 0)
+            g.manual_seed(seed)
             self.generators.append(g)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         torch = self.torch
         out = torch.full_like(scores, float("-inf"))
-        for i, params in enumerate(self.params):
+        for i, (temperature, top_p, _) in enumerate(self.draws):
             row = scores[i].float()
-            if params.temperature <= 0:
+            if temperature <= 0:
                 token = int(torch.argmax(row))
             else:
-                probs = torch.softmax(row / params.temperature, dim=-1).cpu()
-                if params.top_p < 1.0:
+                probs = torch.softmax(row / temperature, dim=-1).cpu()
+                if top_p < 1.0:
                     sorted_p, order = torch.sort(probs, descending=True)
-                    keep = torch.cumsum(sorted_p, 0) - sorted_p < params.top_p
+                    keep = torch.cumsum(sorted_p, 0) - sorted_p < top_p
                     probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
                 token = int(torch.multinomial(probs, 1, generator=self.generators[i]))
             out[i, token] = 0.0

@@ -77,11 +77,38 @@ def test_batched_choice_scores_match_one_at_a_time(tiny_dir: Path) -> None:
         return out
 
     results = asyncio.run(go())
-    assert backend.forward_passes == 1  # all three requests × three choices in one pass
+    # pass 1: the three prompts; pass 2: the multi-token "not_entailment" on their cached prompts
+    assert backend.forward_passes == 2
     for text, res in zip(texts, results, strict=True):
         assert res.choice_logprobs is not None and len(res.choice_logprobs) == 3
         for choice, lp in zip(choices, res.choice_logprobs, strict=True):
             assert lp == pytest.approx(_manual_logprob(backend, _msgs(text), choice), abs=1e-3)
+
+
+def test_single_token_labels_take_one_pass_per_batch(tiny_dir: Path) -> None:
+    backend = _backend(tiny_dir, batch_size=8)
+    texts = [f"review number {i} " * (i + 1) for i in range(6)]
+    choices = ("negative", "positive")  # one token each in this tokenizer
+
+    async def go():
+        reqs = [CompletionRequest(_msgs(t), choices=choices) for t in texts]
+        out = await asyncio.gather(*[backend.complete(r) for r in reqs])
+        await backend.aclose()
+        return out
+
+    results = asyncio.run(go())
+    assert backend.forward_passes == 1
+    for text, res in zip(texts, results, strict=True):
+        for choice, lp in zip(choices, res.choice_logprobs or [], strict=True):
+            assert lp == pytest.approx(_manual_logprob(backend, _msgs(text), choice), abs=1e-3)
+
+
+def test_weights_load_on_first_request_only(tiny_dir: Path) -> None:
+    backend = _backend(tiny_dir)
+    ident = backend.identity()
+    assert backend.load_seconds is None and not hasattr(backend, "lm")
+    asyncio.run(backend.aclose())  # closing an unloaded backend is a no-op
+    assert ident["dtype"] == "float32" and ident["weights"].startswith("sha256:")
 
 
 def test_seeded_sampling_ignores_batch_company(tiny_dir: Path) -> None:
