@@ -2,18 +2,26 @@
 
 Items are processed in chunks so that memory stays flat on large datasets: every request of a
 chunk is issued at once (the backend batches them), the chunk's scores are computed, and its
-per-item results are kept for the end, where the abstention threshold (which may depend on all
-scores, for ``coverage``) is applied and the outputs are written.
+per-item result rows are spooled to a temporary file. Only a few numbers per item stay in
+memory, for the summary and for the abstention threshold (which may depend on all scores, for
+``coverage``); the rows are read back, given their abstention decision, and written out at the
+end.
+
+An item whose requests failed for good (after the backend's retries) gets a row with
+``status: "failed"`` and the reason; it is left out of every metric and counted in the summary.
+Nothing of it is cached, so rerunning the same command retries exactly those requests.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -22,6 +30,7 @@ from sua_audit.backends.base import Completion, CompletionRequest, GenerationPar
 from sua_audit.config import AuditConfig
 from sua_audit.dataset import DatasetInfo, Item, iter_items
 from sua_audit.engine import Generator
+from sua_audit.errors import RequestFailed
 from sua_audit.perturb import Variant, perturb_item
 from sua_audit.scoring import (
     DEFAULT_TAU,
@@ -54,22 +63,92 @@ SCORE_FIELDS = (
 
 def requests_per_item(item_task: str, config: AuditConfig) -> int:
     """Model requests one item needs (for the progress total)."""
-    per_variant = 1 if item_task != "qa" else config.samples + 1
+    per_variant = 1 if item_task != "qa" else 1 + (config.samples > 0)
     return (config.perturbations + 1) * per_variant
 
 
-def sample_seed(seed: int, sample_index: int) -> int:
-    """The sampling seed of one sample: fixed by the run seed and the sample's index."""
-    return (seed * 1_000_003 + sample_index) % 2**31
+@dataclass
+class _Totals:
+    """Running sums for the summary, so that per-item rows need not stay in memory."""
+
+    tasks: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    score_sums: dict[str, float] = field(default_factory=dict)
+    score_counts: Counter[str] = field(default_factory=Counter)
+    kind_sums: dict[str, float] = field(default_factory=dict)
+    kind_counts: Counter[str] = field(default_factory=Counter)
+    paths: Counter[str] = field(default_factory=Counter)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.tasks[row["task"]] += 1
+        if row["status"] == "failed":
+            self.failures[row["error"]["kind"]] += 1
+            return
+        for k in SCORE_FIELDS:
+            if row[k] is not None:
+                self.score_sums[k] = self.score_sums.get(k, 0.0) + row[k]
+                self.score_counts[k] += 1
+        for kind, value in row["sensitivity_by_kind"].items():
+            self.kind_sums[kind] = self.kind_sums.get(kind, 0.0) + value
+            self.kind_counts[kind] += 1
+        for v in row["variants"]:
+            if v.get("path"):
+                self.paths[v["path"]] += 1
 
 
 @dataclass
 class AuditOutcome:
-    """Per-item results (plan order) and what the summary needs."""
+    """The run's per-item rows (spooled on disk) and what the summary needs (in memory)."""
 
-    items: list[dict[str, Any]] = field(default_factory=list)
     tau: float = DEFAULT_TAU
     wall_seconds: float = 0.0
+    sua: list[float] = field(default_factory=list)
+    """Per item, in plan order: SUA (NaN when unscored or failed)."""
+    correct: list[bool | None] = field(default_factory=list)
+    robust: list[bool | None] = field(default_factory=list)
+    failed: list[bool] = field(default_factory=list)
+    totals: _Totals = field(default_factory=_Totals)
+    _spool: IO[str] | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Record one item's row (without its abstention decision)."""
+        if self._spool is None:
+            self._spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._spool.write(json.dumps(row, ensure_ascii=False) + "\n")
+        failed = row["status"] == "failed"
+        self.failed.append(failed)
+        self.sua.append(math.nan if failed or row["sua"] is None else row["sua"])
+        self.correct.append(None if failed else row["correct"])
+        self.robust.append(
+            None if failed or row["correct"] is None else all(v["correct"] for v in row["variants"])
+        )
+        self.totals.add(row)
+
+    def abstains(self, i: int) -> bool | None:
+        """Item ``i``'s abstention decision (``None`` for a failed item)."""
+        return None if self.failed[i] else abstain(self.sua[i], self.tau)
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """The rows in plan order, each with its ``abstain`` decision."""
+        if self._spool is None:
+            return
+        self._spool.flush()
+        self._spool.seek(0)
+        for i, line in enumerate(self._spool):
+            row = json.loads(line)
+            row["abstain"] = self.abstains(i)
+            yield row
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """All rows as a list (small runs and tests; large runs should iterate :meth:`rows`)."""
+        return list(self.rows())
+
+    def close(self) -> None:
+        """Delete the spool file."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -86,24 +165,29 @@ def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 def _item_requests(
     item: Item, variants: Sequence[Variant], config: AuditConfig
 ) -> list[CompletionRequest]:
+    """Per variant: QA — the greedy answer, then one request for all k samples;
+    classification / NLI — one choice-scoring request (``n``/``params`` drive a backend's
+    sampling fallback when it cannot score choices)."""
     requests: list[CompletionRequest] = []
+    sampling = GenerationParams(
+        temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed
+    )
     if item.task == "qa":
         greedy = GenerationParams(temperature=0.0, max_tokens=config.max_tokens)
         for v in variants:
             messages = tasks.build_messages(item.task, v.fields, None)
-            requests.append(CompletionRequest(messages, greedy, sample_index=0))
-            for s in range(1, config.samples + 1):
-                params = GenerationParams(
-                    temperature=config.temperature,
-                    max_tokens=config.max_tokens,
-                    seed=sample_seed(config.seed, s),
+            requests.append(CompletionRequest(messages, greedy))
+            if config.samples > 0:
+                requests.append(
+                    CompletionRequest(messages, sampling, sample_index=1, n=config.samples)
                 )
-                requests.append(CompletionRequest(messages, params, sample_index=s))
     else:
         choices, _ = tasks.choice_table(item.labels or ())
         for v in variants:
             messages = tasks.build_messages(item.task, v.fields, item.labels)
-            requests.append(CompletionRequest(messages, choices=choices))
+            requests.append(
+                CompletionRequest(messages, sampling, choices=choices, n=max(config.samples, 1))
+            )
     return requests
 
 
@@ -121,12 +205,13 @@ def _score_item(
     variant_rows: list[dict[str, Any]] = []
     scores: ItemScores
     if item.task == "qa":
-        per = config.samples + 1
+        per = 1 + (config.samples > 0)
         greedy = [extract_answer(completions[i * per].text or "") for i in range(len(variants))]
         sampled = [
-            [extract_answer(c.text or "") for c in completions[i * per + 1 : (i + 1) * per]]
+            [extract_answer(t) for t in _texts(completions[i * per + 1])] if per == 2 else []
             for i in range(len(variants))
         ]
+        paths = [completions[i * per + per - 1].path for i in range(len(variants))]
         # Greedy answers join the clustering so every prediction has a cluster id.
         groups = [[g, *s] for g, s in zip(greedy, sampled, strict=True)]
         ids, reps = cluster_answers(groups)
@@ -140,13 +225,14 @@ def _score_item(
             smoothing=config.smoothing,
         )
         golds = list(item.answers or ())
-        for v, g, s in zip(variants, greedy, sampled, strict=True):
+        for v, g, s, path in zip(variants, greedy, sampled, paths, strict=True):
             variant_rows.append(
                 {
                     **v.to_dict(),
                     "prediction": g,
                     "correct": answer_matches(g, golds) if golds else None,
                     "samples": s,
+                    "path": path,
                 }
             )
         prediction = greedy[0]
@@ -167,7 +253,7 @@ def _score_item(
             smoothing=config.smoothing,
         )
         gold = set(item.gold_labels or ())
-        for v, p in zip(variants, dists, strict=True):
+        for v, p, c in zip(variants, dists, completions, strict=True):
             pred = labels[int(np.argmax(p))]
             variant_rows.append(
                 {
@@ -177,6 +263,7 @@ def _score_item(
                     "distribution": {
                         lab: round(float(x), 6) for lab, x in zip(labels, p, strict=True)
                     },
+                    "path": c.path,
                 }
             )
         prediction = variant_rows[0]["prediction"]
@@ -187,6 +274,7 @@ def _score_item(
     row: dict[str, Any] = {
         "id": item.id,
         "task": item.task,
+        "status": "ok",
         "input": item.input,
         "prediction": prediction,
         "correct": variant_rows[0]["correct"],
@@ -202,8 +290,33 @@ def _score_item(
     return row
 
 
+def _texts(completion: Completion) -> list[str]:
+    return list(completion.texts) if completion.texts else [completion.text or ""]
+
+
+def _failed_row(
+    item: Item, variants: Sequence[Variant], results: Sequence[Completion | RequestFailed]
+) -> dict[str, Any]:
+    """The row of an item some of whose requests failed for good: the first reason, and how
+    many of its requests failed."""
+    errors = [r for r in results if isinstance(r, RequestFailed)]
+    return {
+        "id": item.id,
+        "task": item.task,
+        "status": "failed",
+        "input": item.input,
+        "error": {**errors[0].to_dict(), "failed_requests": len(errors)},
+        "prediction": None,
+        "correct": None,
+        **{k: None for k in SCORE_FIELDS},
+        "sensitivity_by_kind": {},
+        "abstain": None,
+        "variants": [v.to_dict() for v in variants],
+    }
+
+
 async def run_audit(config: AuditConfig, info: DatasetInfo, generator: Generator) -> AuditOutcome:
-    """Run the whole audit through ``generator``; returns results with abstention applied."""
+    """Run the whole audit through ``generator``; the outcome's rows are read back at the end."""
     t0 = time.perf_counter()
     outcome = AuditOutcome()
     total = sum(requests_per_item(task, config) * n for task, n in info.tasks.items())
@@ -219,56 +332,62 @@ async def run_audit(config: AuditConfig, info: DatasetInfo, generator: Generator
                 item_requests = _item_requests(item, variants, config)
                 plans.append((item, variants, len(requests), len(item_requests)))
                 requests.extend(item_requests)
-            completions = await generator.generate_many(requests)
+            results = await generator.generate_many(requests)
             for item, variants, start, n in plans:
-                outcome.items.append(
-                    _score_item(item, variants, completions[start : start + n], config)
-                )
+                mine = results[start : start + n]
+                if any(isinstance(r, RequestFailed) for r in mine):
+                    outcome.add(_failed_row(item, variants, mine))
+                else:
+                    done = [r for r in mine if isinstance(r, Completion)]
+                    outcome.add(_score_item(item, variants, done, config))
+    except BaseException:
+        outcome.close()
+        raise
     finally:
         generator.flush()
         generator.progress.close()
-    sua = [r["sua"] if r["sua"] is not None else math.nan for r in outcome.items]
     if config.coverage is not None:
-        outcome.tau = coverage_threshold(sua, config.coverage)
+        scored = [s for s, f in zip(outcome.sua, outcome.failed, strict=True) if not f]
+        outcome.tau = coverage_threshold(scored, config.coverage) if scored else math.inf
     elif config.tau is not None:
         outcome.tau = config.tau
-    for r, s in zip(outcome.items, sua, strict=True):
-        r["abstain"] = abstain(s, outcome.tau)
     outcome.wall_seconds = time.perf_counter() - t0
     return outcome
 
 
 def summarize(outcome: AuditOutcome) -> dict[str, Any]:
-    """Item counts, accuracy, abstention and mean scores over the results."""
-    rows = outcome.items
-    n = len(rows)
-    graded = [r for r in rows if r["correct"] is not None]
-    answered = [r for r in rows if not r["abstain"]]
-    answered_graded = [r for r in answered if r["correct"] is not None]
-    robust = [r for r in graded if all(v["correct"] for v in r["variants"])]
+    """Item counts, failures, accuracy, abstention and mean scores."""
+    n = len(outcome.failed)
+    t = outcome.totals
+    scored = [i for i in range(n) if not outcome.failed[i]]
+    graded = [i for i in scored if outcome.correct[i] is not None]
+    answered = [i for i in scored if not outcome.abstains(i)]
+    answered_graded = [i for i in answered if outcome.correct[i] is not None]
 
-    def mean(key: str) -> float | None:
-        vals = [r[key] for r in rows if r[key] is not None]
-        return float(np.mean(vals)) if vals else None
+    def share(hits: list[int], of: list[int]) -> float | None:
+        return len(hits) / len(of) if of else None
 
-    kinds: dict[str, list[float]] = {}
-    for r in rows:
-        for kind, value in r["sensitivity_by_kind"].items():
-            kinds.setdefault(kind, []).append(value)
     return {
         "items": n,
-        "tasks": dict(Counter(r["task"] for r in rows)),
+        "tasks": dict(t.tasks),
+        "items_scored": len(scored),
+        "items_failed": n - len(scored),
+        "failures_by_kind": dict(t.failures),
         "items_with_gold": len(graded),
-        "accuracy": len([r for r in graded if r["correct"]]) / len(graded) if graded else None,
-        "robust_accuracy": len(robust) / len(graded) if graded else None,
-        "abstained": n - len(answered),
-        "abstention_rate": (n - len(answered)) / n if n else None,
+        "accuracy": share([i for i in graded if outcome.correct[i]], graded),
+        "robust_accuracy": share([i for i in graded if outcome.robust[i]], graded),
+        "abstained": len(scored) - len(answered),
+        "abstention_rate": share([i for i in scored if outcome.abstains(i)], scored),
         "tau": outcome.tau,
-        "selective_accuracy": (
-            len([r for r in answered_graded if r["correct"]]) / len(answered_graded)
-            if answered_graded
-            else None
+        "selective_accuracy": share(
+            [i for i in answered_graded if outcome.correct[i]], answered_graded
         ),
-        "mean_scores": {k: mean(k) for k in SCORE_FIELDS},
-        "mean_sensitivity_by_kind": {k: float(np.mean(v)) for k, v in sorted(kinds.items())},
+        "mean_scores": {
+            k: (t.score_sums[k] / t.score_counts[k]) if t.score_counts[k] else None
+            for k in SCORE_FIELDS
+        },
+        "mean_sensitivity_by_kind": {
+            k: t.kind_sums[k] / t.kind_counts[k] for k in sorted(t.kind_sums)
+        },
+        "answer_paths": dict(t.paths),
     }

@@ -31,6 +31,15 @@ class AuditConfig(BaseModel):
     device: str = Field("auto", description="Local model device: auto, cpu, cuda, cuda:N.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     cache_mode: Literal["use", "refresh", "off"] = "use"
+    base_url: str | None = Field(None, description="OpenAI-compatible server URL.")
+    concurrency: int = Field(16, ge=1, le=1024, description="Hosted requests in flight (max).")
+    timeout: float = Field(60.0, gt=0, le=3600, description="Seconds per hosted request.")
+    max_attempts: int = Field(6, ge=1, le=50, description="Attempts per hosted request.")
+    max_cost: float | None = Field(
+        None, ge=0, description="Refuse runs estimated above this (USD)."
+    )
+    price_in: float | None = Field(None, ge=0, description="USD per 1M prompt tokens.")
+    price_out: float | None = Field(None, ge=0, description="USD per 1M completion tokens.")
 
     @model_validator(mode="after")
     def _one_abstention_rule(self) -> AuditConfig:

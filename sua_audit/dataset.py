@@ -135,6 +135,7 @@ class DatasetInfo:
         n_items: Number of items read (after the limit).
         tasks: Item count per task, in order of first appearance.
         n_with_gold: Number of items that carry gold.
+        input_chars: Characters of item text per task (for cost estimates).
     """
 
     path: str
@@ -142,6 +143,7 @@ class DatasetInfo:
     n_items: int
     tasks: dict[str, int] = field(default_factory=dict)
     n_with_gold: int = 0
+    input_chars: dict[str, int] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -630,6 +632,7 @@ def validate_dataset(path: str | Path, *, limit: int | None = None) -> DatasetIn
     tasks: dict[str, int] = {}
     n_items = 0
     n_with_gold = 0
+    chars: dict[str, int] = {}
     for parsed in _scan(path, limit=limit, hasher=hasher):
         n_items += 1
         for problem in parsed.problems:
@@ -639,8 +642,10 @@ def validate_dataset(path: str | Path, *, limit: int | None = None) -> DatasetIn
                 more += 1
                 first_left_out = first_left_out or problem.line
         if parsed.item is not None:
-            tasks[parsed.item.task] = tasks.get(parsed.item.task, 0) + 1
+            task = parsed.item.task
+            tasks[task] = tasks.get(task, 0) + 1
             n_with_gold += parsed.item.has_gold
+            chars[task] = chars.get(task, 0) + len(parsed.item.input)
     if more:
         kept.append(
             DatasetProblem(
@@ -661,6 +666,7 @@ def validate_dataset(path: str | Path, *, limit: int | None = None) -> DatasetIn
         n_items=n_items,
         tasks=tasks,
         n_with_gold=n_with_gold,
+        input_chars=chars,
     )
 
 

@@ -37,8 +37,9 @@ def _atomic_write(path: Path, chunks: Iterable[str]) -> None:
         raise
 
 
-def write_outputs(out_dir: Path, items: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """Write results.jsonl, then summary.json (its presence marks a finished run)."""
+def write_outputs(out_dir: Path, items: Iterable[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Write results.jsonl (streamed from ``items``), then summary.json (its presence marks a
+    finished run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(
         out_dir / RESULTS_FILE,

@@ -53,13 +53,11 @@ def audit(
     if config.limit is not None and config.limit <= 0:
         raise ConfigError("--limit must be at least 1.")
     info = validate_dataset(config.dataset, limit=config.limit)
+    cost_plan = plan_cost(info, config)
     run_id = new_run_id()
     out_dir = out_dir or Path("audits") / "runs" / run_id
     started = utc_now()
     t0 = time.perf_counter()
-    store = None
-    if config.cache_mode != "off":
-        store = Store.open(cache_path or paths.default_cache_path())
     dataset = {
         "path": str(info.path),
         "sha256": info.sha256,
@@ -67,16 +65,25 @@ def audit(
         "tasks": info.tasks,
         "items_with_gold": info.n_with_gold,
     }
-    try:
-        if backend is None:
-            from sua_audit.backends import get_backend
+    if backend is None:
+        # Built before the cache opens: a bad model spec or a missing key leaves no trace.
+        # Local weights load lazily, on the first request that the cache cannot answer.
+        from sua_audit.backends import get_backend
 
-            backend = get_backend(
-                config.model,
-                device=config.device,
-                dtype=config.dtype,
-                batch_size=config.batch_size,
-            )
+        backend = get_backend(
+            config.model,
+            device=config.device,
+            dtype=config.dtype,
+            batch_size=config.batch_size,
+            base_url=config.base_url,
+            concurrency=config.concurrency,
+            timeout=config.timeout,
+            max_attempts=config.max_attempts,
+        )
+    store = None
+    if config.cache_mode != "off":
+        store = Store.open(cache_path or paths.default_cache_path())
+    try:
         if store is not None:
             store.begin_run(run_id, config.model_dump(), dataset)
         generator = Generator(backend, store, cache_mode=config.cache_mode, progress=progress)
@@ -99,23 +106,70 @@ def audit(
             "results": summarize(outcome),
             "model_calls": generator.stats.model_calls,
             "cache_hits": generator.stats.cache_hits,
+            "failed_requests": generator.stats.failed,
             "tokens": {
                 "prompt": generator.stats.prompt_tokens,
                 "completion": generator.stats.completion_tokens,
             },
+            "cost": cost_plan.summary(
+                generator.stats.prompt_tokens, generator.stats.completion_tokens
+            ),
             "cache": str(store.path) if store is not None else None,
             "out_dir": str(out_dir),
             "started_utc": started,
             "finished_utc": utc_now(),
             "wall_seconds": round(time.perf_counter() - t0, 3),
         }
-        write_outputs(out_dir, outcome.items, summary)
+        try:
+            write_outputs(out_dir, outcome.rows(), summary)
+        finally:
+            outcome.close()
         if store is not None:
             store.finish_run(run_id, "finished", summary)
         return summary
     finally:
         if store is not None:
             store.close()
+
+
+class CostPlan:
+    """The pre-run estimate and the price used for the run's actual cost."""
+
+    def __init__(self, price: Any, estimate: dict[str, Any]) -> None:
+        self.price = price
+        self.estimate = estimate
+
+    def summary(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+        """Cost of the calls made this run (cache hits are free), and the estimate."""
+        usd = None if self.price is None else self.price.cost(prompt_tokens, completion_tokens)
+        return {
+            "usd": None if usd is None else round(usd, 6),
+            "price_source": None if self.price is None else self.price.source,
+            "estimate_upper_bound_usd": self.estimate["usd"],
+        }
+
+
+def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
+    """Price the run before any model loads; refuse it when above ``--max-cost``."""
+    from sua_audit.errors import CostLimitError
+    from sua_audit.pricing import estimate, lookup
+
+    price = lookup(config.model, config)
+    est = estimate(info, config, price)
+    if config.max_cost is not None:
+        if price is None:
+            raise ConfigError(
+                f"--max-cost: no price is known for {config.model}. Pass --price-in and "
+                "--price-out (USD per 1M tokens), or install the litellm extra for its table."
+            )
+        if est["usd"] > config.max_cost:
+            raise CostLimitError(
+                f"Estimated cost up to ${est['usd']:.4f} ({est['requests']} requests, "
+                f"{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens) "
+                f"is above --max-cost ${config.max_cost:g}. Lower --limit, --perturbations or "
+                "--samples, or raise --max-cost."
+            )
+    return CostPlan(price, est)
 
 
 async def _run_and_close(config: AuditConfig, info: Any, generator: Generator) -> Any:

@@ -5,10 +5,17 @@ retries or stores anything: the engine's :class:`~sua_audit.engine.Generator` do
 
 Two request shapes share the one method:
 
-* generation — ``choices is None``: sample (or greedily decode) one answer with ``params``;
-* choice scoring — ``choices`` given: return the log-probability of each choice string as the
-  assistant's answer (the exact label distribution for classification and NLI). Backends that
-  cannot score choices (``capabilities.choice_scoring`` false) are driven by sampling instead.
+* generation — ``choices is None``: ``n`` answers with ``params`` (``n = 1`` and temperature 0
+  for the greedy answer). Sample ``i`` of a request is reproducible from ``params.seed`` and
+  ``i``; how a backend gets the ``n`` answers (one call with ``n``, or ``n`` seeded calls) is
+  its business, recorded in :attr:`Completion.path`;
+* choice scoring — ``choices`` given: the log-probability of each choice string as the
+  assistant's answer. Local models compute it exactly; hosted backends read it from the first
+  answer token's top log-probabilities, or — when a server returns none — estimate it from
+  ``n`` samples drawn with ``params`` and parsed (the path taken is recorded).
+
+:class:`RequestFailed` (in :mod:`sua_audit.errors`) is how a backend reports that one request
+cannot be answered (after its own retries); the run records it against the item and goes on.
 """
 
 from __future__ import annotations
@@ -48,6 +55,15 @@ class GenerationParams:
     top_p: float = 1.0
 
 
+def sample_seed(seed: int | None, index: int) -> int:
+    """The seed of answer ``index`` of a request whose ``params.seed`` is ``seed``.
+
+    Every backend that draws the ``n`` answers of one request as separate seeded draws uses
+    this, so answer ``i`` is the same whichever batch or call it was drawn in.
+    """
+    return ((seed or 0) * 1_000_003 + index) % 2**31
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One chat message."""
@@ -64,17 +80,20 @@ class CompletionRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     choices: tuple[str, ...] | None = None
     sample_index: int = 0
+    n: int = 1
+    """Answers wanted (generation), or samples for the sampling fallback (choice scoring)."""
 
     def payload(self) -> dict[str, Any]:
         """Everything about the request that can change the answer, as plain JSON data."""
         out: dict[str, Any] = {
             "messages": [[m.role, m.content] for m in self.messages],
             "sample_index": self.sample_index,
+            "params": asdict(self.params),
         }
+        if self.n != 1:
+            out["n"] = self.n
         if self.choices is not None:
             out["choices"] = list(self.choices)
-        else:
-            out["params"] = asdict(self.params)
         return out
 
 
@@ -83,8 +102,13 @@ class Completion:
     """A backend's answer to one request."""
 
     text: str | None = None
+    """The first answer (generation)."""
+    texts: list[str] | None = None
+    """All ``n`` answers, in sample order, when ``n > 1``."""
     choice_logprobs: list[float] | None = None
-    """Log-probability of each requested choice, in request order."""
+    """Log-probability of each requested choice, in request order (``-inf``: never seen)."""
+    path: str | None = None
+    """How the answer was obtained, e.g. ``exact``, ``top_logprobs``, ``n``, ``seeded``."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
@@ -115,6 +139,15 @@ class Backend(abc.ABC):
     def identity(self) -> dict[str, Any]:
         """What names this model's outputs in the cache key (provider, model, weights...)."""
         return {"provider": self.provider, "model": self.model}
+
+    def key_payload(self, request: CompletionRequest) -> dict[str, Any]:
+        """The part of the cache key that comes from the request.
+
+        Everything that can change this backend's answer, and nothing else: a backend that
+        ignores some field (exact choice scoring ignores sampling parameters) leaves it out, so
+        changing that option does not throw away its cached answers.
+        """
+        return request.payload()
 
     def max_concurrency(self) -> int:
         """Requests worth keeping in flight at once (for local models: a few batches)."""

@@ -47,7 +47,18 @@ class FakeBackend(Backend):
         payload = request.payload()
         if request.choices is not None:
             lps = [-4.0 * _unit(payload, c) for c in request.choices]
-            return Completion(choice_logprobs=lps, prompt_tokens=10, finish_reason="scored")
-        u = _unit(payload, "text")
-        text = _ANSWERS[int(u * len(_ANSWERS))]
-        return Completion(text=text, prompt_tokens=10, completion_tokens=2, finish_reason="stop")
+            return Completion(
+                choice_logprobs=lps, prompt_tokens=10, finish_reason="scored", path="exact"
+            )
+        texts = [
+            _ANSWERS[int(_unit(payload, f"text{i}") * len(_ANSWERS))]
+            for i in range(max(1, request.n))
+        ]
+        return Completion(
+            text=texts[0],
+            texts=texts if request.n > 1 else None,
+            prompt_tokens=10,
+            completion_tokens=2 * len(texts),
+            finish_reason="stop",
+            path="fake",
+        )

@@ -79,7 +79,11 @@ def main() -> None:
 
         from sua_audit.ui.console import err_console
 
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        # One line per problem, never wrapped: CI logs and grep read these.
+        for line in str(exc).splitlines() or [""]:
+            err_console.print(
+                f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True
+            )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         from sua_audit.ui.console import err_console

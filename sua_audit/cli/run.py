@@ -20,8 +20,8 @@ def run(
             "--model",
             "-m",
             envvar="SUA_AUDIT_MODEL",
-            help="provider/model: hf/<dir> for a local transformers model; "
-            "omit for the embedded SmolLM2-135M.",
+            help="gpt-4o, openai/<model>, litellm/<provider>/<model>, hf/<dir> for a local "
+            "transformers model; omit for the embedded SmolLM2-135M.",
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Audit only the first N items.")] = None,
@@ -59,6 +59,27 @@ def run(
     batch_size: Annotated[int, typer.Option(help="Local model batch size.")] = 16,
     device: Annotated[str, typer.Option(help="Local model device: auto, cpu, cuda.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, bfloat16, float16 or float32.")] = "auto",
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SUA_AUDIT_BASE_URL",
+            help="OpenAI-compatible server (vLLM, llama.cpp, Ollama), e.g. http://host:8000/v1.",
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Hosted requests in flight, at most.")] = 16,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for one hosted answer.")] = 60.0,
+    max_attempts: Annotated[
+        int, typer.Option(help="Attempts per hosted request (429, 5xx, timeouts are retried).")
+    ] = 6,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Refuse to start if the estimated cost (USD) is higher.")
+    ] = None,
+    price_in: Annotated[
+        float | None, typer.Option(help="USD per 1M prompt tokens (overrides the price table).")
+    ] = None,
+    price_out: Annotated[
+        float | None, typer.Option(help="USD per 1M completion tokens (overrides the table).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
@@ -88,6 +109,13 @@ def run(
             batch_size=batch_size,
             device=device,
             dtype=dtype,
+            base_url=base_url,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            max_cost=max_cost,
+            price_in=price_in,
+            price_out=price_out,
         ),
         cache=cache,
         out=out,

@@ -4,6 +4,12 @@
 concurrency bound, and buffers the answer for the cache. The buffer is flushed every
 ``flush_rows`` answers or ``flush_seconds``, whichever comes first, and on close, so an
 interrupted run loses at most a fraction of a second of work. Errors are never cached.
+
+A request the backend gives up on (:class:`~sua_audit.errors.RequestFailed`) comes back as that
+exception object in the results, so the caller can report the item and the run goes on; any
+other exception stops the run. One exception to "the run goes on": when the very first answers
+are authentication or model-not-found failures, every request would fail the same way, and the
+run stops.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from sua_audit.backends.base import Backend, Completion, CompletionRequest
+from sua_audit.errors import RequestFailed
 from sua_audit.store import Store, canonical_json, request_key, utc_now
 
 __all__ = ["CacheMode", "Generator", "GeneratorStats", "NullProgress", "Progress"]
@@ -59,6 +66,9 @@ class GeneratorStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model_seconds: float = 0.0
+    failed: int = 0
+    paths: dict[str, int] = field(default_factory=dict)
+    """How many answers (made or cached) came by each path (``exact``, ``top_logprobs``, ...)."""
 
 
 class Generator:
@@ -86,23 +96,31 @@ class Generator:
         self._flush_rows = flush_rows
         self._flush_seconds = flush_seconds
         self.stats = GeneratorStats()
+        self._answered = 0
 
     def key(self, request: CompletionRequest) -> str:
         """The cache key of ``request`` for this generator's backend."""
-        return request_key(self.identity, request)
+        return request_key(self.identity, request, self.backend.key_payload(request))
 
-    async def generate_many(self, requests: list[CompletionRequest]) -> list[Completion]:
-        """Answer many requests, looking the cache up in one query; results in input order."""
+    async def generate_many(
+        self, requests: list[CompletionRequest]
+    ) -> list[Completion | RequestFailed]:
+        """Answer many requests, looking the cache up in one query; results in input order.
+
+        A request that failed for good is returned as its :class:`RequestFailed`.
+        """
         keys = [self.key(r) for r in requests]
         cached: dict[str, dict[str, object]] = {}
         if self.store is not None and self.cache_mode == "use":
             cached = self.store.get_many(keys)
-        results: list[Completion | None] = [None] * len(requests)
+        results: list[Completion | RequestFailed | None] = [None] * len(requests)
         missing: list[int] = []
         for i, key in enumerate(keys):
             hit = cached.get(key)
             if hit is not None:
-                results[i] = Completion.from_dict(hit)
+                completion = Completion.from_dict(hit)
+                results[i] = completion
+                self._count_path(completion)
             else:
                 missing.append(i)
         hits = len(requests) - len(missing)
@@ -127,15 +145,27 @@ class Generator:
         return [r for r in results if r is not None]
 
     async def generate(self, request: CompletionRequest) -> Completion:
-        """Answer one request."""
+        """Answer one request; a final failure is raised."""
         (completion,) = await self.generate_many([request])
+        if isinstance(completion, RequestFailed):
+            raise completion
         return completion
 
-    async def _call(self, request: CompletionRequest, key: str) -> Completion:
+    def _count_path(self, completion: Completion) -> None:
+        if completion.path:
+            self.stats.paths[completion.path] = self.stats.paths.get(completion.path, 0) + 1
+
+    async def _call(self, request: CompletionRequest, key: str) -> Completion | RequestFailed:
         async with self._semaphore:
             t0 = time.perf_counter()
-            completion = await self.backend.complete(request)
+            try:
+                completion = await self.backend.complete(request)
+            except RequestFailed as exc:
+                self.stats.model_seconds += time.perf_counter() - t0
+                return self._failed(exc)
             self.stats.model_seconds += time.perf_counter() - t0
+        self._answered += 1
+        self._count_path(completion)
         self.stats.model_calls += 1
         self.stats.prompt_tokens += completion.prompt_tokens
         self.stats.completion_tokens += completion.completion_tokens
@@ -163,6 +193,16 @@ class Generator:
             ):
                 self.flush()
         return completion
+
+    def _failed(self, exc: RequestFailed) -> RequestFailed:
+        self.stats.failed += 1
+        self.progress.advance(1)
+        if exc.kind in ("auth", "not_found") and self._answered == 0:
+            # Nothing has worked yet and the server rejects the credentials: every other
+            # request would fail the same way, so stop instead of recording each one.
+            raise exc
+        logger.info("request failed (%s): %s", exc.kind, exc)
+        return exc
 
     def flush(self) -> None:
         """Write buffered answers to the cache in one transaction."""

@@ -22,7 +22,16 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def request_key(identity: dict[str, Any], request: CompletionRequest) -> str:
-    """The cache key of ``request`` sent to the backend named by ``identity``."""
-    payload = {"v": KEY_VERSION, "backend": identity, "request": request.payload()}
+def request_key(
+    identity: dict[str, Any],
+    request: CompletionRequest,
+    payload: dict[str, Any] | None = None,
+) -> str:
+    """The cache key of ``request`` sent to the backend named by ``identity``.
+
+    ``payload`` is the backend's view of the request (``Backend.key_payload``); by default the
+    whole request.
+    """
+    body = request.payload() if payload is None else payload
+    payload = {"v": KEY_VERSION, "backend": identity, "request": body}
     return "sha256:" + hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()

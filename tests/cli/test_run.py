@@ -100,7 +100,19 @@ def test_bad_dataset_exits_2_and_writes_nothing(tmp_path: Path) -> None:
         (["--tau", "0", "--coverage", "0.5"], "not both"),
         (["--divergence", "hellinger"], "--divergence"),
         (["--perturbations", "-1"], "--perturbations"),
-        (["--model", "gpt-4o"], "not available in this version"),
+        (["--model", "nosuch/x"], "Unknown model provider"),
+        (["--model", "litellm/gpt-4o"], "needs a provider and a model"),
+        (
+            [
+                "--max-cost",
+                "1",
+                "--model",
+                "openai/unpriced-model",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+            ],
+            "no price is known",
+        ),
         (["--model", "hf/does/not/exist"], "config.json not found"),
         (["--limit", "0"], "--limit"),
     ],
@@ -120,7 +132,64 @@ def test_bad_options_exit_2(tmp_path: Path, extra: list[str], needle: str) -> No
     )
     assert res.returncode in (2, 3), res.stderr
     assert needle in res.stderr
-    assert not (tmp_path / "o").exists()
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c.db").exists()
+
+
+def test_missing_openai_key_names_the_variable(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SUA_AUDIT_BASE_URL")
+    }
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sua_audit",
+            "run",
+            "--model",
+            "gpt-4o",
+            "--dataset",
+            str(EXAMPLE),
+            "--cache",
+            str(tmp_path / "c.db"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 2, res.stderr
+    assert "OPENAI_API_KEY" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c.db").exists() and not (tmp_path / "o").exists()
+
+
+def test_max_cost_refuses_before_any_call(tmp_path: Path) -> None:
+    res = sua(
+        "run",
+        "--model",
+        "openai/some-model",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--dataset",
+        str(EXAMPLE),
+        "--cache",
+        str(tmp_path / "c.db"),
+        "--out",
+        str(tmp_path / "o"),
+        "--price-in",
+        "1000",
+        "--price-out",
+        "1000",
+        "--max-cost",
+        "0.01",
+    )
+    assert res.returncode == 2, res.stderr
+    assert "above --max-cost" in res.stderr and "requests" in res.stderr
+    assert not (tmp_path / "c.db").exists()
 
 
 def test_missing_dataset_exits_2(tmp_path: Path) -> None:

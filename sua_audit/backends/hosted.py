@@ -1,0 +1,457 @@
+"""What every hosted (HTTP API) backend shares: paths to a distribution, retries, rate limits.
+
+A hosted backend only implements ``_send(body) -> dict`` (one chat-completions call, OpenAI
+schema in and out) and ``_classify(exc)`` (its SDK's exceptions → a :class:`RequestFailed`
+kind). This base class turns :class:`CompletionRequest` into those calls:
+
+* **choice scoring** — one call, ``max_tokens=1, logprobs, top_logprobs=K``; the first answer
+  token's alternatives are matched to the choice strings (:func:`match_top_logprobs`). Path
+  ``top_logprobs``. If the server returns no log-probabilities (detected on the first answer and
+  remembered), or none of the alternatives names a label, the distribution is estimated from
+  ``n`` sampled answers parsed for a label (:func:`parse_choice`). Path ``samples``.
+* **n answers** — one call with ``n`` while the server honours it (path ``n``); a server that
+  silently returns fewer choices (llama.cpp does) is detected on the first such answer and from
+  then on each answer is its own call with seed :func:`sample_seed` (path ``seeded``).
+* **resilience** — every HTTP call runs under an :class:`AdaptiveLimit` (halves the requests in
+  flight on a 429 and pauses for its Retry-After, then grows back by one per window of
+  successes) and is retried with exponential backoff and jitter for rate limits, 5xx, timeouts,
+  dropped connections and malformed bodies, up to ``max_attempts``. What still fails, and
+  every non-retryable error (auth, context length, content filter, other 4xx), is raised as
+  :class:`RequestFailed` for the run to record against the item.
+
+Keys never leave the environment: they are passed to the SDK client and appear in no identity,
+request payload, error message or log line.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from sua_audit.backends.base import (
+    Backend,
+    Capabilities,
+    Completion,
+    CompletionRequest,
+    sample_seed,
+)
+from sua_audit.errors import RequestFailed
+
+logger = logging.getLogger(__name__)
+
+#: Error kinds worth another attempt.
+RETRYABLE = frozenset({"rate_limit", "server", "timeout", "connection", "malformed"})
+
+#: OpenAI's maximum; servers that allow fewer clamp or refuse (a refusal is retried at 5).
+TOP_LOGPROBS = 20
+
+
+class AdaptiveLimit:
+    """A concurrency limit that halves on rate limiting and grows back slowly.
+
+    ``acquire``/``release`` bracket one HTTP attempt. :meth:`throttle` (on a 429) halves the
+    limit and, given a Retry-After, pauses new attempts until it has passed. Each
+    ``limit`` consecutive successes raise the limit by one, up to ``ceiling``.
+    """
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = max(1, ceiling)
+        self.limit = self.ceiling
+        self.in_flight = 0
+        self.peak = 0
+        self.throttles = 0
+        self._successes = 0
+        self._resume_at = 0.0
+        self._cond = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._cond:
+            while True:
+                wait = self._resume_at - time.monotonic()
+                if wait > 0:
+                    self._cond.release()
+                    try:
+                        await asyncio.sleep(wait)
+                    finally:
+                        await self._cond.acquire()
+                    continue
+                if self.in_flight < self.limit:
+                    break
+                await self._cond.wait()
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    async def release(self, *, ok: bool) -> None:
+        async with self._cond:
+            self.in_flight -= 1
+            if ok:
+                self._successes += 1
+                if self._successes >= self.limit and self.limit < self.ceiling:
+                    self.limit += 1
+                    self._successes = 0
+            self._cond.notify_all()
+
+    async def throttle(self, retry_after: float | None) -> None:
+        async with self._cond:
+            self.throttles += 1
+            self.limit = max(1, self.limit // 2)
+            self._successes = 0
+            if retry_after:
+                self._resume_at = max(self._resume_at, time.monotonic() + retry_after)
+            self._cond.notify_all()
+
+
+def backoff_seconds(attempt: int, retry_after: float | None, *, base: float, cap: float) -> float:
+    """Wait before attempt ``attempt + 1``: the server's Retry-After when it gave one (capped),
+    else exponential backoff ``base·2^(attempt-1)`` with full jitter, capped."""
+    if retry_after is not None and retry_after >= 0:
+        return min(retry_after, cap)
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+def _norm_token(token: str) -> str:
+    # Tokenizers mark a leading space in several ways; servers usually decode it to " ".
+    return token.replace("Ġ", " ").replace("▁", " ").strip()
+
+
+def match_top_logprobs(
+    top: Sequence[tuple[str, float]], choices: Sequence[str], owners: Sequence[int] | None = None
+) -> list[float]:
+    """Choice log-probabilities from the first answer token's top alternatives.
+
+    A token (leading space and quotes stripped) counts for a choice when the choice starts with
+    it (case-sensitive: ``Pos`` → ``Positive``, not ``positive``). A token that fits choices of
+    different labels (``ne`` for ``neutral`` and ``negative``) is ambiguous and dropped; one
+    that fits several forms of one label counts once. The probabilities of all tokens that
+    count for a choice are added. A choice no token fits gets ``-inf`` (probability 0 after
+    renormalising over the labels).
+
+    ``owners[i]`` is the label of choice ``i`` (default: every choice its own label).
+    """
+    owners = list(owners) if owners is not None else list(range(len(choices)))
+    mass = [0.0] * len(choices)
+    for token, logprob in top:
+        t = _norm_token(token).strip("\"'`*")
+        if not t or not math.isfinite(logprob):
+            continue
+        fits = [i for i, c in enumerate(choices) if c.startswith(t)]
+        if not fits or len({owners[i] for i in fits}) > 1:
+            continue
+        mass[fits[0]] += math.exp(logprob)
+    return [math.log(m) if m > 0 else -math.inf for m in mass]
+
+
+def parse_choice(text: str, choices: Sequence[str]) -> int | None:
+    """The choice an answer names: the earliest whole-word, case-insensitive mention
+    (underscores and spaces interchangeable); ``None`` when it names none."""
+    best: tuple[int, int] | None = None
+    low = text.lower()
+    for i, c in enumerate(choices):
+        words = re.split(r"[_\s]+", c.lower().strip())
+        pattern = r"(?<![a-z0-9])" + r"[\s_]+".join(map(re.escape, words)) + r"(?![a-z0-9])"
+        m = re.search(pattern, low)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), i)
+    return None if best is None else best[1]
+
+
+def _usage(body: dict[str, Any]) -> tuple[int, int]:
+    usage = body.get("usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+def _choice_text(choice: dict[str, Any]) -> str:
+    message = choice.get("message") or {}
+    content = message.get("content")
+    if isinstance(content, list):  # content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+class HostedBackend(Backend):
+    """Shared request logic of the OpenAI-compatible backends."""
+
+    provider: ClassVar[str]
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        concurrency: int = 16,
+        timeout: float = 60.0,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 60.0,
+        top_logprobs: int = TOP_LOGPROBS,
+    ) -> None:
+        self.model = model
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.top_logprobs = top_logprobs
+        self.limit = AdaptiveLimit(concurrency)
+        # Learned from the server's answers during the run (None: not yet known).
+        self.honours_n: bool | None = None
+        self.returns_logprobs: bool | None = None
+        self.retries = 0
+        self.calls = 0
+        self.capabilities = Capabilities(logprobs=True, top_logprobs=True, n=True, seed=True)
+
+    # -- what a concrete backend provides ------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _send(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One chat-completions call; the response as OpenAI-schema JSON data."""
+
+    @abc.abstractmethod
+    def _classify(self, exc: BaseException) -> RequestFailed | None:
+        """Map an SDK exception to a failure (``None``: not an API error — let it raise).
+
+        The returned failure may carry ``retry_after`` (seconds) as an attribute.
+        """
+
+    # -- Backend interface ---------------------------------------------------------------------
+
+    def max_concurrency(self) -> int:
+        """The engine keeps this many requests open; the adaptive limit governs HTTP calls."""
+        return self.concurrency
+
+    def describe(self) -> dict[str, Any]:
+        """Identity plus what the run learned about the server."""
+        return {
+            **super().describe(),
+            "server_honours_n": self.honours_n,
+            "server_returns_logprobs": self.returns_logprobs,
+            "http_calls": self.calls,
+            "retries": self.retries,
+            "rate_limit_slowdowns": self.limit.throttles,
+            "peak_in_flight": self.limit.peak,
+        }
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Answer one request by the cheapest path the server supports."""
+        if request.choices is not None:
+            if self.returns_logprobs is not False:
+                done = await self._score_by_logprobs(request)
+                if done is not None:
+                    return done
+            return await self._score_by_samples(request)
+        return await self._generate(request, max(1, request.n))
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def _body(self, request: CompletionRequest, **overrides: Any) -> dict[str, Any]:
+        p = request.params
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": p.temperature,
+            "max_tokens": p.max_tokens,
+        }
+        if p.top_p < 1.0:
+            body["top_p"] = p.top_p
+        if p.seed is not None:
+            body["seed"] = p.seed
+        body.update(overrides)
+        return body
+
+    async def _score_by_logprobs(self, request: CompletionRequest) -> Completion | None:
+        assert request.choices is not None
+        body = self._body(
+            request,
+            temperature=0.0,
+            max_tokens=1,
+            logprobs=True,
+            top_logprobs=self.top_logprobs,
+        )
+        body.pop("seed", None)
+        resp = await self._call(body)
+        choices = resp.get("choices") or []
+        content = ((choices[0].get("logprobs") or {}).get("content") or []) if choices else []
+        if not content or not content[0].get("top_logprobs"):
+            if self.returns_logprobs is None:
+                logger.warning(
+                    "%s returned no log-probabilities; label distributions will be estimated "
+                    "from sampled answers instead",
+                    self.model,
+                )
+            self.returns_logprobs = False
+            return None
+        self.returns_logprobs = True
+        top = [
+            (e.get("token") or "", float(e.get("logprob", -math.inf)))
+            for e in content[0]["top_logprobs"]
+        ]
+        lps = match_top_logprobs(top, request.choices, _label_owners(request.choices))
+        if all(lp == -math.inf for lp in lps):
+            return None  # the answer starts with something else ("The ..."): sample instead
+        pt, ct = _usage(resp)
+        return Completion(
+            text=_choice_text(choices[0]),
+            choice_logprobs=lps,
+            prompt_tokens=pt,
+            completion_tokens=ct,
+            finish_reason=choices[0].get("finish_reason"),
+            path="top_logprobs",
+        )
+
+    async def _score_by_samples(self, request: CompletionRequest) -> Completion:
+        assert request.choices is not None
+        n = max(1, request.n)
+        answers = await self._generate(request, n)
+        texts = answers.texts or [answers.text or ""]
+        counts = [0] * len(request.choices)
+        for text in texts:
+            idx = parse_choice(text, request.choices)
+            if idx is not None:
+                counts[idx] += 1
+        if not any(counts):
+            raise RequestFailed(
+                "empty",
+                f"none of {len(texts)} sampled answers names a label (first: {texts[0][:60]!r})",
+            )
+        total = sum(counts)
+        return Completion(
+            text=answers.text,
+            texts=answers.texts,
+            choice_logprobs=[math.log(c / total) if c else -math.inf for c in counts],
+            prompt_tokens=answers.prompt_tokens,
+            completion_tokens=answers.completion_tokens,
+            finish_reason=answers.finish_reason,
+            path="samples",
+        )
+
+    async def _generate(self, request: CompletionRequest, n: int) -> Completion:
+        if n > 1 and self.honours_n is not False:
+            resp = await self._call(self._body(request, n=n))
+            choices = resp.get("choices") or []
+            if len(choices) >= n:
+                self.honours_n = True
+                return self._answers(resp, choices[:n], path="n", n=n)
+            if self.honours_n is None:
+                logger.warning(
+                    "%s returned %d of %d requested answers (it ignores n); "
+                    "sending one seeded request per answer instead",
+                    self.model,
+                    len(choices),
+                    n,
+                )
+            self.honours_n = False
+        if n == 1:
+            resp = await self._call(self._body(request))
+            return self._answers(resp, (resp.get("choices") or [])[:1], path="single", n=1)
+        seed = request.params.seed
+        calls = [self._call(self._body(request, seed=sample_seed(seed, i))) for i in range(n)]
+        responses = await asyncio.gather(*calls)
+        picked = [(r.get("choices") or [{}])[0] for r in responses]
+        out = self._answers({}, picked, path="seeded", n=n)
+        for r in responses:
+            pt, ct = _usage(r)
+            out.prompt_tokens += pt
+            out.completion_tokens += ct
+        return out
+
+    @staticmethod
+    def _answers(
+        resp: dict[str, Any], choices: Sequence[dict[str, Any]], *, path: str, n: int
+    ) -> Completion:
+        if not choices:
+            raise RequestFailed("empty", "the server returned no answer")
+        for c in choices:
+            if c.get("finish_reason") == "content_filter":
+                raise RequestFailed(
+                    "content_filter", "the vendor's content filter stopped the answer"
+                )
+        texts = [_choice_text(c) for c in choices]
+        pt, ct = _usage(resp)
+        return Completion(
+            text=texts[0],
+            texts=texts if n > 1 else None,
+            prompt_tokens=pt,
+            completion_tokens=ct,
+            finish_reason=choices[0].get("finish_reason"),
+            path=path,
+        )
+
+    # -- one HTTP call, with limit and retries ---------------------------------------------------
+
+    async def _call(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One logical call: attempts under the adaptive limit, retried by tenacity."""
+        from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return backoff_seconds(
+                state.attempt_number,
+                getattr(exc, "retry_after", None),
+                base=self.backoff_base,
+                cap=self.backoff_cap,
+            )
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            logger.info(
+                "retrying after %s (attempt %d of %d)",
+                getattr(exc, "kind", "error"),
+                state.attempt_number,
+                self.max_attempts,
+            )
+
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.max_attempts),
+                wait=wait,
+                retry=retry_if_exception(
+                    lambda e: isinstance(e, RequestFailed) and e.kind in RETRYABLE
+                ),
+                before_sleep=before_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    return await self._attempt(body)
+        except RequestFailed as failure:
+            failure.attempts = attempts
+            raise
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+    async def _attempt(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One HTTP call under the adaptive limit; API errors become :class:`RequestFailed`."""
+        await self.limit.acquire()
+        ok = False
+        try:
+            self.calls += 1
+            resp = await self._send(body)
+            if not isinstance(resp, dict) or not isinstance(resp.get("choices"), list):
+                raise RequestFailed("malformed", "the response has no 'choices' list")
+            ok = True
+            return resp
+        except RequestFailed as exc:
+            failure = exc
+        except Exception as exc:  # noqa: BLE001 - classified below or re-raised
+            classified = self._classify(exc)
+            if classified is None:
+                raise
+            failure = classified
+        finally:
+            await self.limit.release(ok=ok)
+        if failure.kind == "rate_limit":
+            await self.limit.throttle(failure.retry_after)
+        raise failure
+
+
+def _label_owners(choices: Sequence[str]) -> list[int]:
+    """Group surface forms that differ only in case (``positive``/``Positive``) as one label."""
+    seen: dict[str, int] = {}
+    return [seen.setdefault(c.lower(), len(seen)) for c in choices]

@@ -1,0 +1,107 @@
+"""Token prices and cost estimates for hosted models.
+
+Prices come from ``--price-in`` / ``--price-out`` (USD per million tokens) when given, else from
+LiteLLM's price table when LiteLLM is installed. The table is read as the JSON file it ships,
+without importing LiteLLM (seconds) and without the network. A model with no known price gets
+no estimate: the run says so instead of guessing.
+
+The estimate before a run is deliberately an upper bound: every request is priced as if no
+answer were cached, prompts are sized at one token per 4 characters of item text plus the
+prompt template, and every answer is priced at its full ``--max-tokens`` (QA) or at 1 token
+(label log-probabilities).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sua_audit.audit import requests_per_item
+from sua_audit.config import AuditConfig
+from sua_audit.dataset import DatasetInfo
+
+_TABLE_FILE = "model_prices_and_context_window_backup.json"
+#: Characters per token, a common rule of thumb for English text.
+CHARS_PER_TOKEN = 4
+#: Tokens of chat template and instruction around the item text.
+PROMPT_OVERHEAD_TOKENS = 40
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per token, and where the figure came from."""
+
+    input: float
+    output: float
+    source: str
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """USD for the given token counts."""
+        return prompt_tokens * self.input + completion_tokens * self.output
+
+
+@functools.cache
+def _table() -> dict[str, Any]:
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    for location in spec.submodule_search_locations:
+        path = Path(location) / _TABLE_FILE
+        if path.is_file():
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return data
+    return {}
+
+
+def lookup(model_spec: str, config: AuditConfig | None = None) -> Price | None:
+    """The price of a model spec (``gpt-4o``, ``openai/gpt-4o``, ``litellm/anthropic/x``)."""
+    if config is not None and config.price_in is not None and config.price_out is not None:
+        return Price(config.price_in / 1e6, config.price_out / 1e6, "--price-in/--price-out")
+    provider, _, name = model_spec.partition("/")
+    if provider in ("embedded", "hf", "fake"):
+        return Price(0.0, 0.0, "local model")
+    if provider == "litellm":
+        candidates = [name, name.partition("/")[2]]
+    elif provider == "openai":
+        candidates = [name]
+    else:
+        candidates = [model_spec]
+    table = _table()
+    for key in candidates:
+        entry = table.get(key)
+        if entry and "input_cost_per_token" in entry:
+            return Price(
+                float(entry["input_cost_per_token"]),
+                float(entry.get("output_cost_per_token", 0.0)),
+                "LiteLLM price table",
+            )
+    return None
+
+
+def estimate(info: DatasetInfo, config: AuditConfig, price: Price | None) -> dict[str, Any]:
+    """An upper-bound estimate of the run's requests, tokens and cost (no cache assumed)."""
+    requests = prompt = completion = 0
+    variants = config.perturbations + 1
+    for task, n_items in info.tasks.items():
+        per_item = requests_per_item(task, config)
+        requests += per_item * n_items
+        avg_prompt = info.input_chars.get(task, 0) / max(n_items, 1) / CHARS_PER_TOKEN
+        # Worst case for QA: a server that ignores n costs one prompt per sampled answer.
+        prompts = n_items * variants * (1 + config.samples) if task == "qa" else per_item * n_items
+        prompt += round(prompts * (avg_prompt + PROMPT_OVERHEAD_TOKENS))
+        if task == "qa":
+            answers = 1 + config.samples  # greedy + k samples per variant
+            completion += n_items * variants * answers * config.max_tokens
+        else:
+            completion += n_items * variants
+    return {
+        "requests": requests,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "usd": None if price is None else round(price.cost(prompt, completion), 6),
+        "price_source": None if price is None else price.source,
+    }

@@ -1,0 +1,196 @@
+"""Pure parts of the hosted backends: label matching, parsing, backoff, limits, errors, prices."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from sua_audit.backends.hosted import (
+    AdaptiveLimit,
+    backoff_seconds,
+    match_top_logprobs,
+    parse_choice,
+)
+from sua_audit.backends.openai_backend import (
+    classify_status,
+    public_url,
+    resolve_base_url,
+    retry_after_seconds,
+)
+from sua_audit.config import AuditConfig
+from sua_audit.dataset import DatasetInfo
+from sua_audit.errors import RequestFailed, redact
+from sua_audit.pricing import Price, estimate, lookup
+
+FORMS = ("negative", "Negative", "positive", "Positive")
+OWNERS = (0, 0, 1, 1)
+
+
+def test_top_logprobs_map_to_forms_with_and_without_leading_space() -> None:
+    top = [(" positive", math.log(0.5)), ("positive", math.log(0.2)), ("Neg", math.log(0.1))]
+    lps = match_top_logprobs(top, FORMS, OWNERS)
+    assert lps[2] == pytest.approx(math.log(0.7))  # both spellings of the same token add up
+    assert lps[1] == pytest.approx(math.log(0.1))  # "Neg" is a prefix of "Negative" only
+    assert lps[0] == -math.inf and lps[3] == -math.inf
+
+
+def test_ambiguous_prefix_is_dropped_and_unrelated_tokens_ignored() -> None:
+    forms = ("neutral", "negative")
+    top = [("ne", math.log(0.6)), ("The", math.log(0.3)), ("neutral", math.log(0.05))]
+    lps = match_top_logprobs(top, forms)
+    assert lps[0] == pytest.approx(math.log(0.05))
+    assert lps[1] == -math.inf
+
+
+def test_no_label_in_top_gives_all_minus_inf() -> None:
+    assert all(v == -math.inf for v in match_top_logprobs([("The", -0.1)], FORMS, OWNERS))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Positive.", 2),
+        ("I think it is negative, not positive", 0),
+        ("not_entailment", None),
+        ("The answer: NEGATIVE", 0),
+        ("positively glowing", None),
+        ("", None),
+    ],
+)
+def test_parse_choice(text: str, expected: int | None) -> None:
+    assert parse_choice(text, FORMS) == expected
+
+
+def test_parse_choice_accepts_spaces_for_underscores() -> None:
+    assert parse_choice("It is not entailment.", ("entailment", "not_entailment")) == 1
+
+
+def test_backoff_honours_retry_after_and_caps_growth() -> None:
+    assert backoff_seconds(3, 2.5, base=0.5, cap=60) == 2.5
+    assert backoff_seconds(1, 500.0, base=0.5, cap=60) == 60
+    for attempt in range(1, 8):
+        wait = backoff_seconds(attempt, None, base=0.5, cap=4.0)
+        assert 0 <= wait <= min(4.0, 0.5 * 2 ** (attempt - 1))
+
+
+def test_adaptive_limit_halves_on_throttle_and_grows_back() -> None:
+    async def go() -> tuple[int, int, int]:
+        limit = AdaptiveLimit(8)
+        await limit.throttle(None)
+        halved = limit.limit
+        await limit.throttle(None)
+        quartered = limit.limit
+        for _ in range(100):
+            await limit.acquire()
+            await limit.release(ok=True)
+        return halved, quartered, limit.limit
+
+    halved, quartered, grown = asyncio.run(go())
+    assert (halved, quartered) == (4, 2)
+    assert grown == 8
+
+
+def test_adaptive_limit_pauses_for_retry_after() -> None:
+    async def go() -> float:
+        limit = AdaptiveLimit(4)
+        await limit.throttle(0.2)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await limit.acquire()
+        await limit.release(ok=True)
+        return loop.time() - t0
+
+    assert asyncio.run(go()) >= 0.18
+
+
+def test_adaptive_limit_bounds_in_flight() -> None:
+    async def go() -> int:
+        limit = AdaptiveLimit(3)
+
+        async def one() -> None:
+            await limit.acquire()
+            await asyncio.sleep(0.01)
+            await limit.release(ok=True)
+
+        await asyncio.gather(*(one() for _ in range(20)))
+        return limit.peak
+
+    assert asyncio.run(go()) == 3
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_seconds({"retry-after": "3"}) == 3.0
+    assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= (retry_after_seconds({"retry-after": later}) or 0) <= 31
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry_after_seconds(None) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "kind"),
+    [
+        (429, "rate_limit_exceeded", "", "rate_limit"),
+        (503, "", "overloaded", "server"),
+        (401, "invalid_api_key", "", "auth"),
+        (404, "model_not_found", "", "not_found"),
+        (400, "context_length_exceeded", "", "context_length"),
+        (400, "", "This model's maximum context length is 4096 tokens", "context_length"),
+        (400, "content_filter", "", "content_filter"),
+        (422, "", "bad field", "bad_request"),
+    ],
+)
+def test_classify_status(status: int, code: str, message: str, kind: str) -> None:
+    assert classify_status(status, code, message) == kind
+
+
+def test_base_url_resolution_and_public_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SUA_AUDIT_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert resolve_base_url(None) == "https://api.openai.com/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://b:1/v1/")
+    assert resolve_base_url(None) == "http://b:1/v1"
+    monkeypatch.setenv("SUA_AUDIT_BASE_URL", "http://a:1/v1")
+    assert resolve_base_url(None) == "http://a:1/v1"
+    assert resolve_base_url("http://c/v1") == "http://c/v1"
+    assert public_url("http://user:pw@host:8000/v1") == "http://host:8000/v1"
+
+
+def test_redact_removes_env_secrets_and_key_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_VENDOR_API_KEY", "zzsecretvalue123")
+    text = "bad key zzsecretvalue123 and Incorrect API key provided: sk-proj-abc****wxyz."
+    out = redact(text)
+    assert "zzsecretvalue123" not in out and "sk-proj" not in out and "wxyz" not in out
+    failure = RequestFailed("auth", text)
+    assert "zzsecretvalue123" not in str(failure)
+
+
+def test_prices_from_flags_table_and_local() -> None:
+    cfg = AuditConfig(dataset="x.jsonl", price_in=2.0, price_out=8.0)
+    price = lookup("openai/anything", cfg)
+    assert price is not None and price.input == pytest.approx(2e-6)
+    assert lookup("hf/some/dir") == Price(0.0, 0.0, "local model")
+    assert lookup("openai/definitely-not-a-model-name") is None
+
+
+def test_estimate_is_an_upper_bound_shape() -> None:
+    info = DatasetInfo(
+        "x.jsonl",
+        "0" * 64,
+        10,
+        tasks={"classification": 6, "qa": 4},
+        input_chars={"classification": 6 * 400, "qa": 4 * 80},
+    )
+    cfg = AuditConfig(dataset="x.jsonl", perturbations=4, samples=5, max_tokens=32)
+    est = estimate(info, cfg, Price(1e-6, 2e-6, "test"))
+    assert est["requests"] == 6 * 5 + 4 * 5 * 2
+    assert est["completion_tokens"] == 6 * 5 + 4 * 5 * 6 * 32
+    # classification: 30 prompts of (100 + 40) tokens; QA worst case: 4 × 5 × 6 prompts of 60
+    assert est["prompt_tokens"] == 30 * 140 + 120 * 60
+    assert est["usd"] == pytest.approx(
+        est["prompt_tokens"] * 1e-6 + est["completion_tokens"] * 2e-6
+    )
