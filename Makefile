@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # while torch==2.13.0 resolves to the CPU build; the [hf] extra's range then keeps it.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint fix bench clean
+.PHONY: install llama-server demo test test-fast lint fix bench clean
 
 $(BIN)/sua-audit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,22 @@ $(BIN)/sua-audit: pyproject.toml
 
 install: $(BIN)/sua-audit
 
+# A real llama.cpp OpenAI-compatible server for the integration tests (built from source, about
+# 5.5 minutes on 2 cores; skipped when already importable). GGML_NATIVE=OFF: the default
+# -march=native build enables AMX instructions that die with SIGILL on these CPUs. LLAVA_BUILD=OFF:
+# we need no multimodal code. --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS and would reuse
+# a broken native build.
+llama-server: install
+	@$(BIN)/python -c "import llama_cpp.server" 2>/dev/null || { \
+		echo "Building llama-cpp-python[server] from source (about 5.5 minutes)..."; \
+		CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" \
+		$(BIN)/pip install --quiet --no-cache-dir 'llama-cpp-python[server]==0.3.36'; }
+
 demo: install
 	$(BIN)/sua-audit run --dataset examples/mixed.jsonl
 
-test: install
+test: install llama-server
+	$(BIN)/ruff check sua_audit tests bench
 	$(BIN)/pytest
 
 test-fast: install

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +55,40 @@ def embedded_dir(session_home: Path) -> Path:
             os.environ.pop("SUA_AUDIT_HOME", None)
         else:
             os.environ["SUA_AUDIT_HOME"] = old
+
+
+REQUIRE_SERVER_ENV = "SUA_AUDIT_REQUIRE_SERVER"
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[str]:
+    """Base URL (``http://127.0.0.1:<port>/v1``) of a real llama.cpp server on the embedded model.
+
+    Skips when ``llama-cpp-python[server]`` is not installed, unless SUA_AUDIT_REQUIRE_SERVER=1
+    (set by CI), which turns the skip into a failure. Session-scoped fixtures are set up before
+    the autouse ``_isolate`` fixture removes SUA_AUDIT_* variables, so the variable is still seen.
+    """
+    required = os.environ.get(REQUIRE_SERVER_ENV) == "1"
+    # A subprocess, as in `make llama-server`: importing llama_cpp here would load libllama into
+    # the test process for nothing, and a broken native build should not crash pytest itself.
+    probe = subprocess.run(
+        [sys.executable, "-c", "import llama_cpp.server"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        reason = "llama-cpp-python[server] is not installed; run `make llama-server`"
+        if required:
+            detail = "\n".join(probe.stderr.strip().splitlines()[-5:])
+            pytest.fail(f"{reason} ({REQUIRE_SERVER_ENV}=1)\n{detail}", pytrace=False)
+        pytest.skip(reason)
+
+    from tests.support.llama_server import running_llama_server
+
+    with contextlib.ExitStack() as stack:
+        try:
+            base_url = stack.enter_context(running_llama_server())
+        except RuntimeError as exc:  # exited early or never ready: the message carries its log
+            pytest.fail(str(exc), pytrace=False)
+        yield base_url
