@@ -62,7 +62,8 @@ def _root(
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-from sua_audit.cli import run as _run  # noqa: E402,F401  (registers the command)
+from sua_audit.cli import backends as _backends  # noqa: E402,F401  (registers the commands)
+from sua_audit.cli import run as _run  # noqa: E402,F401
 
 
 def main() -> None:

@@ -47,14 +47,14 @@ def run(
         Path | None,
         typer.Option(
             envvar="SUA_AUDIT_CACHE",
-            help="SQLite cache of model requests [default: $SUA_AUDIT_HOME/cache.db].",
+            help="SQLite cache of model requests (default: $SUA_AUDIT_HOME/cache.db).",
         ),
     ] = None,
     cache_mode: Annotated[
         str, typer.Option(help="use: read and write; refresh: write only; off: no cache.")
     ] = "use",
     out: Annotated[
-        Path | None, typer.Option(help="Output folder [default: audits/runs/<run-id>].")
+        Path | None, typer.Option(help="Output folder (default: audits/runs/<run-id>).")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Local model batch size.")] = 16,
     device: Annotated[str, typer.Option(help="Local model device: auto, cpu, cuda.")] = "auto",

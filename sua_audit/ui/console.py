@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 err_console = Console(stderr=True)
+out_console = Console()
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -290,3 +290,31 @@ def test_embedded_model_end_to_end(tmp_path: Path, embedded_dir: Path) -> None:
     res2 = sua(*args, "--out", str(tmp_path / "b"))
     assert res2.returncode == 0, res2.stderr
     assert json.loads(res2.stdout)["model_calls"] == 0
+
+
+def test_cost_estimate_is_shown_before_the_run_and_cost_after(tmp_path: Path) -> None:
+    res = sua(
+        "run",
+        "--model",
+        "fake/echo",
+        "--dataset",
+        str(EXAMPLE),
+        "--cache",
+        str(tmp_path / "c.db"),
+        "--out",
+        str(tmp_path / "o"),
+        "--price-in",
+        "2",
+        "--price-out",
+        "8",
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr
+    assert "cost estimate: at most $" in res.stderr
+    summary = json.loads(res.stdout)
+    cost = summary["cost"]
+    assert cost["price_source"] and cost["estimate_upper_bound_usd"] > 0
+    tokens = summary["tokens"]
+    expected = (tokens["prompt"] * 2 + tokens["completion"] * 8) / 1e6
+    assert cost["usd"] == pytest.approx(expected)
+    assert cost["usd"] <= cost["estimate_upper_bound_usd"]
