@@ -17,28 +17,34 @@ from collections.abc import Mapping, Sequence
 from sua_audit.backends.base import Message
 
 QA_INSTRUCTION = "Answer the question briefly, in a few words.\nQuestion: {question}"
-CLASSIFY_INSTRUCTION = (
-    "Text: {text}\nWhich label fits this text best: {labels}? Answer with one word."
-)
-NLI_INSTRUCTION = (
-    "Premise: {premise}\nHypothesis: {hypothesis}\n"
-    "What is the relation of the hypothesis to the premise: {labels}? Answer with one word."
-)
+CLASSIFY_QUESTION = "Which label fits this text best: {labels}?"
+NLI_QUESTION = "What is the relation of the hypothesis to the premise: {labels}?"
+CLASSIFY_INSTRUCTION = "Text: {text}\n{question} Answer with one word."
+NLI_INSTRUCTION = "Premise: {premise}\nHypothesis: {hypothesis}\n{question} Answer with one word."
 
 
 def build_messages(
     task: str, fields: Mapping[str, str], labels: Sequence[str] | None
 ) -> tuple[Message, ...]:
-    """The chat messages for one variant's text fields."""
+    """The chat messages for one variant's text fields.
+
+    A variant's ``fields["instruction"]`` (instruction-level attacks) replaces the question
+    sentence of a classification or NLI prompt; everything else stays as in the clean prompt,
+    so the instruction is the only difference the model sees.
+    """
     if task == "qa":
         return (Message("user", QA_INSTRUCTION.format(question=fields["input"])),)
     label_text = " or ".join(", ".join(labels or ()).rsplit(", ", 1))
-    if task == "nli" and "premise" in fields and "hypothesis" in fields:
+    nli = task == "nli" and "premise" in fields and "hypothesis" in fields
+    question = fields.get("instruction") or (NLI_QUESTION if nli else CLASSIFY_QUESTION).format(
+        labels=label_text
+    )
+    if nli:
         content = NLI_INSTRUCTION.format(
-            premise=fields["premise"], hypothesis=fields["hypothesis"], labels=label_text
+            premise=fields["premise"], hypothesis=fields["hypothesis"], question=question
         )
     else:
-        content = CLASSIFY_INSTRUCTION.format(text=fields["input"], labels=label_text)
+        content = CLASSIFY_INSTRUCTION.format(text=fields["input"], question=question)
     return (Message("user", content),)
 
 

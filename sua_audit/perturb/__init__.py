@@ -13,11 +13,18 @@ state is used.
 
 Perturber contract (what :func:`perturb_item` relies on):
 
-* ``await perturber(item, n=n, seed=seed, generator=g)`` returns exactly ``n`` variants of
-  kind ``perturber.kind``; their ``index`` is ignored (return 0), the caller renumbers them;
-* variant ``j`` (0-based) depends only on ``(item, seed, kind, j)``, so asking for more
-  variants never changes the first ones;
-* rule-based perturbers ignore ``generator``; an LLM perturber uses it for cached calls.
+* ``await perturber(item, n=n, seed=seed, context=ctx)`` returns at most ``n`` variants of
+  kind ``perturber.kind``; their ``index`` is ignored (return 0), the caller renumbers them.
+  Rule perturbers always return ``n``; a model-backed perturber may return fewer when its
+  rewrites fail the meaning check (counted in ``ctx.stats``);
+* variant ``j`` (0-based) depends only on ``(item, seed, kind, j)`` (and, for model-backed
+  perturbers, the cached rewriter outputs), so asking for more never changes the first ones;
+* rule perturbers read only ``ctx.budget(kind)``; model-backed perturbers use
+  ``ctx.generator`` (the rewriter's cached generator), ``ctx.prompts`` and ``ctx.meaning``.
+
+A plan (:func:`parse_plan`) says which kinds fill the K slots: ``4`` means the default kinds
+in turn; ``paraphrase:4,typo:2@3`` means four paraphrases then two typo variants with at most
+three edits each.
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ import asyncio
 import hashlib
 import importlib
 import random
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sua_audit.errors import ConfigError
@@ -37,6 +46,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_KINDS",
+    "PerturbContext",
+    "PerturbStats",
+    "Plan",
+    "PlanEntry",
+    "parse_plan",
     "MAX_REDRAWS",
     "Perturber",
     "Variant",
@@ -67,12 +81,15 @@ class Variant:
         index: 0 for clean, ``1..K`` for perturbations in order.
         fields: The (perturbed) text fields, same keys as ``item.text_fields()``.
         detail: Short human description of the edit, e.g. ``typo: swapped "the"→"teh"``.
+        flags: Markers for evaluation, e.g. ``"multi_answer"`` on ambiguity rewrites (several
+            answers are valid, so the variant is left out of S and scored on its own).
     """
 
     kind: str
     index: int
     fields: dict[str, str]
     detail: str
+    flags: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -93,6 +110,8 @@ class Variant:
         }
         if set(self.fields) != {"input"}:
             out["fields"] = dict(self.fields)
+        if self.flags:
+            out["flags"] = list(self.flags)
         return out
 
 
@@ -103,21 +122,152 @@ class Perturber(Protocol):
     kind: str
 
     async def __call__(
-        self, item: Item, *, n: int, seed: int, generator: Any | None = None
+        self, item: Item, *, n: int, seed: int, context: PerturbContext | None = None
     ) -> list[Variant]:
-        """Return ``n`` variants of ``item`` (index 0; the caller renumbers them).
+        """Return up to ``n`` variants of ``item`` (index 0; the caller renumbers them).
 
         Args:
             item: The item to perturb.
             n: How many variants to return.
             seed: Base seed; variant ``j`` must depend only on (item, seed, kind, j).
-            generator: The engine's Generator, for perturbers that call a model; rule-based
-                perturbers ignore it.
+            context: Budgets, and for model-backed perturbers the rewriter, prompts and
+                meaning filter; ``None`` means defaults and no model.
 
         Returns:
-            Exactly ``n`` variants.
+            At most ``n`` variants (exactly ``n`` for rule perturbers).
         """
         ...
+
+
+@dataclass
+class PerturbStats:
+    """Per kind: rewrites proposed, accepted, rejected (by reason), and slots left unfilled."""
+
+    proposed: Counter[str] = field(default_factory=Counter)
+    accepted: Counter[str] = field(default_factory=Counter)
+    rejected: dict[str, Counter[str]] = field(default_factory=dict)
+    unfilled: Counter[str] = field(default_factory=Counter)
+
+    def reject(self, kind: str, reason: str, count: int = 1) -> None:
+        """Count ``count`` rewrites of ``kind`` rejected for ``reason``."""
+        self.rejected.setdefault(kind, Counter())[reason] += count
+
+    def to_dict(self) -> dict[str, Any]:
+        """Per kind: proposed, accepted, acceptance rate, rejections by reason, unfilled."""
+        kinds = sorted(set(self.proposed) | set(self.unfilled))
+        out: dict[str, Any] = {}
+        for kind in kinds:
+            proposed = self.proposed[kind]
+            out[kind] = {
+                "proposed": proposed,
+                "accepted": self.accepted[kind],
+                "acceptance_rate": self.accepted[kind] / proposed if proposed else None,
+                "rejected": dict(self.rejected.get(kind, {})),
+                "unfilled_slots": self.unfilled[kind],
+            }
+        return out
+
+
+@dataclass
+class PerturbContext:
+    """What perturbers may use beyond the item: budgets, and the rewriter for model kinds."""
+
+    generator: Any | None = None
+    """The rewriter's :class:`~sua_audit.engine.Generator` (cached calls), or ``None``."""
+    prompts: Any | None = None
+    """The prompt library (templates for paraphrase, ambiguity, ...)."""
+    meaning: Any | None = None
+    """The meaning-preservation filter for rewrites, or ``None`` to accept every rewrite."""
+    budgets: dict[str, int] = field(default_factory=dict)
+    """Per kind, the most edits one variant may make (kinds not listed use their default)."""
+    stats: PerturbStats = field(default_factory=PerturbStats)
+    options: dict[str, Any] = field(default_factory=dict)
+    """Kind-specific settings (for example rewriter sampling temperature)."""
+
+    def budget(self, kind: str, default: int) -> int:
+        """The edit budget for one variant of ``kind``."""
+        return self.budgets.get(kind, default)
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """``count`` slots of one kind, each with at most ``budget`` edits (``None``: default)."""
+
+    kind: str
+    count: int
+    budget: int | None = None
+
+
+_PLAN_PART = re.compile(r"^\s*([a-z_]+)\s*(?::\s*(\d+))?\s*(?:@\s*(\d+))?\s*$")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which kinds fill the K slots, and each kind's edit budget."""
+
+    entries: tuple[PlanEntry, ...]
+    interleaved: bool = False
+    """A plain count: slots take the kinds in turn (typo, word, distractor, typo, ...)."""
+
+    @property
+    def k(self) -> int:
+        """Total number of perturbed variants per item."""
+        return sum(e.count for e in self.entries)
+
+    @property
+    def slots(self) -> list[str]:
+        """The kind of each slot, in order."""
+        if self.interleaved:
+            kinds = [e.kind for e in self.entries]
+            return [kinds[i % len(kinds)] for i in range(self.k)] if kinds else []
+        return [e.kind for e in self.entries for _ in range(e.count)]
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        """Budgets given explicitly, per kind."""
+        return {e.kind: e.budget for e in self.entries if e.budget is not None}
+
+    def __str__(self) -> str:
+        if self.interleaved:
+            return str(self.k)
+        return ",".join(
+            f"{e.kind}:{e.count}" + (f"@{e.budget}" if e.budget is not None else "")
+            for e in self.entries
+        )
+
+
+def parse_plan(spec: str | int, *, default_kinds: Sequence[str] = DEFAULT_KINDS) -> Plan:
+    """Parse ``--perturbations``: a count ``K`` (default kinds in turn) or ``kind:n[@budget],...``.
+
+    Raises:
+        ConfigError: On a malformed part, an unknown kind, a zero count or budget, a repeat.
+    """
+    text = str(spec).strip()
+    if text.isdigit():
+        k = int(text)
+        counts = Counter(default_kinds[i % len(default_kinds)] for i in range(k))
+        entries = tuple(PlanEntry(kind, counts[kind]) for kind in default_kinds if counts[kind])
+        return Plan(entries, interleaved=True)
+    known = available_perturbers()
+    plan: list[PlanEntry] = []
+    for part in text.split(","):
+        m = _PLAN_PART.match(part)
+        if m is None:
+            raise ConfigError(
+                f"--perturbations: cannot read {part.strip()!r}; write kind:count[@budget], "
+                "for example paraphrase:4,typo:2@3, or a plain count such as 4."
+            )
+        kind, count, budget = m.group(1), int(m.group(2) or 1), m.group(3)
+        if kind not in known:
+            raise ConfigError(
+                f"--perturbations: unknown kind {kind!r}; use one of {', '.join(known)}."
+            )
+        if count < 1 or (budget is not None and int(budget) < 1):
+            raise ConfigError(f"--perturbations: {part.strip()!r}: counts and budgets start at 1.")
+        if any(e.kind == kind for e in plan):
+            raise ConfigError(f"--perturbations: kind {kind!r} is given twice.")
+        plan.append(PlanEntry(kind, count, None if budget is None else int(budget)))
+    return Plan(tuple(plan))
 
 
 def rng_for(seed: int | str, item_id: str, kind: str, slot: int, attempt: int = 0) -> random.Random:
@@ -219,10 +369,10 @@ def _redraw_seed(seed: int, item_id: str, kind: str, slot: int, attempt: int) ->
 
 
 async def _draw(
-    perturber: Perturber, item: Item, *, n: int, seed: int, generator: Any | None
+    perturber: Perturber, item: Item, *, n: int, seed: int, context: PerturbContext | None
 ) -> list[Variant]:
-    variants = await perturber(item, n=n, seed=seed, generator=generator)
-    if len(variants) != n:
+    variants = await perturber(item, n=n, seed=seed, context=context)
+    if len(variants) > n:
         raise RuntimeError(
             f"perturber {perturber.kind!r} returned {len(variants)} variants, expected {n}"
         )
@@ -232,52 +382,42 @@ async def _draw(
 async def perturb_item(
     item: Item,
     *,
-    k: int,
+    k: int | None = None,
     seed: int,
     kinds: Sequence[str] = DEFAULT_KINDS,
-    generator: Any | None = None,
+    slots: Sequence[str] | None = None,
+    context: PerturbContext | None = None,
 ) -> list[Variant]:
-    """Return the clean variant followed by ``k`` perturbations of an item.
+    """Return the clean variant followed by up to ``k`` perturbations of an item.
 
-    Slot ``s`` (1-based) gets kind ``kinds[(s - 1) % len(kinds)]`` (k=4 with the defaults:
-    typo, word, distractor, typo). Each kind's perturber is asked once for all its slots.
-    A variant whose text equals the clean text or an earlier variant is re-drawn with a
-    derived seed, at most :data:`MAX_REDRAWS` times; if it is still identical it is kept
-    and its ``detail`` says so.
-
-    Args:
-        item: The item.
-        k: Number of perturbations (0 gives just the clean variant).
-        seed: Base seed.
-        kinds: Kinds to cycle through, in order.
-        generator: Passed to every perturber (for model-backed perturbers).
-
-    Returns:
-        ``[clean, v1, ..., vk]`` with indexes ``0..k``.
+    ``slots`` names the kind of every slot (see :attr:`Plan.slots`); without it, slot ``s``
+    (1-based) gets kind ``kinds[(s - 1) % len(kinds)]`` (k=4 with the defaults: typo, word,
+    distractor, typo). Each kind's perturber is asked once for all its slots. A variant whose
+    text equals the clean text or an earlier variant is re-drawn with a derived seed, at most
+    :data:`MAX_REDRAWS` times; if it is still identical it is kept and its ``detail`` says so.
+    A model-backed perturber may fill fewer slots than asked (its rewrites failed the meaning
+    check); the missing slots are counted in ``context.stats.unfilled`` and the variants that
+    remain are numbered ``1..k'`` without gaps.
 
     Raises:
-        ValueError: When ``k`` is negative, or ``k > 0`` and ``kinds`` is empty.
+        ValueError: When ``k`` is negative, or slots are wanted and ``kinds`` is empty.
         ConfigError: When a kind is not registered.
     """
-    if k < 0:
-        raise ValueError(f"k must be >= 0, got {k}")
+    if slots is None:
+        if k is None or k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        if k and not kinds:
+            raise ValueError("kinds must name at least one perturbation kind when k > 0")
+        slots = [kinds[i % len(kinds)] for i in range(k)]
     clean = Variant(kind="clean", index=0, fields=item.text_fields(), detail="original input")
-    if k == 0:
+    if not slots:
         return [clean]
-    if not kinds:
-        raise ValueError("kinds must name at least one perturbation kind when k > 0")
-    slot_kinds = [kinds[i % len(kinds)] for i in range(k)]
+    slot_kinds = list(slots)
     unique_kinds = list(dict.fromkeys(slot_kinds))
     perturbers = {kind: get_perturber(kind) for kind in unique_kinds}
     drawn = await asyncio.gather(
         *(
-            _draw(
-                perturbers[kind],
-                item,
-                n=slot_kinds.count(kind),
-                seed=seed,
-                generator=generator,
-            )
+            _draw(perturbers[kind], item, n=slot_kinds.count(kind), seed=seed, context=context)
             for kind in unique_kinds
         )
     )
@@ -286,18 +426,24 @@ async def perturb_item(
     out = [clean]
     seen = {clean.text: "the clean text"}
     for slot, kind in enumerate(slot_kinds, start=1):
+        if not pending[kind]:
+            if context is not None:
+                context.stats.unfilled[kind] += 1
+            continue
         variant = pending[kind].pop(0)
         attempt = 0
         while variant.text in seen and attempt < MAX_REDRAWS:
             attempt += 1
             sub_seed = _redraw_seed(seed, item.id, kind, slot, attempt)
-            (variant,) = await _draw(
-                perturbers[kind], item, n=1, seed=sub_seed, generator=generator
-            )
+            redrawn = await _draw(perturbers[kind], item, n=1, seed=sub_seed, context=context)
+            if not redrawn:
+                break
+            variant = redrawn[0]
         detail = variant.detail
+        index = len(out)
         if variant.text in seen:
-            detail += f" (identical to {seen[variant.text]} after {MAX_REDRAWS} re-draws)"
+            detail += f" (identical to {seen[variant.text]} after {attempt} re-draws)"
         else:
-            seen[variant.text] = f"variant {slot}"
-        out.append(replace(variant, kind=kind, index=slot, detail=detail))
+            seen[variant.text] = f"variant {index}"
+        out.append(replace(variant, kind=kind, index=index, detail=detail))
     return out

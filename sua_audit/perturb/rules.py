@@ -25,10 +25,15 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sua_audit.dataset import Item
-from sua_audit.perturb import Variant, register_perturber, render_nli, rng_for
+from sua_audit.perturb import (
+    PerturbContext,
+    Variant,
+    register_perturber,
+    render_nli,
+    rng_for,
+)
 
 __all__ = [
     "DISTRACTORS",
@@ -214,15 +219,15 @@ class _RulePerturber:
     kind: str = ""
 
     async def __call__(
-        self, item: Item, *, n: int, seed: int, generator: Any | None = None
+        self, item: Item, *, n: int, seed: int, context: PerturbContext | None = None
     ) -> list[Variant]:
-        """Return ``n`` variants (index 0); ``generator`` is ignored.
+        """Return ``n`` variants (index 0); only ``context``'s budgets matter here.
 
         Args:
             item: The item to perturb.
             n: How many variants.
             seed: Base seed; variant ``j`` depends on (item, seed, kind, j) only.
-            generator: Unused by rule-based perturbers.
+            context: Edit budgets (rule perturbers call no model).
 
         Returns:
             The variants.

@@ -21,10 +21,12 @@ from sua_audit.errors import ConfigError
 from sua_audit.perturb import (
     DEFAULT_KINDS,
     MAX_REDRAWS,
+    PerturbContext,
     Perturber,
     Variant,
     available_perturbers,
     get_perturber,
+    parse_plan,
     perturb_item,
     register_perturber,
     render_nli,
@@ -194,7 +196,7 @@ class Scripted:
     calls: int = 0
 
     async def __call__(
-        self, item: Item, *, n: int, seed: int, generator: Any | None = None
+        self, item: Item, *, n: int, seed: int, context: Any | None = None
     ) -> list[Variant]:
         out = []
         for _ in range(n):
@@ -245,14 +247,62 @@ def test_variant_still_identical_after_redraws_is_kept_and_flagged(registry: Non
     assert f"identical to the clean text after {MAX_REDRAWS} re-draws" in variants[1].detail
 
 
-def test_a_perturber_returning_the_wrong_count_is_an_error(registry: None) -> None:
+def test_a_perturber_returning_too_many_variants_is_an_error(registry: None) -> None:
+    class Long(Scripted):
+        async def __call__(self, item: Item, **kwargs: Any) -> list[Variant]:
+            return [Variant("long", 0, {"input": f"x{i}"}, "") for i in range(2)]
+
+    register_perturber("long", Long)
+    with pytest.raises(RuntimeError, match="returned 2 variants, expected 1"):
+        run(perturb_item(qa(), k=1, seed=0, kinds=("long",)))
+
+
+def test_slots_a_perturber_cannot_fill_are_counted_and_numbering_has_no_gaps(
+    registry: None,
+) -> None:
     class Short(Scripted):
         async def __call__(self, item: Item, **kwargs: Any) -> list[Variant]:
             return []
 
     register_perturber("short", Short)
-    with pytest.raises(RuntimeError, match="returned 0 variants, expected 1"):
-        run(perturb_item(qa(), k=1, seed=0, kinds=("short",)))
+    context = PerturbContext()
+    variants = run(perturb_item(qa(), seed=0, slots=("short", "typo", "short"), context=context))
+    assert [v.kind for v in variants] == ["clean", "typo"]
+    assert [v.index for v in variants] == [0, 1]
+    assert context.stats.unfilled["short"] == 2
+    assert context.stats.to_dict()["short"]["unfilled_slots"] == 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "slots", "budgets"),
+    [
+        ("4", ["typo", "word", "distractor", "typo"], {}),
+        ("0", [], {}),
+        ("typo:2,word", ["typo", "typo", "word"], {}),
+        ("word:1, typo:2@3", ["word", "typo", "typo"], {"typo": 3}),
+    ],
+)
+def test_plan_parsing(spec: str, slots: list[str], budgets: dict[str, int]) -> None:
+    plan = parse_plan(spec)
+    assert plan.slots == slots
+    assert plan.k == len(slots)
+    assert plan.budgets == budgets
+    assert parse_plan(str(plan)).slots == slots  # round-trips through its text form
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("typo:two", "cannot read"),
+        ("nosuch:2", "unknown kind 'nosuch'"),
+        ("typo:0", "start at 1"),
+        ("typo:1@0", "start at 1"),
+        ("typo:1,typo:2", "given twice"),
+    ],
+)
+def test_bad_plans_are_config_errors(spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_plan(spec)
 
 
 # ---------------------------------------------------------------------------------------------

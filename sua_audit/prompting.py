@@ -1,0 +1,151 @@
+"""Prompt templates as files: ``sua_audit/prompts/<kind>/<name>.j2``, rendered with Jinja2.
+
+A template renders to the user message; an optional ``<name>.system.j2`` beside it renders to
+a system message. Rendering is strict (an undefined variable is an error, not an empty string).
+
+Each template is versioned by the SHA-256 of its file contents (and its system file's), so a
+run records exactly which wording produced its rewrites. The cache needs no extra help: an
+edited template renders different messages, so only its own requests change keys.
+
+``--prompts-dir DIR`` overrides templates file by file: ``DIR/paraphrase/default.j2`` replaces
+the shipped one; kinds or names not in ``DIR`` fall back to the shipped files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sua_audit.errors import ConfigError
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from sua_audit.backends.base import Message
+
+#: The templates shipped inside the package.
+BUILTIN_DIR = Path(__file__).parent / "prompts"
+SUFFIX = ".j2"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """One template (and its optional system template), ready to render."""
+
+    kind: str
+    name: str
+    path: Path
+    source: str
+    system_source: str | None
+
+    @cached_property
+    def version(self) -> str:
+        """First 12 hex digits of the SHA-256 of the template's text (and its system part's)."""
+        digest = hashlib.sha256(self.source.encode())
+        if self.system_source is not None:
+            digest.update(b"\0system\0" + self.system_source.encode())
+        return digest.hexdigest()[:12]
+
+    @property
+    def ref(self) -> str:
+        """``kind/name@version``: how runs and variants name the template."""
+        return f"{self.kind}/{self.name}@{self.version}"
+
+    def render(self, **variables: Any) -> tuple[Message, ...]:
+        """The chat messages; an undefined variable raises :class:`ConfigError`."""
+        from sua_audit.backends.base import Message
+
+        messages = []
+        if self.system_source is not None:
+            messages.append(Message("system", self._render(self.system_source, variables)))
+        messages.append(Message("user", self._render(self.source, variables)))
+        return tuple(messages)
+
+    def _render(self, source: str, variables: dict[str, Any]) -> str:
+        import jinja2
+
+        try:
+            return _environment().from_string(source).render(**variables).strip()
+        except jinja2.TemplateError as exc:
+            raise ConfigError(
+                f"{self.path}: {exc} — fix the template or pass the variable."
+            ) from exc
+
+
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    # Plain text, not HTML: no autoescape. StrictUndefined: a typo in a variable name fails.
+    return jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+class PromptLibrary:
+    """Finds templates in an override folder first, then among the shipped ones."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        if override_dir is not None and not override_dir.is_dir():
+            raise ConfigError(f"--prompts-dir {override_dir}: not a folder.")
+        self.override_dir = override_dir
+        self._loaded: dict[tuple[str, str], PromptTemplate] = {}
+
+    def _dirs(self) -> list[Path]:
+        return [d for d in (self.override_dir, BUILTIN_DIR) if d is not None]
+
+    def get(self, kind: str, name: str = "default") -> PromptTemplate:
+        """The template ``kind/name`` (override first); :class:`ConfigError` if none exists."""
+        key = (kind, name)
+        if key not in self._loaded:
+            for folder in self._dirs():
+                path = folder / kind / f"{name}{SUFFIX}"
+                if path.is_file():
+                    system = path.with_name(f"{name}.system{SUFFIX}")
+                    template = PromptTemplate(
+                        kind=kind,
+                        name=name,
+                        path=path,
+                        source=path.read_text(encoding="utf-8"),
+                        system_source=system.read_text(encoding="utf-8")
+                        if system.is_file()
+                        else None,
+                    )
+                    _check_syntax(template)
+                    self._loaded[key] = template
+                    break
+            else:
+                where = " or ".join(str(d / kind) for d in self._dirs())
+                raise ConfigError(f"no prompt template {kind}/{name}{SUFFIX} in {where}.")
+        return self._loaded[key]
+
+    def available(self) -> list[tuple[str, str]]:
+        """Every ``(kind, name)`` that :meth:`get` can load."""
+        found: set[tuple[str, str]] = set()
+        for folder in self._dirs():
+            for path in folder.glob(f"*/*{SUFFIX}"):
+                stem = path.name[: -len(SUFFIX)]
+                if not stem.endswith(".system"):
+                    found.add((path.parent.name, stem))
+        return sorted(found)
+
+
+def _check_syntax(template: PromptTemplate) -> None:
+    import jinja2
+
+    env = _environment()
+    for source in (template.source, template.system_source):
+        if source is None:
+            continue
+        try:
+            env.parse(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"{template.path}:{exc.lineno}: template syntax error: {exc.message} — fix it."
+            ) from exc
