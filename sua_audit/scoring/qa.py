@@ -84,7 +84,9 @@ def normalize_answer(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = "".join(ch for ch in text if not _is_punctuation(ch))
     text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+    # Deleting a character can bring a base letter and a combining mark together
+    # ("c.\u0327" → "c\u0327"): compose again so normalising twice changes nothing.
+    return unicodedata.normalize("NFKC", " ".join(text.split()))
 
 
 def cluster_answers(groups: Sequence[Sequence[str]]) -> tuple[list[list[int]], list[str]]:
