@@ -64,7 +64,7 @@ SCORE_FIELDS = (
 def requests_per_item(item_task: str, config: AuditConfig) -> int:
     """Model requests one item needs (for the progress total)."""
     per_variant = 1 if item_task != "qa" else 1 + (config.samples > 0)
-    return (config.perturbations + 1) * per_variant
+    return (config.k + 1) * per_variant
 
 
 @dataclass
@@ -327,7 +327,7 @@ async def run_audit(config: AuditConfig, info: DatasetInfo, generator: Generator
             requests: list[CompletionRequest] = []
             for item in chunk:
                 variants = await perturb_item(
-                    item, k=config.perturbations, seed=config.seed, generator=generator
+                    item, seed=config.seed, slots=config.plan.slots, context=None
                 )
                 item_requests = _item_requests(item, variants, config)
                 plans.append((item, variants, len(requests), len(item_requests)))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from sua_audit.perturb import Plan
 
 EMBEDDED_MODEL = "embedded/smollm2-135m-instruct"
 
@@ -18,7 +21,26 @@ class AuditConfig(BaseModel):
     model: str = Field(EMBEDDED_MODEL, description="Model spec: provider/model.")
     limit: int | None = Field(None, ge=1, description="Audit only the first N items.")
     seed: int = Field(0, description="Seed for perturbations and sampling.")
-    perturbations: int = Field(4, ge=0, le=64, description="Perturbed variants per item (K).")
+    perturbations: str = Field(
+        "4",
+        description="K (the rule kinds typo, word, distractor in turn) or kind:count[@budget],...",
+    )
+    rewriter_model: str = Field(
+        EMBEDDED_MODEL,
+        description="Model that writes paraphrase / ambiguity / adversarial rewrites. Fixed by "
+        "default (not the audited model), so audits of different models see the same variants.",
+    )
+    rewrite_temperature: float = Field(0.9, gt=0, le=2, description="Rewriter sampling.")
+    prompts_dir: str | None = Field(None, description="Folder overriding prompt templates.")
+    meaning_filter: Literal["lexical", "judge", "both", "off"] = Field(
+        "lexical", description="Meaning check for model rewrites."
+    )
+    meaning_threshold: float | None = Field(
+        None, ge=0, le=1, description="Judge acceptance threshold (default: the filter's own)."
+    )
+    instruction_attacks: str | None = Field(
+        None, description="JSONL of attacked instructions (PromptBench schema)."
+    )
     samples: int = Field(5, ge=1, le=64, description="Sampled answers per QA variant (k).")
     temperature: float = Field(0.7, gt=0, le=2, description="Sampling temperature for QA.")
     max_tokens: int = Field(32, ge=1, le=1024, description="Longest QA answer, in tokens.")
@@ -40,6 +62,28 @@ class AuditConfig(BaseModel):
     )
     price_in: float | None = Field(None, ge=0, description="USD per 1M prompt tokens.")
     price_out: float | None = Field(None, ge=0, description="USD per 1M completion tokens.")
+
+    @field_validator("perturbations", mode="before")
+    @classmethod
+    def _plan_text(cls, value: Any) -> str:
+        from sua_audit.perturb import parse_plan
+
+        plan = parse_plan(value)  # ConfigError (one line, exit 2) when malformed
+        if plan.k > 64:
+            raise ValueError(f"at most 64 perturbed variants per item, got {plan.k}")
+        return str(plan)
+
+    @property
+    def plan(self) -> Plan:
+        """The parsed ``perturbations`` plan."""
+        from sua_audit.perturb import parse_plan
+
+        return parse_plan(self.perturbations)
+
+    @property
+    def k(self) -> int:
+        """Perturbed variants per item asked for (model rewriters may fill fewer)."""
+        return self.plan.k
 
     @model_validator(mode="after")
     def _one_abstention_rule(self) -> AuditConfig:

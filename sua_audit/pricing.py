@@ -85,7 +85,7 @@ def lookup(model_spec: str, config: AuditConfig | None = None) -> Price | None:
 def estimate(info: DatasetInfo, config: AuditConfig, price: Price | None) -> dict[str, Any]:
     """An upper-bound estimate of the run's requests, tokens and cost (no cache assumed)."""
     requests = prompt = completion = 0
-    variants = config.perturbations + 1
+    variants = config.k + 1
     for task, n_items in info.tasks.items():
         per_item = requests_per_item(task, config)
         requests += per_item * n_items

@@ -54,17 +54,6 @@ def audit(
         raise ConfigError("--limit must be at least 1.")
     info = validate_dataset(config.dataset, limit=config.limit)
     cost_plan = plan_cost(info, config)
-    if cost_plan.price is not None:
-        from sua_audit.ui.console import err_console
-
-        est = cost_plan.estimate
-        err_console.print(
-            f"cost estimate: at most ${est['usd']:.4f} for {est['requests']} requests "
-            f"(~{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens, "
-            f"prices from {est['price_source']}; cached requests are free)",
-            highlight=False,
-            soft_wrap=True,
-        )
     run_id = new_run_id()
     out_dir = out_dir or Path("audits") / "runs" / run_id
     started = utc_now()
@@ -90,6 +79,17 @@ def audit(
             concurrency=config.concurrency,
             timeout=config.timeout,
             max_attempts=config.max_attempts,
+        )
+    if cost_plan.price is not None:
+        from sua_audit.ui.console import err_console
+
+        est = cost_plan.estimate
+        err_console.print(
+            f"cost estimate: at most ${est['usd']:.4f} for {est['requests']} requests "
+            f"(~{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens, "
+            f"prices from {est['price_source']}; cached requests are free)",
+            highlight=False,
+            soft_wrap=True,
         )
     store = None
     if config.cache_mode != "off":

@@ -27,8 +27,37 @@ def run(
     limit: Annotated[int | None, typer.Option(help="Audit only the first N items.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for perturbations and sampling.")] = 0,
     perturbations: Annotated[
-        int, typer.Option("--perturbations", "-k", help="Perturbed variants per item (K).")
-    ] = 4,
+        str,
+        typer.Option(
+            "--perturbations",
+            "-k",
+            help="K variants per item (rule kinds typo, word, distractor in turn), or kinds "
+            "and counts: paraphrase:4,typo:2@3 (@ = edits per variant). "
+            "See sua-audit perturbations.",
+        ),
+    ] = "4",
+    rewriter_model: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SUA_AUDIT_REWRITER_MODEL",
+            help="Model writing paraphrase/ambiguity/adversarial rewrites (same specs as "
+            "--model; default: the embedded SmolLM2, the same for every audited model).",
+        ),
+    ] = None,
+    prompts_dir: Annotated[
+        Path | None, typer.Option(help="Folder overriding the shipped prompt templates.")
+    ] = None,
+    meaning_filter: Annotated[
+        str,
+        typer.Option(help="Meaning check for model rewrites: lexical, judge, both or off."),
+    ] = "lexical",
+    meaning_threshold: Annotated[
+        float | None, typer.Option(help="Judge acceptance threshold (0-1).")
+    ] = None,
+    instruction_attacks: Annotated[
+        Path | None,
+        typer.Option(help="JSONL of attacked instructions (PromptBench schema) for `instruction`."),
+    ] = None,
     samples: Annotated[int, typer.Option(help="Sampled answers per QA variant.")] = 5,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (QA).")] = 0.7,
     max_tokens: Annotated[int, typer.Option(help="Longest QA answer, in tokens.")] = 32,
@@ -98,6 +127,11 @@ def run(
             limit=limit,
             seed=seed,
             perturbations=perturbations,
+            rewriter_model=rewriter_model,
+            prompts_dir=str(prompts_dir) if prompts_dir else None,
+            meaning_filter=meaning_filter,
+            meaning_threshold=meaning_threshold,
+            instruction_attacks=str(instruction_attacks) if instruction_attacks else None,
             samples=samples,
             temperature=temperature,
             max_tokens=max_tokens,

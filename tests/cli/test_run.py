@@ -63,7 +63,7 @@ def test_fake_run_writes_outputs_and_rerun_is_free(tmp_path: Path) -> None:
         assert len(row["variants"]) == 5  # clean + 4 perturbations
         assert {"kind", "text", "prediction"} <= set(row["variants"][1])
     on_disk = json.loads((out / "summary.json").read_text())
-    assert on_disk["dataset"]["sha256"] and on_disk["config"]["perturbations"] == 4
+    assert on_disk["dataset"]["sha256"] and on_disk["config"]["perturbations"] == "4"
     second = sua(*args, "--out", str(tmp_path / "run2"), "--json")
     assert second.returncode == 0, second.stderr
     again = json.loads(second.stdout)
