@@ -264,6 +264,7 @@ def _score_item(
                         lab: round(float(x), 6) for lab, x in zip(labels, p, strict=True)
                     },
                     "path": c.path,
+                    **({"label_mass": c.label_mass} if c.label_mass is not None else {}),
                 }
             )
         prediction = variant_rows[0]["prediction"]

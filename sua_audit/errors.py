@@ -9,6 +9,7 @@ SuaAuditError                      base: anything the tool raised on purpose (ex
 │   ├── ModelLoadError             local model files missing or unreadable
 │   ├── RequestFailed              one request failed for good; recorded per item, run goes on
 │   └── CostLimitError             the estimated cost is above --max-cost (exit 2)
+├── SpendLimitReached              real spend reached --max-cost mid-run (exit 3)
 ├── StoreError                     unreadable / locked / corrupt cache database (exit 3)
 └── SchemaVersionError             cache written by a newer sua-audit (exit 3)
 ```
@@ -147,6 +148,12 @@ class CostLimitError(BackendError):
     """The estimated cost of a run is above ``--max-cost``."""
 
     exit_code = EXIT_USAGE
+
+
+class SpendLimitReached(SuaAuditError):
+    """The run's real spend reached ``--max-cost``; finished requests are cached."""
+
+    exit_code = EXIT_TOOL_ERROR
 
 
 class StoreError(SuaAuditError):

@@ -27,8 +27,9 @@ from sua_audit.dataset import DatasetInfo
 _TABLE_FILE = "model_prices_and_context_window_backup.json"
 #: Characters per token, a common rule of thumb for English text.
 CHARS_PER_TOKEN = 4
-#: Tokens of chat template and instruction around the item text.
-PROMPT_OVERHEAD_TOKENS = 40
+#: Tokens of chat template (some add a default system prompt) and instruction around the
+#: item text; measured 68 a call on llama.cpp's SmolLM2 template with short items.
+PROMPT_OVERHEAD_TOKENS = 70
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,17 @@ def _table() -> dict[str, Any]:
     return {}
 
 
+LOCAL = "local model"
+"""Price source of models that run here: free, so no estimate is printed."""
+
+
 def lookup(model_spec: str, config: AuditConfig | None = None) -> Price | None:
     """The price of a model spec (``gpt-4o``, ``openai/gpt-4o``, ``litellm/anthropic/x``)."""
     if config is not None and config.price_in is not None and config.price_out is not None:
         return Price(config.price_in / 1e6, config.price_out / 1e6, "--price-in/--price-out")
     provider, _, name = model_spec.partition("/")
     if provider in ("embedded", "hf", "fake"):
-        return Price(0.0, 0.0, "local model")
+        return Price(0.0, 0.0, LOCAL)
     if provider == "litellm":
         candidates = [name, name.partition("/")[2]]
     elif provider == "openai":
@@ -83,25 +88,46 @@ def lookup(model_spec: str, config: AuditConfig | None = None) -> Price | None:
 
 
 def estimate(info: DatasetInfo, config: AuditConfig, price: Price | None) -> dict[str, Any]:
-    """An upper-bound estimate of the run's requests, tokens and cost (no cache assumed)."""
-    requests = prompt = completion = 0
+    """Requests, tokens and cost of the run before it starts (no cache assumed), two ways.
+
+    * expected — the server returns logprobs and honours ``n`` (OpenAI does): one request per
+      classification variant, greedy + one ``n`` request per QA variant;
+    * worst case — every fallback: a logprob call then ``k`` seeded samples per
+      classification variant, a probe then ``k`` seeded samples per QA variant, every answer
+      as long as ``--max-tokens``.
+
+    Prompt length is guessed from the text (4 characters a token) plus the chat template and
+    instruction; an estimate, which is why ``--max-cost`` is also enforced on real usage
+    during the run.
+    """
+    expected_prompts = expected_completion = worst_prompts = worst_completion = 0
+    requests = 0
     variants = config.k + 1
+    k, max_tokens = config.samples, config.max_tokens
     for task, n_items in info.tasks.items():
-        per_item = requests_per_item(task, config)
-        requests += per_item * n_items
+        requests += requests_per_item(task, config) * n_items
+        calls = n_items * variants
         avg_prompt = info.input_chars.get(task, 0) / max(n_items, 1) / CHARS_PER_TOKEN
-        # Worst case for QA: a server that ignores n costs one prompt per sampled answer.
-        prompts = n_items * variants * (1 + config.samples) if task == "qa" else per_item * n_items
-        prompt += round(prompts * (avg_prompt + PROMPT_OVERHEAD_TOKENS))
+        per_prompt = avg_prompt + PROMPT_OVERHEAD_TOKENS
         if task == "qa":
-            answers = 1 + config.samples  # greedy + k samples per variant
-            completion += n_items * variants * answers * config.max_tokens
+            expected_prompts += round(calls * 2 * per_prompt)
+            expected_completion += calls * (1 + k) * max_tokens
+            worst_prompts += round(calls * (2 + k) * per_prompt)
+            worst_completion += calls * (2 + k) * max_tokens
         else:
-            completion += n_items * variants
+            expected_prompts += round(calls * per_prompt)
+            expected_completion += calls
+            worst_prompts += round(calls * (2 + k) * per_prompt)
+            worst_completion += calls * (1 + (1 + k) * max_tokens)
     return {
         "requests": requests,
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "usd": None if price is None else round(price.cost(prompt, completion), 6),
+        "prompt_tokens": expected_prompts,
+        "completion_tokens": expected_completion,
+        "usd": None
+        if price is None
+        else round(price.cost(expected_prompts, expected_completion), 6),
+        "worst_case_usd": None
+        if price is None
+        else round(price.cost(worst_prompts, worst_completion), 6),
         "price_source": None if price is None else price.source,
     }

@@ -19,6 +19,7 @@ from sua_audit import __version__, paths
 from sua_audit.config import AuditConfig
 from sua_audit.engine import Generator, Progress
 from sua_audit.errors import ConfigError
+from sua_audit.pricing import LOCAL
 from sua_audit.store import Store, utc_now
 
 __all__ = ["audit", "make_config", "run_from_cli"]
@@ -35,6 +36,16 @@ def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
         where = ".".join(str(p) for p in first["loc"]) or "options"
         flag = "--" + where.replace("_", "-").replace("lam", "lambda")
         raise ConfigError(f"{flag}: {first['msg']}. See sua-audit run --help.") from exc
+
+
+def recorded_config(config: AuditConfig) -> dict[str, Any]:
+    """The config as runs record it: a ``user:password@`` in --base-url is dropped."""
+    data = config.model_dump()
+    if data.get("base_url"):
+        from sua_audit.backends.openai_backend import public_url
+
+        data["base_url"] = public_url(data["base_url"])
+    return data
 
 
 def audit(
@@ -80,14 +91,15 @@ def audit(
             timeout=config.timeout,
             max_attempts=config.max_attempts,
         )
-    if cost_plan.price is not None:
+    if cost_plan.price is not None and cost_plan.price.source != LOCAL:
         from sua_audit.ui.console import err_console
 
         est = cost_plan.estimate
         err_console.print(
-            f"cost estimate: at most ${est['usd']:.4f} for {est['requests']} requests "
-            f"(~{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens, "
-            f"prices from {est['price_source']}; cached requests are free)",
+            f"cost estimate: ${est['usd']:.4f} for {est['requests']} requests "
+            f"(~{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens; "
+            f"up to ${est['worst_case_usd']:.4f} if the server needs every fallback; prices "
+            f"from {est['price_source']}; cached requests are free)",
             highlight=False,
             soft_wrap=True,
         )
@@ -96,8 +108,14 @@ def audit(
         store = Store.open(cache_path or paths.default_cache_path())
     try:
         if store is not None:
-            store.begin_run(run_id, config.model_dump(), dataset)
-        generator = Generator(backend, store, cache_mode=config.cache_mode, progress=progress)
+            store.begin_run(run_id, recorded_config(config), dataset)
+        generator = Generator(
+            backend,
+            store,
+            cache_mode=config.cache_mode,
+            progress=progress,
+            spend_limit=cost_plan.spend_limit(config.max_cost),
+        )
         status = "failed"
         try:
             outcome = asyncio.run(_run_and_close(config, info, generator))
@@ -111,7 +129,7 @@ def audit(
         summary: dict[str, Any] = {
             "run_id": run_id,
             "tool_version": __version__,
-            "config": config.model_dump(),
+            "config": recorded_config(config),
             "model": backend.describe(),
             "dataset": dataset,
             "results": summarize(outcome),
@@ -156,8 +174,15 @@ class CostPlan:
         return {
             "usd": None if usd is None else round(usd, 6),
             "price_source": None if self.price is None else self.price.source,
-            "estimate_upper_bound_usd": self.estimate["usd"],
+            "estimate_usd": self.estimate["usd"],
+            "worst_case_usd": self.estimate["worst_case_usd"],
         }
+
+    def spend_limit(self, max_cost: float | None) -> tuple[Any, float] | None:
+        """What the generator enforces on real usage: (token pricing, --max-cost)."""
+        if max_cost is None or self.price is None:
+            return None
+        return self.price.cost, max_cost
 
 
 def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
@@ -175,7 +200,7 @@ def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
             )
         if est["usd"] > config.max_cost:
             raise CostLimitError(
-                f"Estimated cost up to ${est['usd']:.4f} ({est['requests']} requests, "
+                f"Estimated cost ${est['usd']:.4f} ({est['requests']} requests, "
                 f"{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens) "
                 f"is above --max-cost ${config.max_cost:g}. Lower --limit, --perturbations or "
                 "--samples, or raise --max-cost."

@@ -113,6 +113,10 @@ class Completion:
     completion_tokens: int = 0
     finish_reason: str | None = None
     latency_ms: float = 0.0
+    label_mass: float | None = None
+    """Choice scoring from an API: the share of evidence that named a label (probability of
+    label tokens among the first token's alternatives, or the share of samples that parsed).
+    ``None`` for exact scoring."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data, as stored in the cache."""

@@ -52,6 +52,11 @@ RETRYABLE = frozenset({"rate_limit", "server", "timeout", "connection", "malform
 #: OpenAI's maximum; servers that allow fewer clamp or refuse (a refusal is retried at 5).
 TOP_LOGPROBS = 20
 
+#: Below this probability on label tokens among the first token's alternatives, the top
+#: logprobs say too little (a first token "E" at p = 0.008 would otherwise read as certainty
+#: for "Entailment"): the distribution is estimated from samples instead.
+MIN_LABEL_MASS = 0.1
+
 
 class AdaptiveLimit:
     """A concurrency limit that halves on rate limiting and grows back slowly.
@@ -204,6 +209,10 @@ class HostedBackend(Backend):
         self.returns_logprobs: bool | None = None
         self.retries = 0
         self.calls = 0
+        self.min_label_mass = MIN_LABEL_MASS
+        # While honours_n is unknown, one request finds out and the others wait for it, so a
+        # server that ignores n costs one wasted call per run, not one per request in flight.
+        self._n_probe = asyncio.Lock()
         self.capabilities = Capabilities(logprobs=True, top_logprobs=True, n=True, seed=True)
 
     # -- what a concrete backend provides ------------------------------------------------------
@@ -240,11 +249,12 @@ class HostedBackend(Backend):
     async def complete(self, request: CompletionRequest) -> Completion:
         """Answer one request by the cheapest path the server supports."""
         if request.choices is not None:
+            spent = (0, 0)
             if self.returns_logprobs is not False:
-                done = await self._score_by_logprobs(request)
+                done, spent = await self._score_by_logprobs(request)
                 if done is not None:
                     return done
-            return await self._score_by_samples(request)
+            return _plus_usage(await self._score_by_samples(request), spent)
         return await self._generate(request, max(1, request.n))
 
     # -- paths ---------------------------------------------------------------------------------
@@ -264,7 +274,11 @@ class HostedBackend(Backend):
         body.update(overrides)
         return body
 
-    async def _score_by_logprobs(self, request: CompletionRequest) -> Completion | None:
+    async def _score_by_logprobs(
+        self, request: CompletionRequest
+    ) -> tuple[Completion | None, tuple[int, int]]:
+        """The label distribution from the first token's top logprobs, or ``None`` (with the
+        call's token usage, which the fallback's answer must still account for)."""
         assert request.choices is not None
         body = self._body(
             request,
@@ -275,6 +289,7 @@ class HostedBackend(Backend):
         )
         body.pop("seed", None)
         resp = await self._call(body)
+        spent = _usage(resp)
         choices = resp.get("choices") or []
         content = ((choices[0].get("logprobs") or {}).get("content") or []) if choices else []
         if not content or not content[0].get("top_logprobs"):
@@ -285,24 +300,26 @@ class HostedBackend(Backend):
                     self.model,
                 )
             self.returns_logprobs = False
-            return None
+            return None, spent
         self.returns_logprobs = True
         top = [
             (e.get("token") or "", float(e.get("logprob", -math.inf)))
             for e in content[0]["top_logprobs"]
         ]
         lps = match_top_logprobs(top, request.choices, _label_owners(request.choices))
-        if all(lp == -math.inf for lp in lps):
-            return None  # the answer starts with something else ("The ..."): sample instead
-        pt, ct = _usage(resp)
+        mass = sum(math.exp(lp) for lp in lps if lp > -math.inf)
+        if mass < self.min_label_mass:
+            # The answer mostly starts with something else ("The ..."): sample instead.
+            return None, spent
         return Completion(
             text=_choice_text(choices[0]),
             choice_logprobs=lps,
-            prompt_tokens=pt,
-            completion_tokens=ct,
+            prompt_tokens=spent[0],
+            completion_tokens=spent[1],
             finish_reason=choices[0].get("finish_reason"),
             path="top_logprobs",
-        )
+            label_mass=round(min(mass, 1.0), 6),
+        ), (0, 0)
 
     async def _score_by_samples(self, request: CompletionRequest) -> Completion:
         assert request.choices is not None
@@ -328,37 +345,57 @@ class HostedBackend(Backend):
             completion_tokens=answers.completion_tokens,
             finish_reason=answers.finish_reason,
             path="samples",
+            label_mass=round(total / len(texts), 6),
         )
 
     async def _generate(self, request: CompletionRequest, n: int) -> Completion:
-        if n > 1 and self.honours_n is not False:
+        spent = (0, 0)
+        if n > 1 and self.honours_n is None:
+            async with self._n_probe:
+                if self.honours_n is None:
+                    resp = await self._call(self._body(request, n=n))
+                    choices = resp.get("choices") or []
+                    if len(choices) >= n:
+                        self.honours_n = True
+                        return self._answers(resp, choices[:n], path="n", n=n)
+                    logger.warning(
+                        "%s returned %d of %d requested answers (it ignores n); "
+                        "sending one seeded request per answer instead",
+                        self.model,
+                        len(choices),
+                        n,
+                    )
+                    self.honours_n = False
+                    # Its lone answer is not sample 0 (whose seed is derived), so it is not
+                    # reused: one wasted call per run keeps samples reproducible.
+                    spent = _usage(resp)
+        if n > 1 and self.honours_n:
             resp = await self._call(self._body(request, n=n))
             choices = resp.get("choices") or []
             if len(choices) >= n:
-                self.honours_n = True
                 return self._answers(resp, choices[:n], path="n", n=n)
-            if self.honours_n is None:
-                logger.warning(
-                    "%s returned %d of %d requested answers (it ignores n); "
-                    "sending one seeded request per answer instead",
-                    self.model,
-                    len(choices),
-                    n,
-                )
-            self.honours_n = False
+            spent = _usage(resp)  # a short answer this time: fall back for this request
         if n == 1:
             resp = await self._call(self._body(request))
             return self._answers(resp, (resp.get("choices") or [])[:1], path="single", n=1)
         seed = request.params.seed
-        calls = [self._call(self._body(request, seed=sample_seed(seed, i))) for i in range(n)]
-        responses = await asyncio.gather(*calls)
+        calls = [
+            asyncio.ensure_future(self._call(self._body(request, seed=sample_seed(seed, i))))
+            for i in range(n)
+        ]
+        try:
+            responses = await asyncio.gather(*calls)
+        except BaseException:
+            # One answer failed for good, so this request has: stop the others' attempts
+            # (gather alone leaves them running, retrying paid calls nobody will use).
+            for call in calls:
+                call.cancel()
+            raise
         picked = [(r.get("choices") or [{}])[0] for r in responses]
         out = self._answers({}, picked, path="seeded", n=n)
         for r in responses:
-            pt, ct = _usage(r)
-            out.prompt_tokens += pt
-            out.completion_tokens += ct
-        return out
+            spent = _add(spent, _usage(r))
+        return _plus_usage(out, spent)
 
     @staticmethod
     def _answers(
@@ -449,6 +486,17 @@ class HostedBackend(Backend):
         if failure.kind == "rate_limit":
             await self.limit.throttle(failure.retry_after)
         raise failure
+
+
+def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _plus_usage(completion: Completion, spent: tuple[int, int]) -> Completion:
+    """Charge a completion with tokens of calls whose answers were not used (they cost too)."""
+    completion.prompt_tokens += spent[0]
+    completion.completion_tokens += spent[1]
+    return completion
 
 
 def _label_owners(choices: Sequence[str]) -> list[int]:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from sua_audit.backends.base import Backend, Completion, CompletionRequest
-from sua_audit.errors import RequestFailed
+from sua_audit.errors import RequestFailed, SpendLimitReached
 from sua_audit.store import Store, canonical_json, request_key, utc_now
 
 __all__ = ["CacheMode", "Generator", "GeneratorStats", "NullProgress", "Progress"]
@@ -84,6 +85,7 @@ class Generator:
         progress: Progress | None = None,
         flush_rows: int = 64,
         flush_seconds: float = 0.25,
+        spend_limit: tuple[Callable[[int, int], float], float] | None = None,
     ) -> None:
         self.backend = backend
         self.store = store if cache_mode != "off" else None
@@ -97,6 +99,8 @@ class Generator:
         self._flush_seconds = flush_seconds
         self.stats = GeneratorStats()
         self._answered = 0
+        # (cost of (prompt, completion) tokens in USD, the most this run may spend).
+        self._spend_limit = spend_limit
 
     def key(self, request: CompletionRequest) -> str:
         """The cache key of ``request`` for this generator's backend."""
@@ -170,6 +174,7 @@ class Generator:
         self.stats.prompt_tokens += completion.prompt_tokens
         self.stats.completion_tokens += completion.completion_tokens
         self.progress.advance(1)
+        over = self._over_budget()
         if self.store is not None:
             self._buffer.append(
                 {
@@ -192,7 +197,22 @@ class Generator:
                 or now - self._last_flush >= self._flush_seconds
             ):
                 self.flush()
+        if over is not None:
+            self.flush()  # what was paid for stays in the cache
+            raise over
         return completion
+
+    def _over_budget(self) -> SpendLimitReached | None:
+        if self._spend_limit is None:
+            return None
+        cost, limit = self._spend_limit
+        spent = cost(self.stats.prompt_tokens, self.stats.completion_tokens)
+        if spent < limit:
+            return None
+        return SpendLimitReached(
+            f"spent ${spent:.4f} of --max-cost ${limit:g} after {self.stats.model_calls} "
+            "requests; they are cached. Rerun with a higher --max-cost to finish the audit."
+        )
 
     def _failed(self, exc: RequestFailed) -> RequestFailed:
         self.stats.failed += 1

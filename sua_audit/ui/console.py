@@ -27,7 +27,7 @@ def _cost_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             ("tokens (prompt / completion)", f"{tokens['prompt']} / {tokens['completion']}")
         )
     cost = summary.get("cost") or {}
-    if cost.get("usd") is not None:
+    if cost.get("usd") is not None and cost.get("price_source") != "local model":
         rows.append(("cost this run (estimate)", f"${cost['usd']:.4f}"))
     return rows
 

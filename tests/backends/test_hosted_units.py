@@ -177,7 +177,7 @@ def test_prices_from_flags_table_and_local() -> None:
     assert lookup("openai/definitely-not-a-model-name") is None
 
 
-def test_estimate_is_an_upper_bound_shape() -> None:
+def test_estimate_expected_and_worst_case() -> None:
     info = DatasetInfo(
         "x.jsonl",
         "0" * 64,
@@ -188,9 +188,14 @@ def test_estimate_is_an_upper_bound_shape() -> None:
     cfg = AuditConfig(dataset="x.jsonl", perturbations=4, samples=5, max_tokens=32)
     est = estimate(info, cfg, Price(1e-6, 2e-6, "test"))
     assert est["requests"] == 6 * 5 + 4 * 5 * 2
+    # expected: 1-token label answers; QA greedy + 5 samples of up to 32 tokens per variant
     assert est["completion_tokens"] == 6 * 5 + 4 * 5 * 6 * 32
-    # classification: 30 prompts of (100 + 40) tokens; QA worst case: 4 × 5 × 6 prompts of 60
-    assert est["prompt_tokens"] == 30 * 140 + 120 * 60
+    # classification: 30 prompts of (100 + 70) tokens; QA: greedy + one n request, (20 + 70)
+    assert est["prompt_tokens"] == 30 * 170 + 4 * 5 * 2 * 90
     assert est["usd"] == pytest.approx(
         est["prompt_tokens"] * 1e-6 + est["completion_tokens"] * 2e-6
     )
+    # worst case: every variant falls back to a probe plus 5 seeded samples of 32 tokens
+    worst_prompts = 30 * 7 * 170 + 20 * 7 * 90
+    worst_completion = 30 * (1 + 6 * 32) + 20 * 7 * 32
+    assert est["worst_case_usd"] == pytest.approx(worst_prompts * 1e-6 + worst_completion * 2e-6)

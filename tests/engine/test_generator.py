@@ -75,3 +75,27 @@ def test_errors_are_not_cached_and_finished_work_is_kept() -> None:
     retry = Generator(FakeBackend(), store)
     _run(retry, _reqs(10))
     assert retry.stats.model_calls == 10 - kept and retry.stats.cache_hits == kept
+
+
+def test_spend_limit_stops_the_run_and_keeps_what_was_paid_for() -> None:
+    from sua_audit.errors import SpendLimitReached
+
+    store = Store(Database(memory=True))
+    one = asyncio.run(Generator(FakeBackend(), None, cache_mode="off").generate(_reqs(1)[0]))
+    per_call = one.prompt_tokens + one.completion_tokens
+    assert per_call > 0
+    limit = 5.5 * per_call  # USD = tokens here: the sixth answer crosses it
+    gen = Generator(
+        FakeBackend(delay=0.001),
+        store,
+        max_concurrency=1,
+        spend_limit=(lambda p, c: float(p + c), limit),
+    )
+    with pytest.raises(SpendLimitReached, match="--max-cost") as caught:
+        _run(gen, _reqs(20))
+    assert caught.value.exit_code == 3
+    assert gen.stats.model_calls == 6
+    assert store.count_completions() == 6  # flushed before stopping: a rerun pays for none
+    rerun = Generator(FakeBackend(), store)
+    _run(rerun, _reqs(6))
+    assert rerun.stats.model_calls == 0
