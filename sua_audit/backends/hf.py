@@ -254,9 +254,9 @@ class HFBackend(Backend):
         while pending:
             job = pending.popleft()
             req = job.request
-            same = (req.choices is not None) == scoring and (
-                scoring or req.params.max_tokens == first.params.max_tokens
-            )
+            # Generation requests share a batch whatever their max_tokens: the batch runs to
+            # the longest and each row is cut to its own limit (rewrites vary in length).
+            same = (req.choices is not None) == scoring
             weight = 1 if scoring else max(1, req.n)
             if same and (not batch or rows + weight <= self.batch_size):
                 batch.append(job)
@@ -413,7 +413,8 @@ class HFBackend(Backend):
         sampler = _RowSampler(torch, draws)
         eos = self.tokenizer.eos_token_id
         config = GenerationConfig(
-            max_new_tokens=requests[0].params.max_tokens,
+            # The batch runs to its longest request; each row is cut to its own limit below.
+            max_new_tokens=max(r.params.max_tokens for r in requests),
             do_sample=False,
             pad_token_id=self._pad_id,
             eos_token_id=eos,
@@ -433,6 +434,7 @@ class HFBackend(Backend):
         texts: list[list[str]] = [[] for _ in requests]
         for row, toks in enumerate(new):
             r_i = owners[row]
+            toks = toks[: requests[r_i].params.max_tokens]
             finish = "length"
             if eos is not None and eos in toks:
                 toks = toks[: toks.index(eos)]

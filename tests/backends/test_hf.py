@@ -188,3 +188,21 @@ def test_embedded_model_prefers_the_right_sentiment(embedded_dir: Path) -> None:
     assert all(math.isfinite(x) for x in lp_pos + lp_neg)
     # the positive text moves mass towards "positive" relative to the negative text
     assert lp_pos[1] - lp_pos[0] > lp_neg[1] - lp_neg[0]
+
+
+def test_each_request_keeps_its_own_max_tokens_in_a_shared_batch(tiny_dir: Path) -> None:
+    backend = _backend(tiny_dir, batch_size=8)
+    short = CompletionRequest(_msgs("short answer please"), GenerationParams(1.0, 3, 5), n=2)
+    long = CompletionRequest(_msgs("a longer answer please"), GenerationParams(1.0, 20, 6), n=2)
+
+    async def go():
+        alone = await backend.complete(short)
+        both = await asyncio.gather(backend.complete(long), backend.complete(short))
+        await backend.aclose()
+        return alone, both
+
+    alone, (long_out, short_out) = asyncio.run(go())
+    assert backend.generate_calls == 2  # the pair really shared one generate call
+    assert short_out.texts == alone.texts  # cut to its own limit, as if it ran alone
+    assert short_out.completion_tokens <= 2 * 3
+    assert long_out.completion_tokens > 2 * 3  # random weights rarely stop early
