@@ -69,7 +69,11 @@ DEFAULT_KINDS: tuple[str, ...] = ("typo", "word", "distractor")
 MAX_REDRAWS = 5
 
 #: Modules whose import registers the built-in perturbers (imported on first registry use).
-_BUILTIN_MODULES: tuple[str, ...] = ("sua_audit.perturb.rules",)
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "sua_audit.perturb.rules",
+    "sua_audit.perturb.adversarial",
+    "sua_audit.perturb.llm",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +372,10 @@ def _redraw_seed(seed: int, item_id: str, kind: str, slot: int, attempt: int) ->
     return int.from_bytes(digest.digest()[:8], "big")
 
 
+def _fields_key(variant: Variant) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(variant.fields.items()))
+
+
 async def _draw(
     perturber: Perturber, item: Item, *, n: int, seed: int, context: PerturbContext | None
 ) -> list[Variant]:
@@ -424,7 +432,9 @@ async def perturb_item(
     pending = {kind: list(variants) for kind, variants in zip(unique_kinds, drawn, strict=True)}
 
     out = [clean]
-    seen = {clean.text: "the clean text"}
+    # Variants are compared on all their fields: an instruction attack keeps the text and
+    # changes only fields["instruction"].
+    seen = {_fields_key(clean): "the clean text"}
     for slot, kind in enumerate(slot_kinds, start=1):
         if not pending[kind]:
             if context is not None:
@@ -432,7 +442,7 @@ async def perturb_item(
             continue
         variant = pending[kind].pop(0)
         attempt = 0
-        while variant.text in seen and attempt < MAX_REDRAWS:
+        while _fields_key(variant) in seen and attempt < MAX_REDRAWS:
             attempt += 1
             sub_seed = _redraw_seed(seed, item.id, kind, slot, attempt)
             redrawn = await _draw(perturbers[kind], item, n=1, seed=sub_seed, context=context)
@@ -441,9 +451,10 @@ async def perturb_item(
             variant = redrawn[0]
         detail = variant.detail
         index = len(out)
-        if variant.text in seen:
-            detail += f" (identical to {seen[variant.text]} after {attempt} re-draws)"
+        key = _fields_key(variant)
+        if key in seen:
+            detail += f" (identical to {seen[key]} after {attempt} re-draws)"
         else:
-            seen[variant.text] = f"variant {index}"
+            seen[key] = f"variant {index}"
         out.append(replace(variant, kind=kind, index=index, detail=detail))
     return out

@@ -5,18 +5,29 @@ an item: for NLI items with a separate premise and hypothesis, the two are edite
 and ``input`` is re-rendered as ``"Premise: {p}\\nHypothesis: {h}"``; otherwise ``input`` is
 edited. Importing the module registers the three kinds.
 
-* ``typo``: 1–2 character-level typos (adjacent swap, deletion, duplication, substitution by
-  a neighbouring QWERTY key) per field, only inside purely alphabetic ASCII words of 4+
-  letters, so numbers, contractions and the item's label words are never touched. The first
-  and last letters of a word are kept, which keeps the word readable.
-* ``word``: 1–2 word-level edits per field: first-letter / whole-text case, final
-  punctuation (a QA question keeps its ``?``), a doubled space, contraction or expansion
-  (``do not`` ↔ ``don't``; negation is always kept), or a filler word (``actually``,
-  ``basically``, ``really``) between two plain words, outside quotes and away from numbers
-  and negations.
-* ``distractor``: one content-free sentence about the text itself, put before a QA question
-  (the question stays last), before or after a classification text, and after an NLI
-  premise only (the hypothesis is never touched).
+Every kind has an edit *budget*: the most edits one variant makes **per text field** (an NLI
+premise and hypothesis each get the full budget), read from ``context.budget(kind, default)``
+(the ``@budget`` of a plan such as ``typo:2@3``). A variant makes a uniformly drawn number of
+edits in ``1..budget`` (fewer when the text offers fewer spots); the defaults reproduce the
+behaviour the kinds had before budgets existed, variant for variant.
+
+* ``typo`` (budget: words with a typo, default 2): one character-level typo (adjacent swap,
+  deletion, duplication, substitution by a neighbouring QWERTY key) in each of 1–budget
+  words, only inside purely alphabetic ASCII words of 4+ letters, so numbers, contractions
+  and the item's label words and negations are never touched. The first and last letters of
+  a word are kept, which keeps the word readable.
+* ``word`` (budget: edits, default 2): word-level edits per field: first-letter / whole-text
+  case, final punctuation (a QA question keeps its ``?``), a doubled space, contraction or
+  expansion (``do not`` ↔ ``don't``; negation is always kept), or a filler word
+  (``actually``, ``basically``, ``really``) between two plain words, outside quotes and away
+  from numbers and negations. Each edit type applies at most once; only budgets above 5 let
+  doubled spaces and fillers repeat.
+* ``distractor`` (budget: sentences, default 1): distinct content-free sentences about the
+  text itself, put before a QA question (the question stays last), before or after a
+  classification text, and after an NLI premise only (the hypothesis is never touched).
+
+More adversarial rule kinds (``homoglyph``, ``synonym``, ``deletion``, ``instruction``) live
+in :mod:`sua_audit.perturb.adversarial` and reuse the helpers here.
 """
 
 from __future__ import annotations
@@ -183,9 +194,34 @@ class _Ctx:
     task: str
     field: str
     protected: frozenset[str]
+    budget: int = 1
+    """The most edits this field may get (the kind's unit: words, edits, sentences, ...)."""
 
 
 _FieldEdit = Callable[[str, random.Random, _Ctx], tuple[str, list[str]]]
+
+
+def _edit_count(rng: random.Random, budget: int) -> int:
+    """How many edits one field gets: uniform in ``1..budget``.
+
+    A budget of 1 draws nothing from ``rng``, and a budget of 2 draws exactly as
+    ``rng.choice((1, 2))`` does, so the default budgets reproduce earlier variants exactly.
+    """
+    if budget <= 1:
+        return 1
+    return rng.choice(tuple(range(1, budget + 1)))
+
+
+def _resolve_budget(kind: str, default: int, context: PerturbContext | None) -> int:
+    """The edit budget of ``kind`` from ``context`` (``default`` without one).
+
+    Raises:
+        ValueError: When the budget is not a positive integer.
+    """
+    budget = default if context is None else context.budget(kind, default)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"the edit budget of {kind!r} must be a positive integer, got {budget!r}")
+    return budget
 
 
 def _protected_words(item: Item) -> frozenset[str]:
@@ -196,27 +232,40 @@ def _protected_words(item: Item) -> frozenset[str]:
     return frozenset(words)
 
 
-def _edit_item(item: Item, kind: str, rng: random.Random, edit: _FieldEdit) -> Variant:
-    """Apply a field edit to every text field of an item (premise and hypothesis separately)."""
+def _edit_item(
+    item: Item, kind: str, rng: random.Random, edit: _FieldEdit, budget: int = 1
+) -> Variant:
+    """Apply a field edit to every text field of an item (premise and hypothesis separately).
+
+    ``budget`` applies to each field on its own: an NLI variant may edit its premise and its
+    hypothesis up to ``budget`` times each.
+    """
     fields = item.text_fields()
     protected = _protected_words(item)
     new = dict(fields)
     notes: list[str] = []
     if "premise" in fields and "hypothesis" in fields:
         for name in ("premise", "hypothesis"):
-            new[name], done = edit(fields[name], rng, _Ctx(item.task, name, protected))
+            ctx = _Ctx(item.task, name, protected, budget)
+            new[name], done = edit(fields[name], rng, ctx)
             notes += [f"{name}: {d}" for d in done]
         new["input"] = render_nli(new["premise"], new["hypothesis"])
     else:
-        new["input"], notes = edit(fields["input"], rng, _Ctx(item.task, "input", protected))
+        ctx = _Ctx(item.task, "input", protected, budget)
+        new["input"], notes = edit(fields["input"], rng, ctx)
     detail = f"{kind}: " + ("; ".join(notes) if notes else "no applicable edit")
     return Variant(kind=kind, index=0, fields=new, detail=detail)
 
 
 class _RulePerturber:
-    """Base for rule perturbers: variant ``j`` uses its own string-seeded RNG."""
+    """Base for rule perturbers: variant ``j`` uses its own string-seeded RNG.
+
+    Subclasses set ``kind`` and ``default_budget`` (the per-field edit budget used when the
+    context gives none) and implement ``_edit``, which reads the budget from ``ctx.budget``.
+    """
 
     kind: str = ""
+    default_budget: int = 1
 
     async def __call__(
         self, item: Item, *, n: int, seed: int, context: PerturbContext | None = None
@@ -227,13 +276,18 @@ class _RulePerturber:
             item: The item to perturb.
             n: How many variants.
             seed: Base seed; variant ``j`` depends on (item, seed, kind, j) only.
-            context: Edit budgets (rule perturbers call no model).
+            context: Edit budgets (rule perturbers call no model): at most
+                ``context.budget(kind, default_budget)`` edits per text field.
 
         Returns:
             The variants.
+
+        Raises:
+            ValueError: When the budget is not a positive integer.
         """
+        budget = _resolve_budget(self.kind, self.default_budget, context)
         return [
-            _edit_item(item, self.kind, rng_for(seed, item.id, self.kind, j), self._edit)
+            _edit_item(item, self.kind, rng_for(seed, item.id, self.kind, j), self._edit, budget)
             for j in range(n)
         ]
 
@@ -272,7 +326,7 @@ def _typo_word(word: str, rng: random.Random) -> tuple[str, str]:
 
 
 def _typo_field(text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, list[str]]:
-    """Put typos in 1–2 plain words of 4+ letters."""
+    """Put one typo in each of ``1..ctx.budget`` plain words of 4+ letters (uniform count)."""
     candidates = [
         m
         for m in _PLAIN_WORD.finditer(text)
@@ -280,7 +334,7 @@ def _typo_field(text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, list[str
     ]
     if not candidates:
         return text, []
-    count = min(len(candidates), rng.choice((1, 2)))
+    count = min(len(candidates), _edit_count(rng, ctx.budget))
     chosen = sorted(rng.sample(candidates, count), key=lambda m: m.start())
     notes: list[str] = []
     pieces: list[str] = []
@@ -295,9 +349,10 @@ def _typo_field(text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, list[str
 
 
 class TypoPerturber(_RulePerturber):
-    """Character-level typos in 1–2 words per text field."""
+    """Character-level typos in ``1..budget`` words per text field (budget: words, default 2)."""
 
     kind = "typo"
+    default_budget = 2
 
     def _edit(self, text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, list[str]]:
         return _typo_field(text, rng, ctx)
@@ -486,12 +541,21 @@ def _op_filler(text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, str] | No
 
 _WORD_OPS: tuple[_Op, ...] = (_op_case, _op_punctuation, _op_space, _op_contraction, _op_filler)
 
+#: Word edits that can apply again without undoing themselves (another gap, another spot);
+#: case, final punctuation and contractions would toggle back, so they apply at most once.
+_REPEATABLE_WORD_OPS: tuple[_Op, ...] = (_op_space, _op_filler)
+
 
 def _word_field(text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, list[str]]:
-    """Apply 1–2 applicable word-level edits to a text."""
+    """Apply ``1..ctx.budget`` applicable word-level edits to a text (uniform count).
+
+    Each of the five edit types applies at most once, in a shuffled order. Only a budget
+    above five lets doubled spaces and fillers repeat (in other spots) to reach the drawn
+    count. Fewer edits are made when fewer apply.
+    """
     ops = list(_WORD_OPS)
     rng.shuffle(ops)
-    want = rng.choice((1, 2))
+    want = _edit_count(rng, ctx.budget)
     notes: list[str] = []
     for op in ops:
         if len(notes) == want:
@@ -500,13 +564,29 @@ def _word_field(text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, list[str
         if done is not None and done[0] != text:
             text, note = done
             notes.append(note)
+    while len(notes) < want and ctx.budget > len(_WORD_OPS):
+        progress = False
+        for op in _REPEATABLE_WORD_OPS:
+            if len(notes) == want:
+                break
+            done = op(text, rng, ctx)
+            if done is not None and done[0] != text:
+                text, note = done
+                notes.append(note)
+                progress = True
+        if not progress:
+            break
     return text, notes
 
 
 class WordPerturber(_RulePerturber):
-    """Meaning-keeping word-level edits: case, punctuation, spacing, contractions, fillers."""
+    """Meaning-keeping word-level edits: case, punctuation, spacing, contractions, fillers.
+
+    Budget: edits per text field, default 2 (each variant makes 1–2).
+    """
 
     kind = "word"
+    default_budget = 2
 
     def _edit(self, text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, list[str]]:
         return _word_field(text, rng, ctx)
@@ -518,10 +598,15 @@ class WordPerturber(_RulePerturber):
 
 
 def _distractor_field(text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, list[str]]:
-    """Add a neutral sentence: before QA questions, after NLI premises, either side otherwise."""
+    """Add ``1..ctx.budget`` distinct neutral sentences, all on one side: before QA questions,
+    after NLI premises, either side otherwise."""
     if ctx.field == "hypothesis":
         return text, []
-    sentence = rng.choice(DISTRACTORS)
+    count = min(_edit_count(rng, ctx.budget), len(DISTRACTORS))
+    if count == 1:
+        sentence = rng.choice(DISTRACTORS)
+    else:
+        sentence = " ".join(rng.sample(DISTRACTORS, count))
     if ctx.field == "premise":
         append = True
     elif ctx.task == "qa" or ctx.task == "nli":
@@ -534,10 +619,11 @@ def _distractor_field(text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, li
 
 
 class DistractorPerturber(_RulePerturber):
-    """One content-free sentence about the text itself, added where it cannot change the
-    answer."""
+    """Content-free sentences about the text itself, added where they cannot change the
+    answer. Budget: sentences per field, default 1."""
 
     kind = "distractor"
+    default_budget = 1
 
     def _edit(self, text: str, rng: random.Random, ctx: _Ctx) -> tuple[str, list[str]]:
         return _distractor_field(text, rng, ctx)

@@ -497,3 +497,73 @@ def test_filler_goes_after_an_auxiliary_and_never_splits_numbers() -> None:
             assert f"{match.group(2)} {match.group(1)} " in words
             assert "last 20 minutes" in words
     assert inserted > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Edit budgets (context.budget(kind, default): the most edits per text field)
+# ---------------------------------------------------------------------------------------------
+
+LONG_TEXT = (
+    "the acting costumes music cinematography and sound are astounding and the story "
+    "is simple but the direction is careful and the pacing is gentle throughout"
+)
+
+
+def draw_budget(kind: str, item: Item, budget: int, *, seed: int = 0, n: int = 1) -> list[Variant]:
+    ctx = PerturbContext(budgets={kind: budget})
+    return run(get_perturber(kind)(item, n=n, seed=seed, context=ctx))
+
+
+def test_default_budgets_are_the_documented_ones() -> None:
+    for kind, default in (("typo", 2), ("word", 2), ("distractor", 1)):
+        for item in ITEMS:
+            plain = draw(kind, item, n=4, seed=9)
+            assert draw_budget(kind, item, default, seed=9, n=4) == plain
+
+
+@pytest.mark.parametrize("budget", [1, 3, 5])
+def test_typo_budget_is_the_number_of_words_with_a_typo(budget: int) -> None:
+    counts = set()
+    for seed in range(40):
+        (variant,) = draw_budget("typo", qa(LONG_TEXT), budget, seed=seed)
+        before, after = LONG_TEXT.split(), variant.text.split()
+        changed = sum(a != b for a, b in zip(before, after, strict=True))
+        assert 1 <= changed <= budget
+        counts.add(changed)
+    assert counts == set(range(1, budget + 1))
+
+
+@pytest.mark.parametrize("budget", [1, 3, 7])
+def test_word_budget_is_the_number_of_edits(budget: int) -> None:
+    item = cls("it is not a charming film , but it is often affecting and it is honest")
+    counts = set()
+    for seed in range(60):
+        (variant,) = draw_budget("word", item, budget, seed=seed)
+        notes = variant.detail.removeprefix("word: ").split("; ")
+        assert 1 <= len(notes) <= budget
+        counts.add(len(notes))
+        assert len(NEGATION.findall(variant.text)) == len(NEGATION.findall(item.input))
+    assert max(counts) == budget if budget <= 5 else max(counts) > 5
+
+
+@pytest.mark.parametrize("budget", [1, 2, 4])
+def test_distractor_budget_is_the_number_of_sentences(budget: int) -> None:
+    counts = set()
+    for seed in range(30):
+        (variant,) = draw_budget("distractor", qa(), budget, seed=seed)
+        added = variant.text[: -len(qa().input)].strip()
+        sentences = re.findall(r"[^.]+\.", added)
+        assert all(s.strip() in DISTRACTORS for s in sentences)
+        assert len(set(sentences)) == len(sentences)
+        assert 1 <= len(sentences) <= budget
+        counts.add(len(sentences))
+        (nli_variant,) = draw_budget("distractor", NLI_ITEM, budget, seed=seed)
+        assert nli_variant.fields["hypothesis"] == NLI_ITEM.hypothesis
+        assert nli_variant.fields["premise"].startswith(NLI_ITEM.premise or "")
+    assert counts == set(range(1, budget + 1))
+
+
+@pytest.mark.parametrize("kind", DEFAULT_KINDS)
+def test_rule_budget_must_be_positive(kind: str) -> None:
+    with pytest.raises(ValueError, match="budget"):
+        draw_budget(kind, qa(), 0)

@@ -1,0 +1,724 @@
+"""Meaning-preservation filters: does a model-written rewrite still mean what the original meant?
+
+A paraphrase perturber asks a rewriter model for rewrites and keeps only those a filter
+accepts. A filter answers many ``(original, rewrite)`` pairs at once with one
+:class:`Verdict` each; ``Verdict.reason`` says why a rewrite was rejected and is counted per
+reason in the run's perturbation statistics.
+
+Filters (``--meaning-filter``):
+
+* ``lexical`` — :class:`LexicalGuard`, no model, deterministic, microseconds per pair. It
+  rejects a rewrite that changes the numbers, flips the negation parity, drops or adds a
+  capitalised name, swaps a quantifier for one of another kind ("usually" → "always"), turns
+  a question into a statement (or back), or keeps too little of the original's content
+  words. It cannot tell synonyms from antonyms, nor see role swaps or dropped qualifiers;
+* ``judge`` — :class:`JudgeFilter`, a model asked in both orders whether the two texts mean
+  the same thing, scored by the probability of "yes" (label scoring, no parsing), accepted
+  when the smaller of the two probabilities reaches the threshold;
+* ``both`` — :class:`CombinedFilter`: the guard first, the judge only on what it accepted;
+* ``off`` — :class:`AcceptAll`: every rewrite is accepted (recorded as such in the summary).
+
+How well each does on the hand-written pairs in ``tests/perturb/data/meaning_pairs.jsonl``:
+``python bench/meaning_filter.py`` (figures in docs/benchmarks.md). The default is the
+lexical guard: the embedded SmolLM2-135M is no better than chance as a judge, so the judge
+is for strong hosted rewriter models (``--meaning-filter both``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from sua_audit.errors import ConfigError, RequestFailed
+
+if TYPE_CHECKING:
+    from sua_audit.backends.base import CompletionRequest
+    from sua_audit.engine import Generator
+    from sua_audit.prompting import PromptLibrary
+
+__all__ = [
+    "DEFAULT_FILTER",
+    "DEFAULT_JUDGE_THRESHOLD",
+    "DEFAULT_MIN_RECALL",
+    "FILTER_NAMES",
+    "JUDGE_CHOICES",
+    "AcceptAll",
+    "CombinedFilter",
+    "JudgeFilter",
+    "LexicalGuard",
+    "MeaningFilter",
+    "Verdict",
+    "build_filter",
+]
+
+#: ``--meaning-filter`` values.
+FILTER_NAMES: tuple[str, ...] = ("lexical", "judge", "both", "off")
+
+#: The filter used when none is named (see the module docstring and docs/benchmarks.md).
+DEFAULT_FILTER = "lexical"
+
+#: The judge accepts a rewrite when min(P(yes | a, b), P(yes | b, a)) reaches this. 0.5 means
+#: "the judge says yes more than no, in both orders"; strong models put nearly all their mass
+#: on one answer, so the exact value matters little for them.
+DEFAULT_JUDGE_THRESHOLD = 0.5
+
+#: The guard rejects a rewrite that keeps less than this share of the original's content
+#: words (after crude stemming). Low on purpose: a good paraphrase may swap most words for
+#: synonyms, which a lexical check cannot tell from a change of topic; this only catches
+#: rewrites that kept almost nothing (an answer instead of a rewrite, a new topic).
+DEFAULT_MIN_RECALL = 0.25
+
+#: The judge's answer strings, scored as the assistant's reply (yes-forms first).
+JUDGE_CHOICES: tuple[str, ...] = ("yes", "Yes", "no", "No")
+_JUDGE_OWNER = (0, 0, 1, 1)
+
+#: Bumped whenever the guard's rules change what it accepts (recorded in the run summary).
+GUARD_VERSION = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A filter's decision on one (original, rewrite) pair."""
+
+    accepted: bool
+    score: float | None
+    """The filter's score: content-word recall (guard), min P(yes) (judge); ``None``: none."""
+    reason: str
+    """``"ok"`` when accepted, else why not: ``number_changed``, ``negation_changed``,
+    ``entity_dropped``, ``entity_added``, ``quantifier_changed``, ``question_changed``,
+    ``content_dropped``, ``empty``,
+    ``not_equivalent`` (judge) or ``judge_error`` (the judge's request failed)."""
+    detail: str = ""
+    """A short human explanation (``numbers {'50'} → {'15'}``), for logs and results."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        return asdict(self)
+
+
+@runtime_checkable
+class MeaningFilter(Protocol):
+    """What a model-backed perturber calls to keep only meaning-preserving rewrites."""
+
+    name: str
+
+    @property
+    def threshold(self) -> float | None:
+        """The acceptance threshold on the filter's score (``None``: the filter has none)."""
+        ...
+
+    async def check_many(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        """One verdict per ``(original, rewrite)`` pair, in order."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Name, threshold and versions, for the run summary."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Lexical guard
+# ---------------------------------------------------------------------------------------------
+
+#: Words that carry no content of their own for the recall check: articles, pronouns,
+#: prepositions, auxiliaries, conjunctions, question words, common intensifiers, fillers and
+#: contraction remnants. Negations and number words are checked separately and left out too.
+_STOPWORDS = frozenset(
+    """
+    a an the this that these those there here it its itself i me my mine we us our ours you
+    your yours he him his she her hers they them their theirs one ones someone something
+    anyone anything everyone everything each every some any all both either other another
+    such own same
+    be am is are was were been being do does did doing done have has had having get gets got
+    will would shall should can could may might must ca wo
+    of to in on at by for from with about as into onto over under than then so too very
+    really actually basically just quite rather also even only still yet already ever
+    and or but if because while although though whether since until unless
+    who whom whose what which when where why how
+    up out off down again more most much many few less least lot lots
+    s t d ll m re ve
+    """.split()
+)
+
+#: Negation markers (plus every word ending in ``n't``). ``nor`` is left out: it nearly always
+#: pairs with ``neither`` or a preceding ``not``, and counting both would make "neither A nor
+#: B" look un-negated to a parity check.
+_NEGATIONS = frozenset(
+    {"not", "no", "never", "none", "nothing", "nobody", "noone", "nowhere", "neither"}
+    | {"cannot", "without"}
+)
+
+_UNITS = {
+    word: value
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen".split()
+    )
+}
+_TENS = {
+    word: 10 * value
+    for value, word in enumerate(
+        "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2
+    )
+}
+_SCALES = {"hundred": 100, "thousand": 1_000, "million": 10**6, "billion": 10**9}
+_MULTIPLES = {"dozen": 12, "twice": 2, "thrice": 3}
+_ORDINALS = {
+    word: value
+    for value, word in enumerate(
+        "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split(),
+        start=1,
+    )
+}
+#: Two-word idioms whose first word is a negation marker but which negate nothing: "nothing
+#: but" (only), "not only" / "not just" (... but also), "none other than".
+_NON_NEGATING = frozenset({("nothing", "but"), ("not", "only"), ("not", "just"), ("none", "other")})
+
+_NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES) | frozenset(_MULTIPLES)
+
+#: "one" is a pronoun, not a count, after these words ("no one", "the red one") or before
+#: "of" / "another" ("one of them", "one another").
+_ONE_PRONOUN_BEFORE = frozenset(
+    {"no", "any", "every", "each", "some", "the", "this", "that", "which", "another", "little"}
+)
+_ONE_PRONOUN_AFTER = frozenset({"of", "another"})
+
+#: Quantifier and modality classes: a rewrite may swap words inside a class ("often" →
+#: "frequently") but not move between classes ("usually" → "always", "might" → "will").
+_QUANTIFIERS: dict[str, str] = {
+    **dict.fromkeys("all every each always everyone everybody everything".split(), "universal"),
+    **dict.fromkeys(
+        "most mostly usually generally typically often frequently mainly largely normally".split(),
+        "majority",
+    ),
+    **dict.fromkeys("some several sometimes occasionally few partly partially".split(), "partial"),
+    **dict.fromkeys("rarely seldom hardly barely scarcely".split(), "rare"),
+    **dict.fromkeys("might may maybe perhaps possibly probably likely".split(), "possible"),
+    **dict.fromkeys("only merely solely".split(), "only"),
+}
+
+_QUESTION_STARTS = frozenset(
+    """
+    who whom whose what which when where why how is are was were am do does did can could
+    will would shall should may might must has have had
+    """.split()
+)
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
+_TOKEN = re.compile(
+    r"(?P<ord>\d+(?:st|nd|rd|th))\b"
+    r"|(?P<num>\d+(?:[.,:]\d+)*)"
+    r"|(?P<word>[^\W\d_]+(?:'[^\W\d_]+)*)"
+)
+_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
+_CLITICS = ("'s", "'re", "'ll", "'ve", "'d", "'m")
+_SENTENCE_END = ".!?:;\n"
+_SUFFIXES = (
+    "ations", "ation", "ingly", "edly", "ness", "ment", "ings", "ing", "ied", "ies",
+    "est", "ly", "ed", "es", "er", "s",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str
+    """As written (after apostrophe normalisation)."""
+    base: str
+    """Lower case, clitic removed (``Canada's`` → ``canada``, ``don't`` → ``do``)."""
+    kind: str
+    """``word``, ``num`` or ``ord``."""
+    initial: bool
+    """First word of the text or of a sentence (its capital letter says nothing)."""
+    negated: bool = False
+    """Ends in ``n't``."""
+
+
+def _tokens(text: str) -> list[_Token]:
+    text = text.translate(_APOSTROPHES)
+    out: list[_Token] = []
+    for m in _TOKEN.finditer(text):
+        before = text[: m.start()].rstrip(" \t\"'([{-*")
+        initial = not before or before[-1] in _SENTENCE_END or "\n" in text[len(before) : m.start()]
+        kind = m.lastgroup or "word"
+        raw = m.group()
+        if kind != "word":
+            out.append(_Token(raw, raw.lower(), kind, initial))
+            continue
+        lower = raw.lower()
+        negated = lower.endswith("n't")
+        if negated:
+            base = lower[:-3]
+        else:
+            base = lower
+            for clitic in _CLITICS:
+                if lower.endswith(clitic) and len(lower) > len(clitic):
+                    base = lower[: -len(clitic)]
+                    break
+        out.append(_Token(raw, base, kind, initial, negated))
+    return out
+
+
+def _number_key(raw: str) -> str:
+    """Canonical text of a written number: ``1,000`` → ``1000``, ``3.50`` → ``3.5``."""
+    if ":" in raw:
+        return raw
+    if _THOUSANDS.match(raw):
+        raw = raw.replace(",", "")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        return raw
+    return format(value.normalize(), "f")
+
+
+def _numbers(tokens: Sequence[_Token]) -> set[str]:
+    """The numbers a text states, digits and words alike (``fifty`` and ``50`` are equal)."""
+    found: set[str] = set()
+    total = current = 0
+    in_words = False
+
+    def close() -> None:
+        nonlocal total, current, in_words
+        if in_words:
+            found.add(str(total + current))
+        total = current = 0
+        in_words = False
+
+    for i, tok in enumerate(tokens):
+        word = tok.base
+        nxt = tokens[i + 1].base if i + 1 < len(tokens) else ""
+        if tok.kind == "ord":
+            close()
+            found.add(f"ord:{int(tok.text[:-2])}")
+        elif tok.kind == "num":
+            close()
+            key = _number_key(tok.text)
+            if nxt in _SCALES and key.isdigit():
+                continue  # "3 million": the scale word below finishes it
+            found.add(key)
+        elif word in _ORDINALS:
+            close()
+            found.add(f"ord:{_ORDINALS[word]}")
+        elif word in _MULTIPLES:
+            close()
+            found.add(str(_MULTIPLES[word]))
+        elif word in _UNITS or word in _TENS:
+            prev = tokens[i - 1].base if i else ""
+            if word == "one" and (prev in _ONE_PRONOUN_BEFORE or nxt in _ONE_PRONOUN_AFTER):
+                close()
+                continue
+            current += _UNITS.get(word, 0) + _TENS.get(word, 0)
+            in_words = True
+        elif word in _SCALES:
+            prev_tok = tokens[i - 1] if i else None
+            if not in_words and prev_tok is not None and prev_tok.kind == "num":
+                key = _number_key(prev_tok.text)
+                current = int(key) if key.isdigit() else 1
+            scale = _SCALES[word]
+            if scale == 100:
+                current = max(current, 1) * 100
+            else:
+                total += max(current, 1) * scale
+                current = 0
+            in_words = True
+        elif word == "and" and in_words and (nxt in _UNITS or nxt in _TENS):
+            continue  # "two hundred and five"
+        else:
+            close()
+    close()
+    return found
+
+
+def _negations(tokens: Sequence[_Token]) -> int:
+    count = 0
+    for i, tok in enumerate(tokens):
+        nxt = tokens[i + 1].base if i + 1 < len(tokens) else ""
+        if tok.negated or (tok.base in _NEGATIONS and (tok.base, nxt) not in _NON_NEGATING):
+            count += 1
+    return count
+
+
+def _entities(tokens: Sequence[_Token]) -> set[str]:
+    """Lower-cased names: capitalised words that do not start a sentence (not ``I``)."""
+    return {
+        tok.base
+        for tok in tokens
+        if tok.kind == "word"
+        and tok.text[0].isupper()
+        and not tok.initial
+        and tok.base != "i"
+        and len(tok.base) > 1
+    }
+
+
+def _stem(word: str) -> str:
+    """A crude stem, so that inflected forms meet: films/film, moving/move, stopped/stop."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "s" and word[-2] in "su":
+                continue  # glass, virus
+            stem = word[: -len(suffix)]
+            if suffix in ("ies", "ied"):
+                stem += "y"
+            word = stem
+            break
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+        word = word[:-1]  # running → runn → run
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]  # move / moving → mov
+    return word
+
+
+def _content(tokens: Sequence[_Token]) -> set[str]:
+    return {
+        _stem(tok.base)
+        for tok in tokens
+        if tok.kind == "word"
+        and len(tok.base) > 1
+        and tok.base not in _STOPWORDS
+        and tok.base not in _NEGATIONS
+        and tok.base not in _NUMBER_WORDS
+        and tok.base not in _ORDINALS
+        and not tok.negated
+    }
+
+
+def _quantifiers(tokens: Sequence[_Token]) -> set[str]:
+    """The quantifier classes a text uses ("not only", "each other", the month "May" aside)."""
+    found = set()
+    for i, tok in enumerate(tokens):
+        nxt = tokens[i + 1].base if i + 1 < len(tokens) else ""
+        if tok.base == "nothing" and nxt == "but":
+            found.add("only")  # "nothing but a rehash" = "only a rehash"
+            continue
+        cls = _QUANTIFIERS.get(tok.base)
+        if cls is None or (tok.text[0].isupper() and not tok.initial):
+            continue
+        if cls == "only" and i and tokens[i - 1].base == "not":
+            continue
+        if tok.base == "each" and nxt == "other":
+            continue  # "each other" is reciprocal, not a quantifier
+        found.add(cls)
+    return found
+
+
+def _is_question(text: str, tokens: Sequence[_Token]) -> bool:
+    stripped = text.rstrip(" \t\n\"')]")
+    if stripped.endswith("?"):
+        return True
+    if stripped.endswith((".", "!")):
+        return False
+    # Unpunctuated text (NQ-style "who sang hallelujah first"): judge by the first word.
+    return bool(tokens) and tokens[0].base in _QUESTION_STARTS
+
+
+class LexicalGuard:
+    """Rejects rewrites that visibly change what the original says; no model, deterministic.
+
+    Checks, in order (the first that fails names the verdict's reason):
+
+    1. ``empty`` — the rewrite has no words or numbers;
+    2. ``number_changed`` — the sets of numbers differ. Digits and number words are compared
+       by value (``fifty`` = ``50``, ``twenty-five`` = ``25``, ``1,000`` = ``1000``, ``twice``
+       = ``2``); ordinals separately (``first`` = ``1st``); ``one`` is not a number in "no
+       one", "the red one", "one of";
+    3. ``negation_changed`` — the parity of negation markers differs (``not``, ``no``,
+       ``never``, ``none``, ``nothing``, ``nobody``, ``nowhere``, ``neither``, ``cannot``,
+       ``without``, any ``n't``): "isn't" → "is not" keeps it, "never" → "not ever" too;
+       the idioms "nothing but", "not only", "not just" and "none other" negate nothing;
+    4. ``entity_dropped`` / ``entity_added`` — a capitalised word that does not start a
+       sentence (a name: ``Armstrong``, ``Canada``) is missing from the other text, compared
+       case-insensitively so that lower-cased text (SST-2) loses nothing. Skipped when either
+       text has no lower-case letters (all-caps text);
+    5. ``quantifier_changed`` — the classes of quantifier and modal words differ: universal
+       (all, every, always), majority (most, usually, often), partial (some, several,
+       sometimes), rare (rarely, hardly), possible (might, may, perhaps), only (only, merely,
+       "nothing but"; "just" counts as "only" when the other text has "only").
+       Words may be swapped within a class ("often" → "frequently");
+    6. ``question_changed`` — one text is a question and the other is not (a rewriter that
+       answered the question instead of rewording it);
+    7. ``content_dropped`` — fewer than ``min_recall`` of the original's content words
+       (stemmed, stopwords, negations and numbers excluded) appear in the rewrite.
+
+    The verdict's score is that content-word recall (1.0 when the original has none).
+    """
+
+    name = "lexical"
+
+    def __init__(self, min_recall: float = DEFAULT_MIN_RECALL) -> None:
+        if not 0.0 <= min_recall <= 1.0:
+            raise ConfigError(f"lexical guard: min_recall must be in [0, 1], got {min_recall}.")
+        self.min_recall = min_recall
+
+    @property
+    def threshold(self) -> float:
+        """The content-word recall below which a rewrite is rejected."""
+        return self.min_recall
+
+    def check(self, original: str, rewrite: str) -> Verdict:
+        """The verdict on one pair."""
+        ta, tb = _tokens(original), _tokens(rewrite)
+        content_a = _content(ta)
+        recall = len(content_a & _content(tb)) / len(content_a) if content_a else 1.0
+        if not tb:
+            return Verdict(False, 0.0, "empty", "the rewrite has no words")
+        na, nb = _numbers(ta), _numbers(tb)
+        if na != nb:
+            return Verdict(False, recall, "number_changed", f"numbers {_show(na)} → {_show(nb)}")
+        nega, negb = _negations(ta), _negations(tb)
+        if nega % 2 != negb % 2:
+            return Verdict(False, recall, "negation_changed", f"{nega} negation(s) → {negb}")
+        if _has_lower(original) and _has_lower(rewrite):
+            words_a = {t.base for t in ta}
+            words_b = {t.base for t in tb}
+            dropped = _entities(ta) - words_b
+            if dropped:
+                return Verdict(False, recall, "entity_dropped", f"missing {_show(dropped)}")
+            added = _entities(tb) - words_a
+            if added:
+                return Verdict(False, recall, "entity_added", f"new {_show(added)}")
+        quant_a, quant_b = _quantifiers(ta), _quantifiers(tb)
+        # "just" may mean "only" ("just a rehash") or nothing much ("just great"): it stands
+        # in for "only" when the other text has it, and adds no class of its own.
+        if "only" in quant_a ^ quant_b:
+            for quant, tokens in ((quant_a, ta), (quant_b, tb)):
+                if "only" not in quant and any(t.base == "just" for t in tokens):
+                    quant.add("only")
+        if quant_a != quant_b:
+            return Verdict(
+                False,
+                recall,
+                "quantifier_changed",
+                f"quantifiers {_show(quant_a)} → {_show(quant_b)}",
+            )
+        qa, qb = _is_question(original, ta), _is_question(rewrite, tb)
+        if qa != qb:
+            what = "question → statement" if qa else "statement → question"
+            return Verdict(False, recall, "question_changed", what)
+        if recall < self.min_recall:
+            return Verdict(
+                False,
+                recall,
+                "content_dropped",
+                f"kept {recall:.0%} of the content words (< {self.min_recall:.0%})",
+            )
+        return Verdict(True, recall, "ok")
+
+    async def check_many(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        """One verdict per ``(original, rewrite)`` pair."""
+        return [self.check(a, b) for a, b in pairs]
+
+    def describe(self) -> dict[str, Any]:
+        """Name, threshold (minimum content-word recall) and rule version."""
+        return {"name": self.name, "threshold": self.min_recall, "version": GUARD_VERSION}
+
+
+def _has_lower(text: str) -> bool:
+    return any(ch.islower() for ch in text)
+
+
+def _show(values: set[str]) -> str:
+    return "{" + ", ".join(sorted(values)) + "}" if values else "{}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Model judge
+# ---------------------------------------------------------------------------------------------
+
+
+class JudgeFilter:
+    """A model judges equivalence in both orders; the smaller P(yes) must reach the threshold.
+
+    For each pair it sends two label-scoring requests, the template ``judge/<template>``
+    rendered with ``(a, b) = (original, rewrite)`` and with the two swapped, each asking for
+    one of :data:`JUDGE_CHOICES`. P(yes) is the probability mass on ``yes``/``Yes`` over all
+    four forms. Asking both ways cancels the order bias weak judges have; taking the minimum
+    means both orders must agree. Requests go through the generator, so they are cached like
+    every other model call; identical requests in one batch are sent once.
+
+    A failed request (:class:`~sua_audit.errors.RequestFailed`) rejects the pair with reason
+    ``judge_error`` instead of stopping the run.
+    """
+
+    name = "judge"
+
+    def __init__(
+        self,
+        generator: Generator,
+        prompts: PromptLibrary,
+        threshold: float | None = None,
+        *,
+        template: str = "equivalence",
+    ) -> None:
+        threshold = DEFAULT_JUDGE_THRESHOLD if threshold is None else threshold
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"--meaning-threshold must be in [0, 1], got {threshold}.")
+        self.generator = generator
+        self.template = prompts.get("judge", template)
+        self.threshold: float = threshold
+
+    def request(self, a: str, b: str) -> CompletionRequest:
+        """The scoring request asking whether ``a`` and ``b`` mean the same."""
+        from sua_audit.backends.base import CompletionRequest, GenerationParams
+
+        return CompletionRequest(
+            self.template.render(a=a, b=b),
+            params=GenerationParams(temperature=0.0, max_tokens=4),
+            choices=JUDGE_CHOICES,
+        )
+
+    async def scores(self, pairs: list[tuple[str, str]]) -> list[tuple[float | str, float | str]]:
+        """P(yes | a, b) and P(yes | b, a) per pair; an error message in place of a failed one."""
+        if not pairs:
+            return []
+        wanted = [self.request(a, b) for a, b in pairs] + [self.request(b, a) for a, b in pairs]
+        unique = list(dict.fromkeys(wanted))
+        answers = await self.generator.generate_many(unique)
+        p_yes = {req: _p_yes(ans) for req, ans in zip(unique, answers, strict=True)}
+        n = len(pairs)
+        return [(p_yes[wanted[i]], p_yes[wanted[n + i]]) for i in range(n)]
+
+    async def check_many(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        """One verdict per ``(original, rewrite)`` pair; both orders are asked."""
+        verdicts = []
+        for forward, backward in await self.scores(pairs):
+            if isinstance(forward, str) or isinstance(backward, str):
+                error = forward if isinstance(forward, str) else backward
+                verdicts.append(Verdict(False, None, "judge_error", str(error)))
+                continue
+            score = min(forward, backward)
+            detail = f"P(yes) {forward:.3f} (a, b), {backward:.3f} (b, a)"
+            if score >= self.threshold:
+                verdicts.append(Verdict(True, score, "ok", detail))
+            else:
+                verdicts.append(Verdict(False, score, "not_equivalent", detail))
+        return verdicts
+
+    def describe(self) -> dict[str, Any]:
+        """Name, threshold, template reference (with its version) and the judge model."""
+        return {
+            "name": self.name,
+            "threshold": self.threshold,
+            "template": self.template.ref,
+            "version": self.template.version,
+            "model": dict(self.generator.identity),
+        }
+
+
+def _p_yes(answer: object) -> float | str:
+    """P(yes) from a scored completion, or an error message (a string) when there is none."""
+    from sua_audit import tasks
+
+    if isinstance(answer, RequestFailed):
+        return f"{answer.kind}: {answer}"
+    lps = getattr(answer, "choice_logprobs", None)
+    if lps is None or len(lps) != len(JUDGE_CHOICES):
+        return "the judge returned no choice log-probabilities"
+    yes, no = tasks.label_logprobs(lps, _JUDGE_OWNER, 2)
+    if yes == -math.inf and no == -math.inf:
+        return "the judge gave no probability to yes or no"
+    if math.isnan(yes) or math.isnan(no):
+        return "the judge returned NaN log-probabilities"
+    hi = max(yes, no)
+    return math.exp(yes - hi) / (math.exp(yes - hi) + math.exp(no - hi))
+
+
+# ---------------------------------------------------------------------------------------------
+# Combinations
+# ---------------------------------------------------------------------------------------------
+
+
+class CombinedFilter:
+    """The guard first (free), the judge only on the pairs the guard accepted.
+
+    A rejected pair carries the guard's reason and score; an accepted one the judge's.
+    """
+
+    name = "both"
+
+    def __init__(self, guard: LexicalGuard, judge: JudgeFilter) -> None:
+        self.guard = guard
+        self.judge = judge
+
+    @property
+    def threshold(self) -> float:
+        """The judge's threshold."""
+        return self.judge.threshold
+
+    async def check_many(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        """Guard verdicts, with the judge's verdict in place of each guard acceptance."""
+        verdicts = await self.guard.check_many(pairs)
+        passed = [i for i, v in enumerate(verdicts) if v.accepted]
+        judged = await self.judge.check_many([pairs[i] for i in passed])
+        for i, verdict in zip(passed, judged, strict=True):
+            verdicts[i] = verdict
+        return verdicts
+
+    def describe(self) -> dict[str, Any]:
+        """Both parts' descriptions."""
+        return {
+            "name": self.name,
+            "threshold": self.threshold,
+            "guard": self.guard.describe(),
+            "judge": self.judge.describe(),
+        }
+
+
+class AcceptAll:
+    """``--meaning-filter off``: every rewrite is accepted, with no score."""
+
+    name = "off"
+    threshold: float | None = None
+
+    async def check_many(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        """Accept everything."""
+        return [Verdict(True, None, "ok") for _ in pairs]
+
+    def describe(self) -> dict[str, Any]:
+        """Just the name."""
+        return {"name": self.name, "threshold": None}
+
+
+def build_filter(
+    spec: str,
+    generator: Generator | None = None,
+    prompts: PromptLibrary | None = None,
+    *,
+    threshold: float | None = None,
+) -> MeaningFilter:
+    """The filter ``--meaning-filter spec`` names, with ``--meaning-threshold`` for the judge.
+
+    Args:
+        spec: ``lexical``, ``judge``, ``both`` or ``off``.
+        generator: The judge's generator (the rewriter's, normally); needed by ``judge`` and
+            ``both``.
+        prompts: Where the judge template is found (default: the shipped templates).
+        threshold: The judge's acceptance threshold (default :data:`DEFAULT_JUDGE_THRESHOLD`).
+
+    Raises:
+        ConfigError: An unknown spec, a judge without a generator, a threshold outside [0, 1]
+            or given to a filter without a judge.
+    """
+    if spec not in FILTER_NAMES:
+        raise ConfigError(f"--meaning-filter {spec!r}: use one of {', '.join(FILTER_NAMES)}.")
+    if threshold is not None and spec in ("lexical", "off"):
+        raise ConfigError(
+            f"--meaning-threshold applies to the model judge; --meaning-filter {spec} has none. "
+            "Use --meaning-filter judge or both, or drop --meaning-threshold."
+        )
+    if spec == "off":
+        return AcceptAll()
+    if spec == "lexical":
+        return LexicalGuard()
+    if generator is None:
+        raise ConfigError(f"--meaning-filter {spec} needs a judge model (the rewriter).")
+    if prompts is None:
+        from sua_audit.prompting import PromptLibrary
+
+        prompts = PromptLibrary()
+    judge = JudgeFilter(generator, prompts, threshold)
+    return judge if spec == "judge" else CombinedFilter(LexicalGuard(), judge)
