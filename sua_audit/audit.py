@@ -14,6 +14,7 @@ Nothing of it is cached, so rerunning the same command retries exactly those req
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import tempfile
@@ -21,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -31,21 +33,28 @@ from sua_audit.config import AuditConfig
 from sua_audit.dataset import DatasetInfo, Item, iter_items
 from sua_audit.engine import Generator
 from sua_audit.errors import RequestFailed
-from sua_audit.perturb import Variant, perturb_item
+from sua_audit.perturb import PerturbContext, Variant, perturb_item
 from sua_audit.scoring import (
     DEFAULT_TAU,
     ItemScores,
     abstain,
     answer_matches,
     cluster_answers,
+    cluster_distribution,
     coverage_threshold,
+    divergence,
+    entropy,
     extract_answer,
     normalize_logprobs,
     score_distributions,
     score_samples,
 )
+from sua_audit.scoring.ambiguity import collapse_summary, item_collapse
 
 CHUNK_ITEMS = 32
+
+#: Variant flag of rewrites that admit several answers (see sua_audit.perturb.llm).
+MULTI_ANSWER = "multi_answer"
 
 SCORE_FIELDS = (
     "entropy",
@@ -78,12 +87,19 @@ class _Totals:
     kind_sums: dict[str, float] = field(default_factory=dict)
     kind_counts: Counter[str] = field(default_factory=Counter)
     paths: Counter[str] = field(default_factory=Counter)
+    ambiguity: list[dict[str, Any]] = field(default_factory=list)
+    """Per item with several valid readings: the few fields collapse_summary needs."""
 
     def add(self, row: dict[str, Any]) -> None:
         self.tasks[row["task"]] += 1
         if row["status"] == "failed":
             self.failures[row["error"]["kind"]] += 1
             return
+        if row.get("ambiguity"):
+            amb = row["ambiguity"]
+            self.ambiguity.append(
+                {k: amb.get(k) for k in ("applicable", "collapsed", "uncovered", "kappa")}
+            )
         for k in SCORE_FIELDS:
             if row[k] is not None:
                 self.score_sums[k] = self.score_sums.get(k, 0.0) + row[k]
@@ -102,6 +118,8 @@ class AuditOutcome:
 
     tau: float = DEFAULT_TAU
     wall_seconds: float = 0.0
+    perturbation: dict[str, Any] = field(default_factory=dict)
+    """The plan, rewrite acceptance per kind, the meaning filter and templates used."""
     sua: list[float] = field(default_factory=list)
     """Per item, in plan order: SUA (NaN when unscored or failed)."""
     correct: list[bool | None] = field(default_factory=list)
@@ -120,7 +138,11 @@ class AuditOutcome:
         self.sua.append(math.nan if failed or row["sua"] is None else row["sua"])
         self.correct.append(None if failed else row["correct"])
         self.robust.append(
-            None if failed or row["correct"] is None else all(v["correct"] for v in row["variants"])
+            None
+            if failed or row["correct"] is None
+            else all(
+                v["correct"] for v in row["variants"] if MULTI_ANSWER not in v.get("flags", ())
+            )
         )
         self.totals.add(row)
 
@@ -201,9 +223,14 @@ def _score_item(
     completions: Sequence[Completion],
     config: AuditConfig,
 ) -> dict[str, Any]:
-    kinds = [v.kind for v in variants[1:]]
+    # Variants flagged multi_answer (ambiguity rewrites) change the question on purpose: they
+    # stay out of S and are scored on their own (their entropy, their divergence).
+    core = [i for i, v in enumerate(variants) if i == 0 or MULTI_ANSWER not in v.flags]
+    side = [i for i in range(len(variants)) if i not in core]
+    kinds = [variants[i].kind for i in core[1:]]
     variant_rows: list[dict[str, Any]] = []
     scores: ItemScores
+    dists_all: list[Any]
     if item.task == "qa":
         per = 1 + (config.samples > 0)
         greedy = [extract_answer(completions[i * per].text or "") for i in range(len(variants))]
@@ -216,10 +243,10 @@ def _score_item(
         groups = [[g, *s] for g, s in zip(greedy, sampled, strict=True)]
         ids, reps = cluster_answers(groups)
         scores = score_samples(
-            [g[1:] for g in ids],
+            [ids[i][1:] for i in core],
             len(reps),
             kinds,
-            prediction_clusters=[g[0] for g in ids],
+            prediction_clusters=[ids[i][0] for i in core],
             divergence=config.divergence,
             lam=config.lam,
             smoothing=config.smoothing,
@@ -237,6 +264,9 @@ def _score_item(
             )
         prediction = greedy[0]
         extra: dict[str, Any] = {"clusters": reps}
+        dists_all = [cluster_distribution(g[1:], len(reps)) for g in ids]
+        clean_answers = [greedy[0], *sampled[0]]
+        ambiguity = item_collapse_or_none(item, answers=clean_answers, entropy=scores.entropy)
     else:
         labels = list(item.labels or ())
         _, owner = tasks.choice_table(labels)
@@ -246,7 +276,7 @@ def _score_item(
             dists.append(normalize_logprobs(lps))
         scores = score_distributions(
             dists[0],
-            dists[1:],
+            [dists[i] for i in core[1:]],
             kinds,
             divergence=config.divergence,
             lam=config.lam,
@@ -269,8 +299,23 @@ def _score_item(
             )
         prediction = variant_rows[0]["prediction"]
         extra = {}
-    for row, d in zip(variant_rows[1:], scores.divergences, strict=True):
-        row["divergence"] = d
+        dists_all = dists
+        ambiguity = item_collapse_or_none(item, probs=dists[0], entropy=scores.entropy)
+    for i, d in zip(core[1:], scores.divergences, strict=True):
+        variant_rows[i]["divergence"] = d
+    side_entropy = []
+    for i in side:
+        h = float(entropy(dists_all[i]))
+        variant_rows[i]["divergence"] = float(
+            divergence(config.divergence, dists_all[0], dists_all[i], smoothing=config.smoothing)
+        )
+        variant_rows[i]["entropy"] = h
+        side_entropy.append(h)
+    if side_entropy:
+        # Does the model become less sure when the question becomes ambiguous? (> 0: yes)
+        extra["ambiguity_entropy_gain"] = float(np.mean(side_entropy)) - scores.entropy
+    if ambiguity is not None:
+        extra["ambiguity"] = ambiguity
     score_dict = scores.to_dict()
     row: dict[str, Any] = {
         "id": item.id,
@@ -289,6 +334,12 @@ def _score_item(
     if item.task != "qa":
         row["distribution"] = variant_rows[0]["distribution"]
     return row
+
+
+def item_collapse_or_none(item: Item, **outputs: Any) -> dict[str, Any] | None:
+    """Ambiguity collapse of an item with several valid readings; ``None`` for the others."""
+    row = item_collapse(item, **outputs)
+    return row if row.get("applicable") else None
 
 
 def _texts(completion: Completion) -> list[str]:
@@ -316,20 +367,78 @@ def _failed_row(
     }
 
 
-async def run_audit(config: AuditConfig, info: DatasetInfo, generator: Generator) -> AuditOutcome:
-    """Run the whole audit through ``generator``; the outcome's rows are read back at the end."""
+MODEL_KINDS = frozenset({"paraphrase", "ambiguity", "adversarial"})
+"""Perturbation kinds written by the rewriter model."""
+
+
+def perturb_context(config: AuditConfig, rewriter: Generator | None) -> PerturbContext:
+    """Budgets, rewriter, templates and meaning check for this run's perturbers."""
+    from sua_audit.perturb.meaning import build_filter
+    from sua_audit.prompting import PromptLibrary
+
+    prompts = PromptLibrary(Path(config.prompts_dir) if config.prompts_dir else None)
+    uses_model = bool(MODEL_KINDS.intersection(config.plan.slots))
+    meaning = None
+    if uses_model:
+        meaning = build_filter(
+            config.meaning_filter, rewriter, prompts, threshold=config.meaning_threshold
+        )
+    options: dict[str, Any] = {"rewrite_temperature": config.rewrite_temperature}
+    if config.instruction_attacks:
+        options["instruction_attacks"] = config.instruction_attacks
+    return PerturbContext(
+        generator=rewriter if uses_model else None,
+        prompts=prompts,
+        meaning=meaning,
+        budgets=config.plan.budgets,
+        options=options,
+    )
+
+
+def _perturbation_summary(config: AuditConfig, context: PerturbContext) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "plan": config.perturbations,
+        "slots": config.plan.slots,
+        "budgets": config.plan.budgets,
+        "rewrites": context.stats.to_dict(),
+    }
+    if context.meaning is not None:
+        out["meaning_filter"] = context.meaning.describe()
+    if context.generator is not None:
+        out["rewriter"] = context.generator.backend.describe()
+        used = sorted({k for k in config.plan.slots if k in MODEL_KINDS})
+        out["templates"] = {k: context.prompts.get(k).ref for k in used}
+    return out
+
+
+async def run_audit(
+    config: AuditConfig,
+    info: DatasetInfo,
+    generator: Generator,
+    rewriter: Generator | None = None,
+) -> AuditOutcome:
+    """Run the whole audit through ``generator``; the outcome's rows are read back at the end.
+
+    ``rewriter`` writes model-based perturbations (paraphrase, ambiguity, adversarial); it
+    may be ``generator`` itself when the audited model is also the rewriter.
+    """
     t0 = time.perf_counter()
     outcome = AuditOutcome()
+    context = perturb_context(config, rewriter)
     total = sum(requests_per_item(task, config) * n for task, n in info.tasks.items())
     generator.progress.start(total, "auditing")
     try:
         for chunk in _chunks(iter_items(info.path, limit=config.limit), CHUNK_ITEMS):
             plans = []
             requests: list[CompletionRequest] = []
-            for item in chunk:
-                variants = await perturb_item(
-                    item, seed=config.seed, slots=config.plan.slots, context=None
+            # All items of a chunk at once, so a model rewriter gets its requests in batches.
+            all_variants = await asyncio.gather(
+                *(
+                    perturb_item(item, seed=config.seed, slots=config.plan.slots, context=context)
+                    for item in chunk
                 )
+            )
+            for item, variants in zip(chunk, all_variants, strict=True):
                 item_requests = _item_requests(item, variants, config)
                 plans.append((item, variants, len(requests), len(item_requests)))
                 requests.extend(item_requests)
@@ -341,11 +450,14 @@ async def run_audit(config: AuditConfig, info: DatasetInfo, generator: Generator
                 else:
                     done = [r for r in mine if isinstance(r, Completion)]
                     outcome.add(_score_item(item, variants, done, config))
+        outcome.perturbation = _perturbation_summary(config, context)
     except BaseException:
         outcome.close()
         raise
     finally:
         generator.flush()
+        if rewriter is not None:
+            rewriter.flush()
         generator.progress.close()
     if config.coverage is not None:
         scored = [s for s, f in zip(outcome.sua, outcome.failed, strict=True) if not f]
@@ -391,4 +503,6 @@ def summarize(outcome: AuditOutcome) -> dict[str, Any]:
             k: t.kind_sums[k] / t.kind_counts[k] for k in sorted(t.kind_sums)
         },
         "answer_paths": dict(t.paths),
+        "perturbation": outcome.perturbation,
+        "ambiguity": collapse_summary(t.ambiguity) if t.ambiguity else None,
     }

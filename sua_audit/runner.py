@@ -64,6 +64,10 @@ def audit(
     if config.limit is not None and config.limit <= 0:
         raise ConfigError("--limit must be at least 1.")
     info = validate_dataset(config.dataset, limit=config.limit)
+    if config.instruction_attacks:
+        from sua_audit.perturb.adversarial import load_instruction_attacks
+
+        load_instruction_attacks(config.instruction_attacks)  # a bad file fails before any call
     cost_plan = plan_cost(info, config)
     run_id = new_run_id()
     out_dir = out_dir or Path("audits") / "runs" / run_id
@@ -91,6 +95,7 @@ def audit(
             timeout=config.timeout,
             max_attempts=config.max_attempts,
         )
+    rewriter_backend = _rewriter_backend(config, backend)
     if cost_plan.price is not None and cost_plan.price.source != LOCAL:
         from sua_audit.ui.console import err_console
 
@@ -116,9 +121,16 @@ def audit(
             progress=progress,
             spend_limit=cost_plan.spend_limit(config.max_cost),
         )
+        # Its own generator (own counts, no progress bar) over the shared cache; the same
+        # backend object when the rewriter is the audited model, so weights load once.
+        rewriter = (
+            Generator(rewriter_backend, store, cache_mode=config.cache_mode)
+            if rewriter_backend is not None
+            else None
+        )
         status = "failed"
         try:
-            outcome = asyncio.run(_run_and_close(config, info, generator))
+            outcome = asyncio.run(_run_and_close(config, info, generator, rewriter))
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -143,6 +155,8 @@ def audit(
             "cost": cost_plan.summary(
                 generator.stats.prompt_tokens, generator.stats.completion_tokens
             ),
+            "rewriter_calls": None if rewriter is None else rewriter.stats.model_calls,
+            "rewriter_cache_hits": None if rewriter is None else rewriter.stats.cache_hits,
             "cache": str(store.path) if store is not None else None,
             "out_dir": str(out_dir),
             "started_utc": started,
@@ -208,13 +222,38 @@ def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
     return CostPlan(price, est)
 
 
-async def _run_and_close(config: AuditConfig, info: Any, generator: Generator) -> Any:
+def _rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:
+    """The backend that writes model-based perturbations, when the plan has any."""
+    from sua_audit.audit import MODEL_KINDS
+
+    if not MODEL_KINDS.intersection(config.plan.slots):
+        return None
+    if config.rewriter_model == config.model:
+        return backend
+    from sua_audit.backends import get_backend
+
+    return get_backend(
+        config.rewriter_model,
+        device=config.device,
+        dtype=config.dtype,
+        batch_size=config.batch_size,
+        concurrency=config.concurrency,
+        timeout=config.timeout,
+        max_attempts=config.max_attempts,
+    )
+
+
+async def _run_and_close(
+    config: AuditConfig, info: Any, generator: Generator, rewriter: Generator | None
+) -> Any:
     from sua_audit.audit import run_audit
 
     try:
-        return await run_audit(config, info, generator)
+        return await run_audit(config, info, generator, rewriter)
     finally:
         await generator.backend.aclose()
+        if rewriter is not None and rewriter.backend is not generator.backend:
+            await rewriter.backend.aclose()
 
 
 def run_from_cli(

@@ -2,7 +2,8 @@
 
 * no spec, or ``embedded/smollm2-135m-instruct`` — the embedded SmolLM2-135M (transformers);
 * ``hf/<directory>`` — any local transformers model saved with ``save_pretrained``;
-* ``fake/<name>`` — a deterministic stand-in for tests and dry runs (``fake/slow`` waits
+* ``fake/<name>`` — a deterministic stand-in for tests and dry runs (``fake/rewrite`` writes
+  simple rewrites for rewriter tests; ``fake/slow`` waits
   100 ms per request).
 """
 

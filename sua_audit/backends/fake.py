@@ -50,10 +50,13 @@ class FakeBackend(Backend):
             return Completion(
                 choice_logprobs=lps, prompt_tokens=10, finish_reason="scored", path="exact"
             )
-        texts = [
-            _ANSWERS[int(_unit(payload, f"text{i}") * len(_ANSWERS))]
-            for i in range(max(1, request.n))
-        ]
+        if self.model == "rewrite":
+            texts = [_rewrite(request, i) for i in range(max(1, request.n))]
+        else:
+            texts = [
+                _ANSWERS[int(_unit(payload, f"text{i}") * len(_ANSWERS))]
+                for i in range(max(1, request.n))
+            ]
         return Completion(
             text=texts[0],
             texts=texts if request.n > 1 else None,
@@ -62,3 +65,18 @@ class FakeBackend(Backend):
             finish_reason="stop",
             path="fake",
         )
+
+
+_LEADS = ("Put simply, ", "In short, ", "Basically, ", "Honestly, ", "To be clear, ")
+
+
+def _rewrite(request: CompletionRequest, i: int) -> str:
+    """``fake/rewrite``: the prompt's last paragraph (where rewrite templates put the text)
+    behind a meaning-keeping lead-in chosen by seed and sample, for rewriter tests."""
+    text = request.messages[-1].content.rsplit("\n\n", 1)[-1].strip()
+    lead = _LEADS[(hash_seed(request.params.seed) + i) % len(_LEADS)]
+    return lead + text[:1].lower() + text[1:]
+
+
+def hash_seed(seed: int | None) -> int:
+    return (seed or 0) % 7919

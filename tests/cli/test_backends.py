@@ -71,3 +71,15 @@ def test_probe_reports_a_dead_server_as_one_line_error() -> None:
     assert done.returncode == 3
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, done.stderr
+
+
+def test_perturbations_lists_every_registered_kind() -> None:
+    from sua_audit.perturb import available_perturbers
+
+    done = sua("perturbations", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["kind"]: row for row in json.loads(done.stdout)}
+    assert set(rows) == set(available_perturbers())
+    assert {k for k, r in rows.items() if r["model"]} == {"paraphrase", "ambiguity", "adversarial"}
+    assert {k for k, r in rows.items() if r["default"]} == {"typo", "word", "distractor"}
+    assert all(r["description"] and "``" not in r["description"] for r in rows.values())
