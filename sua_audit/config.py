@@ -30,7 +30,9 @@ class AuditConfig(BaseModel):
         description="Model that writes paraphrase / ambiguity / adversarial rewrites. Fixed by "
         "default (not the audited model), so audits of different models see the same variants.",
     )
-    rewrite_temperature: float = Field(0.9, gt=0, le=2, description="Rewriter sampling.")
+    rewrite_temperature: float = Field(
+        0.7, gt=0, le=2, description="Rewriter sampling temperature (0.9 gave SmolLM2 garbage)."
+    )
     prompts_dir: str | None = Field(None, description="Folder overriding prompt templates.")
     meaning_filter: Literal["lexical", "judge", "both", "off"] = Field(
         "lexical", description="Meaning check for model rewrites."

@@ -44,6 +44,9 @@ def run(
             "--model; default: the embedded SmolLM2, the same for every audited model).",
         ),
     ] = None,
+    rewrite_temperature: Annotated[
+        float, typer.Option(help="Rewriter sampling temperature.")
+    ] = 0.7,
     prompts_dir: Annotated[
         Path | None, typer.Option(help="Folder overriding the shipped prompt templates.")
     ] = None,
@@ -52,7 +55,8 @@ def run(
         typer.Option(help="Meaning check for model rewrites: lexical, judge, both or off."),
     ] = "lexical",
     meaning_threshold: Annotated[
-        float | None, typer.Option(help="Judge acceptance threshold (0-1).")
+        float | None,
+        typer.Option(help="Judge acceptance threshold (0-1, default 0.5; judge and both only)."),
     ] = None,
     instruction_attacks: Annotated[
         Path | None,
@@ -128,6 +132,7 @@ def run(
             seed=seed,
             perturbations=perturbations,
             rewriter_model=rewriter_model,
+            rewrite_temperature=rewrite_temperature,
             prompts_dir=str(prompts_dir) if prompts_dir else None,
             meaning_filter=meaning_filter,
             meaning_threshold=meaning_threshold,
