@@ -4,7 +4,9 @@ Each benchmark prints its own table as it goes (passed through here) and ends wi
 ``BENCH_JSON {...}``; this script collects those lines and prints them again at the end, one per
 benchmark, followed by one combined ``BENCH_JSON`` line. Benchmarks run one after another (never
 in parallel: they would slow each other down). Exit code: 0 when every benchmark exited 0, else
-1. Defaults take about 6.5 minutes in all on a 2-core CPU machine; ``--only`` picks a subset.
+1. Defaults take about 6.5 minutes for the four model benchmarks on a 2-core CPU machine, and
+about 10 more for the three hosted ones on a quiet machine (``large_dataset`` alone about 7);
+``--only`` picks a subset.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from pathlib import Path
 
 from _common import JSON_PREFIX, emit
 
-BENCHMARKS = ("label_scoring", "qa_sampling", "cache_rerun", "cli_startup")
+BENCHMARKS = (
+    "label_scoring",
+    "qa_sampling",
+    "cache_rerun",
+    "cli_startup",
+    "hosted_throughput",
+    "hosted_requests",
+    "large_dataset",
+)
 
 
 def main() -> int:
