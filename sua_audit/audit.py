@@ -428,7 +428,13 @@ async def run_audit(
     total = sum(requests_per_item(task, config) * n for task, n in info.tasks.items())
     generator.progress.start(total, "auditing")
     try:
-        for chunk in _chunks(iter_items(info.path, limit=config.limit), CHUNK_ITEMS):
+        # A chunk's requests must fill the backend's concurrency several times over, or each
+        # chunk boundary drains the pipeline (0.56 of ideal throughput at C=64 with 32 items).
+        per_item = config.k + 1
+        chunk_items = max(
+            CHUNK_ITEMS, math.ceil(8 * generator.backend.max_concurrency() / per_item)
+        )
+        for chunk in _chunks(iter_items(info.path, limit=config.limit), chunk_items):
             plans = []
             requests: list[CompletionRequest] = []
             # All items of a chunk at once, so a model rewriter gets its requests in batches.

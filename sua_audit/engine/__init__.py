@@ -83,7 +83,7 @@ class Generator:
         cache_mode: CacheMode = "use",
         max_concurrency: int | None = None,
         progress: Progress | None = None,
-        flush_rows: int = 64,
+        flush_rows: int = 512,
         flush_seconds: float = 0.25,
         spend_limit: tuple[Callable[[int, int], float], float] | None = None,
     ) -> None:
