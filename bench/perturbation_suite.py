@@ -9,13 +9,14 @@ fresh cache (so the wall time includes writing the rewrites), and prints per dat
 * the mean sensitivity S per perturbation kind (JS, nats; which kind moves the model most);
 * wall time per item, and the rewriter's share of the requests.
 
-    python bench/perturbation_suite.py [--limit 100] [--plan ...]
+    python bench/perturbation_suite.py [--limit 100] [--qa-limit N] [--plan ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -79,11 +80,17 @@ def run_one(name: str, limit: int, plan: str, workdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument(
+        "--qa-limit", type=int, default=None, help="items of truthfulqa_dev (default: --limit)"
+    )
     parser.add_argument("--plan", default=DEFAULT_PLAN)
     args = parser.parse_args()
     quiet_hf()
+    limits = {"sst2_dev.jsonl": args.limit, "truthfulqa_dev.jsonl": args.qa_limit or args.limit}
+    print(f"sizes: {limits}; load average at start {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
-        results = [run_one(name, args.limit, args.plan, Path(tmp)) for name in DATASETS]
+        results = [run_one(name, limits[name], args.plan, Path(tmp)) for name in DATASETS]
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
     emit({"benchmark": "perturbation_suite", "plan": args.plan, "results": results})
 
 
