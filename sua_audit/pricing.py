@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ CHARS_PER_TOKEN = 4
 #: Tokens of chat template (some add a default system prompt) and instruction around the
 #: item text; measured 68 a call on llama.cpp's SmolLM2 template with short items.
 PROMPT_OVERHEAD_TOKENS = 70
+#: Tokens of a rewrite template (instructions and rules) around the text it rewrites.
+REWRITE_OVERHEAD_TOKENS = 160
+#: Tokens of the meaning judge's question around the two texts it compares.
+JUDGE_OVERHEAD_TOKENS = 60
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,61 @@ def estimate(info: DatasetInfo, config: AuditConfig, price: Price | None) -> dic
         "usd": None
         if price is None
         else round(price.cost(expected_prompts, expected_completion), 6),
+        "worst_case_usd": None
+        if price is None
+        else round(price.cost(worst_prompts, worst_completion), 6),
+        "price_source": None if price is None else price.source,
+    }
+
+
+def rewriter_estimate(
+    info: DatasetInfo, config: AuditConfig, price: Price | None
+) -> dict[str, Any] | None:
+    """Requests, tokens and cost of the model-written perturbations, or ``None`` without any.
+
+    One request per item, kind and text field (NLI premise and hypothesis apart) asks for
+    2n + 2 rewrites; expected rewrites are about as long as the text, worst case every
+    rewrite reaches its length limit and the server ignores ``n`` (2n + 2 seeded requests).
+    With ``--meaning-filter judge|both`` each rewrite is also judged in both orders (label
+    scoring: one answer token). Like :func:`estimate`, nothing is assumed cached.
+    """
+    from sua_audit.audit import MODEL_KINDS
+    from sua_audit.perturb.llm import MAX_LENGTH_RATIO
+
+    counts = Counter(kind for kind in config.plan.slots if kind in MODEL_KINDS)
+    if not counts:
+        return None
+    judged = config.meaning_filter in ("judge", "both")
+    requests = worst_requests = prompts = completion = worst_prompts = worst_completion = 0
+    for task, n_items in info.tasks.items():
+        fields = 2 if task == "nli" else 1
+        text = info.input_chars.get(task, 0) / max(n_items, 1) / CHARS_PER_TOKEN / fields
+        limit = min(512, MAX_LENGTH_RATIO * text + 24)
+        for kind, n in counts.items():
+            samples = 2 * n + 2
+            calls = n_items * fields
+            prompt = text + REWRITE_OVERHEAD_TOKENS
+            requests += calls
+            worst_requests += calls * samples
+            prompts += round(calls * prompt)
+            worst_prompts += round(calls * samples * prompt)
+            completion += round(calls * samples * (text + 8))
+            worst_completion += round(calls * samples * limit)
+            if judged and kind != "ambiguity":
+                judge_calls = calls * samples * 2
+                requests += judge_calls
+                worst_requests += judge_calls
+                prompts += round(judge_calls * (2 * text + JUDGE_OVERHEAD_TOKENS))
+                worst_prompts += round(judge_calls * (2 * text + JUDGE_OVERHEAD_TOKENS))
+                completion += judge_calls
+                worst_completion += judge_calls
+    return {
+        "model": config.rewriter_model,
+        "requests": requests,
+        "worst_case_requests": worst_requests,
+        "prompt_tokens": prompts,
+        "completion_tokens": completion,
+        "usd": None if price is None else round(price.cost(prompts, completion), 6),
         "worst_case_usd": None
         if price is None
         else round(price.cost(worst_prompts, worst_completion), 6),

@@ -108,6 +108,17 @@ def audit(
             highlight=False,
             soft_wrap=True,
         )
+    rew = cost_plan.estimate.get("rewriter")
+    if rew is not None and rew["price_source"] not in (None, LOCAL):
+        from sua_audit.ui.console import err_console
+
+        err_console.print(
+            f"rewriter estimate: ${rew['usd']:.4f} for {rew['requests']} requests to "
+            f"{rew['model']} (up to ${rew['worst_case_usd']:.4f}; prices from "
+            f"{rew['price_source']})",
+            highlight=False,
+            soft_wrap=True,
+        )
     store = None
     if config.cache_mode != "off":
         store = Store.open(cache_path or paths.default_cache_path())
@@ -153,7 +164,11 @@ def audit(
                 "completion": generator.stats.completion_tokens,
             },
             "cost": cost_plan.summary(
-                generator.stats.prompt_tokens, generator.stats.completion_tokens
+                generator.stats.prompt_tokens,
+                generator.stats.completion_tokens,
+                None
+                if rewriter is None or rewriter is generator
+                else (rewriter.stats.prompt_tokens, rewriter.stats.completion_tokens),
             ),
             "rewriter_calls": None if rewriter is None else rewriter.stats.model_calls,
             "rewriter_cache_hits": None if rewriter is None else rewriter.stats.cache_hits,
@@ -178,19 +193,40 @@ def audit(
 class CostPlan:
     """The pre-run estimate and the price used for the run's actual cost."""
 
-    def __init__(self, price: Any, estimate: dict[str, Any]) -> None:
+    def __init__(self, price: Any, estimate: dict[str, Any], rewriter_price: Any = None) -> None:
         self.price = price
         self.estimate = estimate
+        self.rewriter_price = rewriter_price
 
-    def summary(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    def summary(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        rewriter_tokens: tuple[int, int] | None = None,
+    ) -> dict[str, Any]:
         """Cost of the calls made this run (cache hits are free), and the estimate."""
         usd = None if self.price is None else self.price.cost(prompt_tokens, completion_tokens)
-        return {
+        out: dict[str, Any] = {
             "usd": None if usd is None else round(usd, 6),
             "price_source": None if self.price is None else self.price.source,
             "estimate_usd": self.estimate["usd"],
             "worst_case_usd": self.estimate["worst_case_usd"],
         }
+        rewriter = self.estimate.get("rewriter")
+        if rewriter is not None:
+            price = self.rewriter_price
+            spent = None
+            if price is not None and rewriter_tokens is not None:
+                spent = round(price.cost(*rewriter_tokens), 6)
+            out["rewriter"] = {
+                "usd": spent,
+                "prompt_tokens": None if rewriter_tokens is None else rewriter_tokens[0],
+                "completion_tokens": None if rewriter_tokens is None else rewriter_tokens[1],
+                "estimate_usd": rewriter["usd"],
+                "worst_case_usd": rewriter["worst_case_usd"],
+                "price_source": rewriter["price_source"],
+            }
+        return out
 
     def spend_limit(self, max_cost: float | None) -> tuple[Any, float] | None:
         """What the generator enforces on real usage: (token pricing, --max-cost)."""
@@ -202,24 +238,42 @@ class CostPlan:
 def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
     """Price the run before any model loads; refuse it when above ``--max-cost``."""
     from sua_audit.errors import CostLimitError
-    from sua_audit.pricing import estimate, lookup
+    from sua_audit.pricing import estimate, lookup, rewriter_estimate
 
     price = lookup(config.model, config)
     est = estimate(info, config, price)
+    # The rewriter is priced on its own (--price-in/--price-out are the audited model's).
+    rewriter_price = (
+        price if config.rewriter_model == config.model else lookup(config.rewriter_model)
+    )
+    est["rewriter"] = rewriter_estimate(info, config, rewriter_price)
     if config.max_cost is not None:
         if price is None:
             raise ConfigError(
                 f"--max-cost: no price is known for {config.model}. Pass --price-in and "
                 "--price-out (USD per 1M tokens), or install the litellm extra for its table."
             )
-        if est["usd"] > config.max_cost:
-            raise CostLimitError(
-                f"Estimated cost ${est['usd']:.4f} ({est['requests']} requests, "
-                f"{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens) "
-                f"is above --max-cost ${config.max_cost:g}. Lower --limit, --perturbations or "
-                "--samples, or raise --max-cost."
+        total = est["usd"]
+        if est["rewriter"] is not None:
+            if est["rewriter"]["usd"] is None:
+                raise ConfigError(
+                    f"--max-cost: no price is known for the rewriter {config.rewriter_model}. "
+                    "Choose a rewriter in LiteLLM's price table, or a local one."
+                )
+            total += est["rewriter"]["usd"]
+        if total > config.max_cost:
+            rewriting = (
+                f", of which ${est['rewriter']['usd']:.4f} for rewrites"
+                if est["rewriter"] is not None
+                else ""
             )
-    return CostPlan(price, est)
+            raise CostLimitError(
+                f"Estimated cost ${total:.4f} ({est['requests']} requests, "
+                f"{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens"
+                f"{rewriting}) is above --max-cost ${config.max_cost:g}. Lower --limit, "
+                "--perturbations or --samples, or raise --max-cost."
+            )
+    return CostPlan(price, est, rewriter_price)
 
 
 def _rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:

@@ -24,7 +24,7 @@ from sua_audit.backends.openai_backend import (
 from sua_audit.config import AuditConfig
 from sua_audit.dataset import DatasetInfo
 from sua_audit.errors import RequestFailed, redact
-from sua_audit.pricing import Price, estimate, lookup
+from sua_audit.pricing import Price, estimate, lookup, rewriter_estimate
 
 FORMS = ("negative", "Negative", "positive", "Positive")
 OWNERS = (0, 0, 1, 1)
@@ -199,3 +199,38 @@ def test_estimate_expected_and_worst_case() -> None:
     worst_prompts = 30 * 7 * 170 + 20 * 7 * 90
     worst_completion = 30 * (1 + 6 * 32) + 20 * 7 * 32
     assert est["worst_case_usd"] == pytest.approx(worst_prompts * 1e-6 + worst_completion * 2e-6)
+
+
+def test_rewriter_estimate_counts_fields_samples_and_judge_calls() -> None:
+    info = DatasetInfo(
+        "x.jsonl",
+        "0" * 64,
+        5,
+        tasks={"classification": 3, "nli": 2},
+        input_chars={"classification": 3 * 400, "nli": 2 * 800},
+    )
+    rules_only = AuditConfig(dataset="x.jsonl", perturbations="typo:2,word:1")
+    assert rewriter_estimate(info, rules_only, Price(1e-6, 1e-6, "t")) is None
+
+    cfg = AuditConfig(dataset="x.jsonl", perturbations="paraphrase:2,typo:1")
+    est = rewriter_estimate(info, cfg, Price(1e-6, 2e-6, "t"))
+    assert est is not None
+    # one request per item and field: 3 classification inputs + 2 × (premise, hypothesis)
+    assert est["requests"] == 3 + 2 * 2
+    # a server ignoring n needs 2n + 2 = 6 seeded requests for each of them
+    assert est["worst_case_requests"] == 7 * 6
+    # 6 rewrites of ~(100 + 8) tokens per request; the text is 100 tokens per field either way
+    assert est["completion_tokens"] == 7 * 6 * 108
+    assert est["usd"] == pytest.approx(
+        est["prompt_tokens"] * 1e-6 + est["completion_tokens"] * 2e-6
+    )
+    assert est["worst_case_usd"] > est["usd"]
+
+    judged = AuditConfig(
+        dataset="x.jsonl", perturbations="paraphrase:2,ambiguity:1", meaning_filter="both"
+    )
+    est_j = rewriter_estimate(info, judged, None)
+    assert est_j is not None and est_j["usd"] is None
+    # paraphrase: 7 rewrite requests + 7 × 6 rewrites judged twice; ambiguity (2·1 + 2 = 4
+    # samples) is never judged
+    assert est_j["requests"] == 7 + 7 * 6 * 2 + 7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -189,6 +190,36 @@ def test_max_cost_refuses_before_any_call(tmp_path: Path) -> None:
     )
     assert res.returncode == 2, res.stderr
     assert "above --max-cost" in res.stderr and "requests" in res.stderr
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_max_cost_counts_a_hosted_rewriter(tmp_path: Path) -> None:
+    # The audited model is free; the rewrites priced from LiteLLM's table push it over.
+    if importlib.util.find_spec("litellm") is None:  # its price table; importing it is slow
+        pytest.skip("litellm (the price table) is not installed")
+    res = sua(
+        "run",
+        "--model",
+        "fake/echo",
+        "--rewriter-model",
+        "openai/gpt-4o",
+        "--perturbations",
+        "paraphrase:4",
+        "--dataset",
+        str(EXAMPLE),
+        "--cache",
+        str(tmp_path / "c.db"),
+        "--out",
+        str(tmp_path / "o"),
+        "--price-in",
+        "0",
+        "--price-out",
+        "0",
+        "--max-cost",
+        "0.00001",
+    )
+    assert res.returncode == 2, res.stderr
+    assert "for rewrites" in res.stderr and "above --max-cost" in res.stderr
     assert not (tmp_path / "c.db").exists()
 
 
