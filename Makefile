@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # while torch==2.13.0 resolves to the CPU build; the [hf] extra's range then keeps it.
 TORCH ?= torch==2.13.0
 
-.PHONY: install llama-server demo test test-fast lint fix bench clean
+.PHONY: install llama-server browser demo test test-fast lint fix bench clean
 
 $(BIN)/sua-audit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,14 +31,18 @@ llama-server: install
 		CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" \
 		$(BIN)/pip install --quiet --no-cache-dir 'llama-cpp-python[server]==0.3.36'; }
 
+# Headless Chromium for the HTML report tests (CI runs as root on Debian).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y chromium; }
+
 demo: install
 	$(BIN)/sua-audit run --dataset examples/mixed.jsonl
 
 # SUA_AUDIT_REQUIRE_SERVER=1: the llama.cpp integration tests fail instead of skipping when the
 # server cannot start, so a broken build is never reported as a pass.
-test: install llama-server
+test: install llama-server browser
 	$(BIN)/ruff check sua_audit tests bench
-	SUA_AUDIT_REQUIRE_SERVER=1 $(BIN)/pytest
+	SUA_AUDIT_REQUIRE_SERVER=1 SUA_AUDIT_REQUIRE_BROWSER=1 $(BIN)/pytest
 
 test-fast: install
 	$(BIN)/pytest -m "not slow"

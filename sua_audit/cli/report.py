@@ -1,0 +1,147 @@
+"""``sua-audit report``, ``compare`` and ``gate``: read finished runs, never the model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sua_audit.cli import app
+
+_FORMAT_HELP = "html (self-contained page), md (short, for CI job summaries) or json."
+
+
+def _emit(text: str, out: Path | None) -> None:
+    from sua_audit.report import write_atomic
+
+    if out is None or str(out) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    write_atomic(out, text)
+    typer.echo(f"wrote {out}", err=True)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run's output folder (its --out).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=_FORMAT_HELP)] = "html",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output file; '-' for stdout. Default: RUN/report.<format>."),
+    ] = None,
+    target_risk: Annotated[
+        float | None,
+        typer.Option(
+            help="Evaluate afresh with an abstention rule calibrated to this risk "
+            "(Learn-then-Test); default: the run's evaluation.json as it is."
+        ),
+    ] = None,
+    delta: Annotated[
+        float, typer.Option(help="With --target-risk: the guarantee holds with probability 1 − δ.")
+    ] = 0.1,
+) -> None:
+    """Render one run's audit report (HTML, Markdown or JSON).
+
+    Headline numbers, the abstention decision and its guarantee, plots, and the worst items
+    with original and perturbed inputs side by side.
+
+    Reads summary.json, results.jsonl and evaluation.json (computed on the fly when absent).
+    The HTML page has no scripts and no external files; it opens offline.
+    """
+    from sua_audit.report import load_run, render_report
+
+    text = render_report(load_run(run_dir, target_risk=target_risk, delta=delta), fmt)
+    _emit(text, out if out is not None else run_dir / f"report.{fmt}")
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Two or more run folders audited on the same dataset.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=_FORMAT_HELP)] = "md",
+    out: Annotated[Path | None, typer.Option(help="Output file; default (or '-'): stdout.")] = None,
+    target_risk: Annotated[
+        float | None,
+        typer.Option(
+            help="Evaluate afresh with an abstention rule calibrated to this risk "
+            "(Learn-then-Test); default: the run's evaluation.json as it is."
+        ),
+    ] = None,
+    delta: Annotated[
+        float, typer.Option(help="With --target-risk: the guarantee holds with probability 1 − δ.")
+    ] = 0.1,
+) -> None:
+    """Compare runs side by side on one dataset, and list the items where they disagree.
+
+    Accuracy, robust accuracy, mean [SUA]₊, collapse rate, AUROCs, abstention at the target
+    risk and cost.
+
+    Runs over different datasets (dataset sha256 differs) are refused with exit code 2.
+    """
+    from sua_audit.errors import ConfigError
+    from sua_audit.report import load_run, render_compare, same_dataset
+
+    if len(run_dirs) < 2:
+        raise ConfigError("compare needs at least two run folders.")
+    # Check the datasets before evaluating anything: a refused comparison should be instant.
+    runs = [load_run(path, evaluate=False) for path in run_dirs]
+    same_dataset(runs)
+    runs = [load_run(path, target_risk=target_risk, delta=delta) for path in run_dirs]
+    _emit(render_compare(runs, fmt), out)
+
+
+@app.command()
+def gate(
+    run_dir: Annotated[Path, typer.Argument(help="The run folder to check.")],
+    checklist: Annotated[
+        Path,
+        typer.Option(
+            "--checklist",
+            "-c",
+            envvar="SUA_AUDIT_CHECKLIST",
+            help="TOML checklist of limits (example and metric names: audits/release.toml).",
+        ),
+    ],
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="A run on the same dataset for the [baseline] regression limits."),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write JUnit XML here (one testcase per check).")
+    ] = None,
+) -> None:
+    """Check a run against a release checklist; the exit code tells CI what happened.
+
+    \b
+    exit 0  every check passed
+    exit 1  a check failed (each failure names metric, value and limit)
+    exit 2  usage: bad checklist, unknown metric, missing run folder, baseline on another dataset
+    exit 3  tool error: the run's files are unreadable or corrupt
+    """
+    from sua_audit.errors import EXIT_GATE_FAILED
+    from sua_audit.gate import evaluate_gate, junit_xml, load_checklist
+    from sua_audit.report import load_run, same_dataset, write_atomic
+
+    spec = load_checklist(checklist)
+    run = load_run(run_dir, evaluate=spec.needs_evaluation)
+    base = None
+    if baseline is not None:
+        base = load_run(baseline, evaluate=spec.needs_evaluation)
+        same_dataset([run, base])
+    outcome = evaluate_gate(run, spec, base)
+    for result in outcome.results:
+        typer.echo(f"{result.status.upper()} {result.message}")
+    n_fail = len(outcome.failures)
+    n_skip = sum(r.status == "skip" for r in outcome.results)
+    typer.echo(
+        f"gate {'passed' if outcome.passed else 'FAILED'}: {len(outcome.results)} checks, "
+        f"{n_fail} failed, {n_skip} skipped ({spec.path})"
+    )
+    if junit is not None:
+        write_atomic(junit, junit_xml(outcome))
+    if not outcome.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)

@@ -1,0 +1,153 @@
+"""Reports of finished runs: one run (``report``) or several side by side (``compare``).
+
+Formats: a self-contained HTML page (inline SVG plots, no scripts, opens offline), short
+Markdown for CI job summaries, and JSON. Reports read only a run's files (summary.json,
+results.jsonl, evaluation.json), never the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sua_audit.errors import ConfigError
+from sua_audit.report._data import METRICS, Metric, Reading, Run, RunReadError, load_run
+from sua_audit.report._data import read_metric as read_metric
+from sua_audit.report._data import same_dataset as same_dataset
+
+FORMATS = ("html", "md", "json")
+
+__all__ = [
+    "FORMATS",
+    "METRICS",
+    "Metric",
+    "Reading",
+    "Run",
+    "RunReadError",
+    "load_run",
+    "read_metric",
+    "render_compare",
+    "render_report",
+    "same_dataset",
+    "write_atomic",
+]
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format '{fmt}'. Use one of: {', '.join(FORMATS)}.")
+
+
+def report_json(run: Run, *, worst: int = 10) -> dict[str, Any]:
+    """The report's content as plain data."""
+    from sua_audit.report import _data
+    from sua_audit.report._text import abstention_sentence, guarantee_sentence
+
+    def reading(name: str) -> dict[str, Any]:
+        r = read_metric(run, name)
+        return {"value": r.value, "ci": list(r.ci) if r.ci else None, "note": r.note}
+
+    return {
+        "run_id": run.run_id,
+        "model": run.model_name,
+        "dataset": run.summary.get("dataset"),
+        "metrics": {name: reading(name) for name in METRICS},
+        "abstention": {
+            "decision": abstention_sentence(run),
+            "guarantee": guarantee_sentence(run),
+            "calibrated": (run.evaluation or {}).get("abstention"),
+        },
+        "evaluated": run.evaluation is not None,
+        "evaluation_note": run.evaluation_note,
+        "mean_sensitivity_by_kind": run.results.get("mean_sensitivity_by_kind"),
+        "worst_items": [
+            {
+                "id": row.get("id"),
+                "task": row.get("task"),
+                "sua": row.get("sua"),
+                "sensitivity": row.get("sensitivity"),
+                "entropy": row.get("entropy"),
+                "input": row.get("input"),
+                "prediction": row.get("prediction"),
+                "correct": row.get("correct"),
+                "variants": [
+                    {
+                        k: v.get(k)
+                        for k in ("kind", "text", "detail", "prediction", "correct", "divergence")
+                    }
+                    for v in row.get("variants") or []
+                ],
+            }
+            for row in _data.worst_items(run, worst)
+        ],
+    }
+
+
+def render_report(run: Run, fmt: str) -> str:
+    """One run's report as ``html``, ``md`` or ``json`` text."""
+    _check_format(fmt)
+    if fmt == "html":
+        from sua_audit.report.html import render_report_html
+
+        return render_report_html(run)
+    if fmt == "md":
+        from sua_audit.report.markdown import render_report_md
+
+        return render_report_md(run)
+    return json.dumps(report_json(run), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_compare(runs: list[Run], fmt: str) -> str:
+    """Runs side by side as ``html``, ``md`` or ``json``; refuses runs over different datasets."""
+    _check_format(fmt)
+    if len(runs) < 2:
+        raise ConfigError("compare needs at least two runs.")
+    same_dataset(runs)
+    if fmt == "html":
+        from sua_audit.report.html import render_compare_html
+
+        return render_compare_html(runs)
+    if fmt == "md":
+        from sua_audit.report.markdown import render_compare_md
+
+        return render_compare_md(runs)
+    from sua_audit.report._text import disagreements
+
+    data = {
+        "dataset": runs[0].summary.get("dataset"),
+        "runs": [
+            {
+                "run_id": r.run_id,
+                "model": r.model_name,
+                "path": str(r.path),
+                "metrics": {
+                    name: {
+                        "value": (x := read_metric(r, name)).value,
+                        "ci": list(x.ci) if x.ci else None,
+                        "note": x.note,
+                    }
+                    for name in METRICS
+                },
+            }
+            for r in runs
+        ],
+        "disagreements": disagreements(runs),
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

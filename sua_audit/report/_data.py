@@ -1,0 +1,495 @@
+"""Reading a finished run for reports, comparisons and the gate.
+
+A run directory holds ``summary.json`` and ``results.jsonl`` (written by ``sua-audit run``)
+and, once evaluated, ``evaluation.json`` (written by :mod:`sua_audit.evaluation`). Reports read
+only these files, never the cache, so any run can be re-rendered offline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sua_audit.errors import ConfigError, SuaAuditError
+from sua_audit.results import RESULTS_FILE, SUMMARY_FILE
+
+logger = logging.getLogger(__name__)
+
+#: Scores drawn in the risk–coverage plot, in legend order (all oriented as uncertainty).
+PLOT_SCORES = ("sua", "sensitivity", "entropy", "max_prob", "self_consistency", "semantic_entropy")
+
+
+class RunReadError(SuaAuditError):
+    """A run directory exists but its files cannot be read (exit 3)."""
+
+
+@dataclass
+class Run:
+    """One finished run: its summary, per-item rows and evaluation (``None`` when absent)."""
+
+    path: Path
+    summary: dict[str, Any]
+    items: list[dict[str, Any]]
+    evaluation: dict[str, Any] | None = None
+    #: Why ``evaluation`` is ``None`` (shown in reports as "not evaluated: ...").
+    evaluation_note: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        return str(self.summary.get("run_id") or self.path.name)
+
+    @property
+    def model_name(self) -> str:
+        model = self.summary.get("model") or {}
+        config = self.summary.get("config") or {}
+        return str(config.get("model") or model.get("model") or "unknown model")
+
+    @property
+    def label(self) -> str:
+        """A short name telling runs apart in a comparison: model, then what differs."""
+        return f"{self.model_name} · {self.run_id}"
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return dict(self.summary.get("results") or {})
+
+    @property
+    def dataset_sha256(self) -> str | None:
+        return (self.summary.get("dataset") or {}).get("sha256")
+
+    @property
+    def lam(self) -> float:
+        return float((self.summary.get("config") or {}).get("lam", 1.0))
+
+    @property
+    def tau(self) -> float:
+        tau = self.results.get("tau")
+        return float(tau) if tau is not None else 0.0
+
+    @property
+    def scored(self) -> list[dict[str, Any]]:
+        """Items that were scored (failed items have no scores)."""
+        return [row for row in self.items if row.get("status", "ok") == "ok"]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunReadError(
+            f"cannot read '{path}': {exc}. Run `sua-audit run` again to rewrite it."
+        ) from exc
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise RunReadError(
+                        f"{path}:{number}: not valid JSON ({exc.msg}). "
+                        "Run `sua-audit run` again to rewrite it."
+                    ) from exc
+                if not isinstance(row, dict) or "id" not in row:
+                    raise RunReadError(
+                        f"{path}:{number}: not a result row (an object with an 'id'). "
+                        "Run `sua-audit run` again to rewrite it."
+                    )
+                rows.append(row)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunReadError(f"cannot read '{path}': {exc}.") from exc
+    return rows
+
+
+def load_run(
+    run_dir: Path | str,
+    *,
+    evaluate: bool = True,
+    target_risk: float | None = None,
+    delta: float = 0.1,
+) -> Run:
+    """Read a finished run.
+
+    Args:
+        run_dir: the run's output folder.
+        evaluate: attach ``evaluation.json``; when it is absent, compute it with
+            :func:`sua_audit.evaluation.evaluate_run` where that module is available.
+        target_risk: evaluate afresh (without rewriting evaluation.json) with a calibrated
+            abstention rule at this risk and ``delta``.
+
+    Raises:
+        ConfigError: the folder does not exist or holds no finished run (exit 2).
+        RunReadError: the run's files are unreadable or corrupt (exit 3).
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ConfigError(f"run folder '{path}' does not exist. Pass the --out folder of a run.")
+    if not (path / SUMMARY_FILE).is_file():
+        raise ConfigError(
+            f"'{path}' holds no finished run (no {SUMMARY_FILE}). "
+            "Pass the --out folder of a finished `sua-audit run`."
+        )
+    summary = _read_json(path / SUMMARY_FILE)
+    if not isinstance(summary, dict):
+        raise RunReadError(f"'{path / SUMMARY_FILE}' is not a JSON object.")
+    if not (path / RESULTS_FILE).is_file():
+        raise RunReadError(f"'{path}' has {SUMMARY_FILE} but no {RESULTS_FILE}.")
+    run = Run(path=path, summary=summary, items=_read_results(path / RESULTS_FILE))
+    if evaluate:
+        run.evaluation, run.evaluation_note = _evaluation(path, target_risk, delta)
+    return run
+
+
+def _evaluation(
+    path: Path, target_risk: float | None, delta: float
+) -> tuple[dict[str, Any] | None, str | None]:
+    """evaluation.json, computed on the fly when absent; or ``None`` and why."""
+    try:
+        from sua_audit import evaluation as evaluation_module
+    except ImportError:
+        evaluation_module = None
+    load = getattr(evaluation_module, "load_evaluation", None)
+    evaluate_run = getattr(evaluation_module, "evaluate_run", None)
+    if load is None or evaluate_run is None:
+        return None, "the evaluation module is not available in this install"
+    if target_risk is not None:
+        try:
+            fresh = evaluate_run(path, target_risk=target_risk, delta=delta, write=False)
+        except ConfigError:
+            raise  # a bad --target-risk / --delta is the user's to fix (exit 2)
+        except SuaAuditError as exc:
+            logger.warning("run %s not evaluated: %s", path, exc)
+            return None, str(exc)
+        return dict(fresh), None
+    loaded = load(path)
+    if loaded is not None:
+        return dict(loaded), None
+    try:
+        return dict(evaluate_run(path)), None
+    except SuaAuditError as exc:
+        # No gold labels, too few items: the report still renders, marked "not evaluated".
+        logger.warning("run %s not evaluated: %s", path, exc)
+        return None, str(exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers derived from a run, shared by the HTML and Markdown renderers and the gate.
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or ``None`` when missing or not finite."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def estimate(node: Any) -> tuple[float | None, tuple[float, float] | None]:
+    """``(value, (lo, hi))`` from an evaluation ``{"value": x, "ci": [lo, hi]}`` node."""
+    if not isinstance(node, dict):
+        return finite(node), None
+    value = finite(node.get("value"))
+    ci = node.get("ci")
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        lo, hi = finite(ci[0]), finite(ci[1])
+        if lo is not None and hi is not None:
+            return value, (lo, hi)
+    return value, None
+
+
+def eval_node(run: Run, *keys: str) -> Any:
+    """A nested node of the evaluation, or ``None`` along any missing key."""
+    node: Any = run.evaluation
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def collapse_rate(run: Run) -> float | None:
+    ambiguity = run.results.get("ambiguity")
+    if isinstance(ambiguity, dict):
+        return finite(ambiguity.get("collapse_rate"))
+    return None
+
+
+def mean_score(run: Run, name: str) -> float | None:
+    return finite((run.results.get("mean_scores") or {}).get(name))
+
+
+def cost_usd(run: Run) -> float | None:
+    return finite((run.summary.get("cost") or {}).get("usd"))
+
+
+def worst_items(run: Run, n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` scored items with the highest SUA (unstable yet confident first)."""
+    rows = [row for row in run.scored if finite(row.get("sua")) is not None]
+    rows.sort(key=lambda row: (-float(row["sua"]), str(row["id"])))
+    return rows[:n]
+
+
+def risk_coverage(run: Run) -> dict[str, list[tuple[float, float]]]:
+    """Risk–coverage curves per score: from the evaluation, else computed from the items.
+
+    Answering the share ``c`` of items with the lowest score, risk is the error rate among them.
+    Only items with a known ``correct`` count.
+    """
+    from_eval = eval_node(run, "risk_coverage", "clean")
+    curves: dict[str, list[tuple[float, float]]] = {}
+    if isinstance(from_eval, dict) and from_eval:
+        # The plot keeps to the main scores; the evaluation's table lists every score.
+        chosen = [s for s in PLOT_SCORES if s in from_eval] or list(from_eval)
+        for score in chosen:
+            points = from_eval[score]
+            pts = [
+                (float(p[0]), float(p[1]))
+                for p in points or []
+                if isinstance(p, list | tuple)
+                and len(p) == 2
+                and finite(p[0]) is not None
+                and finite(p[1]) is not None
+            ]
+            if pts:
+                curves[str(score)] = pts
+        return curves
+    labelled = [row for row in run.scored if isinstance(row.get("correct"), bool)]
+    if not labelled:
+        return {}
+    for score in PLOT_SCORES:
+        values = [(finite(row.get(score)), row["correct"]) for row in labelled]
+        ranked = sorted((v, ok) for v, ok in values if v is not None)
+        if not ranked:
+            continue
+        errors = 0
+        pts = []
+        for k, (_, ok) in enumerate(ranked, start=1):
+            errors += 0 if ok else 1
+            pts.append((k / len(ranked), errors / k))
+        curves[score] = pts
+    return curves
+
+
+def reliability_bins(run: Run, n_bins: int = 10) -> list[dict[str, Any]]:
+    """Reliability-diagram bins: from the evaluation, else from the items' ``max_prob``.
+
+    Confidence is the max probability of the clean prediction, ``1 − max_prob`` (the score is
+    stored as uncertainty).
+    """
+    bins = eval_node(run, "calibration", "bins")
+    if isinstance(bins, list) and bins:
+        return [b for b in bins if isinstance(b, dict)]
+    pairs = [
+        (1.0 - float(row["max_prob"]), bool(row["correct"]))
+        for row in run.scored
+        if isinstance(row.get("correct"), bool) and finite(row.get("max_prob")) is not None
+    ]
+    out = []
+    for i in range(n_bins):
+        lo, hi = i / n_bins, (i + 1) / n_bins
+        inside = [(c, ok) for c, ok in pairs if lo <= c < hi or (i == n_bins - 1 and c == hi)]
+        out.append(
+            {
+                "lo": lo,
+                "hi": hi,
+                "count": len(inside),
+                "mean_confidence": sum(c for c, _ in inside) / len(inside) if inside else None,
+                "accuracy": sum(ok for _, ok in inside) / len(inside) if inside else None,
+            }
+        )
+    return out
+
+
+def same_dataset(runs: list[Run]) -> None:
+    """Refuse runs over different datasets (their dataset sha256 differ), exit 2."""
+    shas = {run.dataset_sha256 for run in runs}
+    if None in shas:
+        missing = [str(run.path) for run in runs if run.dataset_sha256 is None]
+        raise ConfigError(
+            f"run(s) {', '.join(missing)} record no dataset sha256; cannot tell that the runs "
+            "share a dataset. Rerun them with this sua-audit."
+        )
+    if len(shas) > 1:
+        listing = "; ".join(
+            f"{run.path} → {(run.summary.get('dataset') or {}).get('path')} "
+            f"(sha256 {str(run.dataset_sha256)[:12]})"
+            for run in runs
+        )
+        raise ConfigError(
+            f"runs are over different datasets and cannot be compared: {listing}. "
+            "Compare runs made on the same dataset file."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Named run metrics: one registry for the gate's checklist, the comparison table and the
+# headline of each report.
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A number read from a run; ``higher_is_better`` orients regressions."""
+
+    name: str
+    label: str
+    higher_is_better: bool
+    needs_evaluation: bool
+    description: str
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", "accuracy", True, False, "share of items answered correctly"),
+        Metric(
+            "robust_accuracy",
+            "robust accuracy",
+            True,
+            False,
+            "share of items right on the original and every variant",
+        ),
+        Metric(
+            "selective_accuracy", "selective accuracy", True, False, "accuracy on answered items"
+        ),
+        Metric("abstention_rate", "abstention rate", False, False, "share of items with SUA > τ"),
+        Metric("mean_sua_pos", "mean [SUA]₊", False, False, "mean of max(0, SUA)"),
+        Metric("mean_sua", "mean SUA", False, False, "mean SUA = S − λH"),
+        Metric("mean_sensitivity", "mean S", False, False, "mean sensitivity"),
+        Metric("mean_entropy", "mean H", False, False, "mean predictive entropy (nats)"),
+        Metric("mean_flip_rate", "flip rate", False, False, "mean share of flipped variants"),
+        Metric(
+            "collapse_rate",
+            "collapse rate",
+            False,
+            False,
+            "ambiguous items whose answers cover one reading only",
+        ),
+        Metric("failure_rate", "failed items", False, False, "share of items that failed"),
+        Metric("cost_usd", "cost (USD)", False, False, "spend of the run"),
+        Metric(
+            "sua_auroc",
+            "SUA AUROC",
+            True,
+            True,
+            "AUROC of SUA for clean failures (evaluation)",
+        ),
+        Metric(
+            "sua_auroc_worst_case",
+            "SUA AUROC (worst case)",
+            True,
+            True,
+            "AUROC of SUA for worst-case failures (evaluation)",
+        ),
+        Metric(
+            "best_baseline_auroc",
+            "best baseline AUROC",
+            True,
+            True,
+            "AUROC of the best non-SUA score for clean failures (evaluation)",
+        ),
+        Metric("ece", "ECE", False, True, "expected calibration error of max p (evaluation)"),
+        Metric(
+            "abstention_coverage",
+            "coverage at target risk",
+            True,
+            True,
+            "test coverage of the calibrated abstention rule (evaluation)",
+        ),
+        Metric(
+            "abstention_risk",
+            "risk when answering",
+            False,
+            True,
+            "test risk of the calibrated abstention rule (evaluation)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A metric's value on one run: ``value`` ``None`` when undefined, ``note`` says why."""
+
+    value: float | None
+    ci: tuple[float, float] | None = None
+    note: str | None = None
+
+
+def _eval_reading(run: Run, *keys: str) -> Reading:
+    if run.evaluation is None:
+        return Reading(None, note=f"not evaluated: {run.evaluation_note or 'no evaluation'}")
+    node = eval_node(run, *keys)
+    value, ci = estimate(node)
+    if value is None:
+        reason = node.get("reason") if isinstance(node, dict) else None
+        return Reading(None, note=str(reason or "undefined on this run"))
+    return Reading(value, ci)
+
+
+def read_metric(run: Run, name: str) -> Reading:
+    """The value of metric ``name`` (a key of :data:`METRICS`) on ``run``."""
+    res = run.results
+    if name in ("accuracy", "robust_accuracy"):
+        # The run's own value over every item; the evaluation's CI only where the evaluation
+        # covers every item too (with a calibrated abstention it reports on a test split).
+        split = eval_node(run, "split") or {}
+        whole = not split.get("n_calibration") and not split.get("n_validation")
+        if whole and run.evaluation is not None and isinstance(run.evaluation.get(name), dict):
+            reading = _eval_reading(run, name)
+            if reading.value is not None:
+                return reading
+        value = finite(res.get(name))
+        return Reading(value, note=None if value is not None else "no items with gold")
+    if name in ("selective_accuracy", "abstention_rate"):
+        value = finite(res.get(name))
+        return Reading(value, note=None if value is not None else "undefined on this run")
+    if name.startswith("mean_"):
+        key = {"mean_sensitivity": "sensitivity", "mean_entropy": "entropy"}.get(
+            name, name.removeprefix("mean_")
+        )
+        value = mean_score(run, key)
+        return Reading(value, note=None if value is not None else "no scored items")
+    if name == "collapse_rate":
+        value = collapse_rate(run)
+        return Reading(value, note=None if value is not None else "no ambiguous items")
+    if name == "failure_rate":
+        items = res.get("items") or len(run.items)
+        failed = res.get("items_failed")
+        if failed is None:
+            failed = sum(1 for row in run.items if row.get("status", "ok") != "ok")
+        return Reading(float(failed) / items if items else None, note=None if items else "empty")
+    if name == "cost_usd":
+        return Reading(cost_usd(run), note=None if cost_usd(run) is not None else "not recorded")
+    if name == "sua_auroc":
+        return _eval_reading(run, "metrics", "clean", "sua", "auroc")
+    if name == "sua_auroc_worst_case":
+        return _eval_reading(run, "metrics", "worst_case", "sua", "auroc")
+    if name == "best_baseline_auroc":
+        best = eval_node(run, "comparison", "clean", "best_baseline")
+        if run.evaluation is not None and not best:
+            return Reading(None, note="no baseline compared")
+        return _eval_reading(run, "metrics", "clean", str(best), "auroc")
+    if name == "ece":
+        return _eval_reading(run, "calibration", "ece")
+    if name in ("abstention_coverage", "abstention_risk"):
+        if run.evaluation is None:
+            return _eval_reading(run, "abstention")
+        abst = run.evaluation.get("abstention")
+        if not isinstance(abst, dict):
+            return Reading(None, note="no target risk was set for the abstention rule")
+        key = "test_coverage" if name == "abstention_coverage" else "test_risk"
+        value = finite(abst.get(key))
+        return Reading(value, note=None if value is not None else "undefined (nothing answered)")
+    raise KeyError(name)
