@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sua_audit.cli import app
+from sua_audit.errors import ConfigError
 
 
 @app.command()
@@ -68,7 +69,14 @@ def run(
     divergence: Annotated[
         str, typer.Option(help="Divergence D in S: js (default), kl (smoothed) or tv.")
     ] = "js",
-    lam: Annotated[float, typer.Option("--lambda", help="λ in SUA = S − λH.")] = 1.0,
+    lam: Annotated[
+        str,
+        typer.Option(
+            "--lambda",
+            help="λ in SUA = S − λH, or auto: scores use λ = 1 and the evaluation picks λ on "
+            "a seeded validation split.",
+        ),
+    ] = "1.0",
     tau: Annotated[
         float | None, typer.Option(help="Abstain when SUA > τ (default 0: when S > λH).")
     ] = None,
@@ -113,6 +121,23 @@ def run(
     price_out: Annotated[
         float | None, typer.Option(help="USD per 1M completion tokens (overrides the table).")
     ] = None,
+    target_risk: Annotated[
+        float | None,
+        typer.Option(
+            help="Evaluation: calibrate an abstention threshold so that selective risk ≤ this "
+            "with probability ≥ 1 − δ (needs gold answers)."
+        ),
+    ] = None,
+    delta: Annotated[float, typer.Option(help="δ of the --target-risk guarantee.")] = 0.1,
+    correctness: Annotated[
+        str, typer.Option(help="Evaluation's QA grading: exact, f1 or judge.")
+    ] = "exact",
+    f1_threshold: Annotated[
+        float, typer.Option(help="Token-F1 threshold of --correctness f1.")
+    ] = 0.5,
+    judge_model: Annotated[
+        str | None, typer.Option(help="Judge model of --correctness judge.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
@@ -122,8 +147,17 @@ def run(
     before any model loads. Every model request is cached, so a rerun makes no model calls
     and an interrupted run resumes where it stopped.
     """
+    from sua_audit.cli.evaluate import parse_lambda, print_evaluation
+    from sua_audit.evaluation.correctness import Grader
     from sua_audit.runner import run_from_cli
 
+    # Evaluation options are checked before any model loads.
+    lam_choice = parse_lambda(lam)
+    Grader(correctness, f1_threshold=f1_threshold, judge_model=judge_model)
+    if target_risk is not None and not 0.0 < target_risk < 1.0:
+        raise ConfigError(f"--target-risk must be in (0, 1), got {target_risk}.")
+    if not 0.0 < delta < 1.0:
+        raise ConfigError(f"--delta must be in (0, 1), got {delta}.")
     summary = run_from_cli(
         dataset=dataset,
         options=dict(
@@ -141,7 +175,7 @@ def run(
             temperature=temperature,
             max_tokens=max_tokens,
             divergence=divergence,
-            lam=lam,
+            lam=1.0 if lam_choice == "auto" else lam_choice,
             tau=tau,
             coverage=coverage,
             cache_mode=cache_mode,
@@ -160,5 +194,20 @@ def run(
         out=out,
         show_progress=progress,
     )
+    if summary["results"].get("items_with_gold"):
+        from sua_audit.evaluation import evaluate_run
+
+        ev = evaluate_run(
+            Path(summary["out_dir"]),
+            lam="auto" if lam_choice == "auto" else None,
+            target_risk=target_risk,
+            delta=delta,
+            correctness=correctness,
+            f1_threshold=f1_threshold,
+            judge_model=judge_model,
+            seed=seed,
+            cache=str(cache) if cache else None,
+        )
+        print_evaluation(ev)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -1,0 +1,164 @@
+"""``sua-audit evaluate RUN`` and ``sua-audit rescore RUN``: failure-detection metrics of a run,
+and scores recomputed from the cache with zero model calls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sua_audit.cli import app
+
+LambdaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lambda",
+        help="λ in SUA = S − λH: a number, or auto (chosen on a seeded validation split).",
+    ),
+]
+TargetRiskOpt = Annotated[
+    float | None,
+    typer.Option(help="Calibrate abstention so that selective risk ≤ this (with prob. ≥ 1 − δ)."),
+]
+DeltaOpt = Annotated[float, typer.Option(help="δ of the abstention guarantee.")]
+CorrectnessOpt = Annotated[
+    str, typer.Option(help="QA grading: exact (normalised match), f1 or judge.")
+]
+F1Opt = Annotated[float, typer.Option(help="Token-F1 threshold of --correctness f1.")]
+JudgeOpt = Annotated[
+    str | None, typer.Option(help="Judge model of --correctness judge (same specs as --model).")
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the split and the bootstrap.")]
+BootstrapOpt = Annotated[int, typer.Option(help="Bootstrap resamples per interval.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print evaluation.json to stdout.")]
+
+
+def parse_lambda(value: str | None) -> float | str | None:
+    """``None``, ``"auto"`` or a float ≥ 0; anything else is a usage error."""
+    from sua_audit.errors import ConfigError
+
+    if value is None or value == "auto":
+        return value
+    try:
+        lam = float(value)
+    except ValueError:
+        lam = -1.0
+    if not lam >= 0 or lam == float("inf"):
+        raise ConfigError(f"--lambda must be a number >= 0 or auto, got {value!r}.")
+    return lam
+
+
+def print_evaluation(ev: dict[str, Any]) -> None:
+    """The short evaluation block, on stderr."""
+    from sua_audit.evaluation.text import evaluation_lines
+    from sua_audit.ui.console import err_console
+
+    for line in evaluation_lines(ev):
+        err_console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _check_bootstrap(n: int) -> None:
+    from sua_audit.errors import ConfigError
+
+    if not 1 <= n <= 100_000:
+        raise ConfigError(f"--bootstrap must be between 1 and 100000, got {n}.")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `sua-audit run`.")],
+    lam: LambdaOpt = None,
+    target_risk: TargetRiskOpt = None,
+    delta: DeltaOpt = 0.1,
+    correctness: CorrectnessOpt = "exact",
+    f1_threshold: F1Opt = 0.5,
+    judge_model: JudgeOpt = None,
+    seed: SeedOpt = 0,
+    bootstrap: BootstrapOpt = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score how well SUA and each baseline detect failures; write RUN/evaluation.json.
+
+    AUROC, AUPRC, PRR, AURC and selective accuracy at 80% coverage with seeded bootstrap 95%
+    CIs, for clean and worst-case (any variant wrong) failures; ECE; with --target-risk, an
+    abstention threshold with a finite-sample guarantee. No model calls (except a judge).
+    """
+    from sua_audit.evaluation import evaluate_run
+
+    _check_bootstrap(bootstrap)
+    ev = evaluate_run(
+        run_dir,
+        lam=parse_lambda(lam),
+        target_risk=target_risk,
+        delta=delta,
+        correctness=correctness,
+        f1_threshold=f1_threshold,
+        judge_model=judge_model,
+        seed=seed,
+        bootstrap=bootstrap,
+    )
+    print_evaluation(ev)
+    if as_json:
+        typer.echo(json.dumps(ev, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def rescore(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `sua-audit run`.")],
+    lam: LambdaOpt = None,
+    divergence: Annotated[
+        str | None, typer.Option(help="Divergence D in S: js, kl or tv (default: the run's).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: RUN/rescored-<changes>).")
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(envvar="SUA_AUDIT_CACHE", help="Request cache (default: the run's)."),
+    ] = None,
+    target_risk: TargetRiskOpt = None,
+    delta: DeltaOpt = 0.1,
+    correctness: CorrectnessOpt = "exact",
+    f1_threshold: F1Opt = 0.5,
+    judge_model: JudgeOpt = None,
+    seed: SeedOpt = 0,
+    bootstrap: BootstrapOpt = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the new summary.json.")] = False,
+) -> None:
+    """Recompute every score from the cache with another λ or divergence: zero model calls.
+
+    Writes results.jsonl, summary.json and (when gold exists) evaluation.json into --out.
+    A request missing from the cache stops it with exit code 3. With --lambda auto the
+    scores keep the run's λ and the evaluation picks λ on a validation split.
+    """
+    from sua_audit.evaluation import evaluate_run
+    from sua_audit.evaluation.rescore import rescore_run
+    from sua_audit.ui.console import err_console, summary_table
+
+    _check_bootstrap(bootstrap)
+    parsed = parse_lambda(lam)
+    summary = rescore_run(
+        run_dir,
+        lam=parsed if isinstance(parsed, float) else None,
+        divergence=divergence,
+        out=out,
+        cache=cache,
+    )
+    err_console.print(summary_table(summary))
+    if summary["results"].get("items_with_gold"):
+        ev = evaluate_run(
+            Path(summary["out_dir"]),
+            lam="auto" if parsed == "auto" else None,
+            target_risk=target_risk,
+            delta=delta,
+            correctness=correctness,
+            f1_threshold=f1_threshold,
+            judge_model=judge_model,
+            seed=seed,
+            bootstrap=bootstrap,
+        )
+        print_evaluation(ev)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -1,0 +1,104 @@
+"""Failure-detection evaluation of a finished run, written to ``evaluation.json``.
+
+Public API (used by ``sua-audit evaluate``, the end of ``run``, and the report / compare / gate
+commands):
+
+* :func:`evaluate_run` — compute the evaluation of a run directory and write evaluation.json;
+* :func:`load_evaluation` — read a run's evaluation.json (``None`` when there is none).
+
+The modules: :mod:`.metrics` (AUROC, AUPRC, PRR, AURC, selective accuracy, ECE),
+:mod:`.bootstrap` (seeded, paired CIs), :mod:`.splits`, :mod:`.temperature`
+(``entropy_temp``), :mod:`.abstention` (Learn-then-Test threshold with a guarantee),
+:mod:`.correctness` (exact / token-F1 / judge grading of QA answers), :mod:`.core` (the whole
+evaluation) and :mod:`.rescore` (scores recomputed from the cache, no model calls).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EVALUATION_FILE", "evaluate_run", "load_evaluation"]
+
+EVALUATION_FILE = "evaluation.json"
+
+
+def evaluate_run(
+    run_dir: Path | str,
+    *,
+    lam: float | str | None = None,
+    target_risk: float | None = None,
+    delta: float = 0.1,
+    correctness: str | None = None,
+    seed: int = 0,
+    bootstrap: int | None = None,
+    f1_threshold: float = 0.5,
+    judge_model: str | None = None,
+    cache: str | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the run in ``run_dir`` and write ``evaluation.json`` there (atomically).
+
+    Args:
+        run_dir: A finished run's folder (results.jsonl and summary.json).
+        lam: ``None`` (the run's λ), a number, or ``"auto"`` (chosen on a validation split).
+        target_risk: α for the calibrated abstention; ``None`` for no abstention block.
+        delta: δ: the guarantee holds with probability ≥ 1 − δ.
+        correctness: QA grading rule, ``exact`` (default), ``f1`` or ``judge``.
+        seed: Seeds the split and the bootstrap.
+        bootstrap: Resamples per interval (default 1000).
+        f1_threshold: Token-F1 threshold of the ``f1`` rule.
+        judge_model: Model spec of the ``judge`` rule.
+        cache: Request cache for judge calls (default: the user cache).
+        write: Write evaluation.json (``False``: only return the dict).
+
+    Returns:
+        The evaluation dict (schema 1, see docs/method.md).
+    """
+    from sua_audit.evaluation.bootstrap import DEFAULT_BOOTSTRAP
+    from sua_audit.evaluation.core import (
+        EvaluationError,
+        collect,
+        evaluate_items,
+        write_json_atomic,
+    )
+    from sua_audit.evaluation.correctness import Grader
+    from sua_audit.results import RESULTS_FILE, SUMMARY_FILE, read_results, read_summary
+
+    run = Path(run_dir)
+    if not (run / RESULTS_FILE).is_file() or not (run / SUMMARY_FILE).is_file():
+        raise EvaluationError(
+            f"{run} is not a finished run (results.jsonl and summary.json are needed). "
+            "Pass the folder `sua-audit run` wrote."
+        )
+    summary = read_summary(run)
+    rows = read_results(run)
+    grader = Grader(
+        correctness or "exact", f1_threshold=f1_threshold, judge_model=judge_model, cache=cache
+    )
+    items = collect(rows, grader)
+    has_qa = any(f == "qa" for f in items.family)
+    result = evaluate_items(
+        items,
+        run_id=str(summary.get("run_id", run.name)),
+        run_lambda=float(summary.get("config", {}).get("lam", 1.0)),
+        lam=lam,
+        target_risk=target_risk,
+        delta=delta,
+        seed=seed,
+        bootstrap=DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap,
+        correctness_rule=grader.name if has_qa else "label",
+    )
+    if write:
+        write_json_atomic(run / EVALUATION_FILE, result)
+    return result
+
+
+def load_evaluation(run_dir: Path | str) -> dict[str, Any] | None:
+    """The run's evaluation.json, or ``None`` when it has not been evaluated."""
+    path = Path(run_dir) / EVALUATION_FILE
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data

@@ -1,0 +1,182 @@
+"""Recompute a run's scores from the request cache, with zero model calls.
+
+The run's recorded configuration is rebuilt (with a new λ or divergence), its perturbations
+are regenerated (they are deterministic given the seed; model rewrites come from the cache
+too), and every request is answered from the cache through a backend that refuses to call a
+model: a request that is not cached stops the rescore with exit code 3 and says which model it
+needed. S, H and the baselines do not depend on λ, so a λ-only rescore gives
+SUA' = S − λ'H exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from sua_audit.backends.base import Backend, Completion, CompletionRequest
+from sua_audit.errors import ConfigError, SuaAuditError
+
+
+class CacheMissError(SuaAuditError):
+    """A request needed by a rescore is not in the cache (exit 3)."""
+
+
+class CacheOnlyBackend(Backend):
+    """Presents another backend's identity (so cache keys match) but never calls a model."""
+
+    def __init__(self, inner: Backend, cache_path: Path) -> None:
+        self.inner = inner
+        self.provider = inner.provider  # type: ignore[misc]
+        self.model = getattr(inner, "model", "?")
+        self.capabilities = inner.capabilities
+        self.cache_path = cache_path
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Refuse: the answer was not in the cache."""
+        ident = self.inner.identity()
+        raise CacheMissError(
+            f"rescore: a request for {ident.get('provider')}/{ident.get('model')} is not in "
+            f"the cache {self.cache_path}; rescore makes no model calls. Rerun `sua-audit run` "
+            "with the original options (same --cache) to fill it."
+        )
+
+    def identity(self) -> dict[str, Any]:
+        """The wrapped backend's identity (the cache key's model part)."""
+        return self.inner.identity()
+
+    def key_payload(self, request: CompletionRequest) -> dict[str, Any]:
+        """The wrapped backend's key payload."""
+        return self.inner.key_payload(request)
+
+    def max_concurrency(self) -> int:
+        """As the wrapped backend."""
+        return self.inner.max_concurrency()
+
+    def describe(self) -> dict[str, Any]:
+        """The wrapped backend's description."""
+        return self.inner.describe()
+
+
+def _backend_for(spec: str, config: Any) -> Backend:
+    from sua_audit.backends import get_backend
+
+    return get_backend(
+        spec,
+        device=config.device,
+        dtype=config.dtype,
+        batch_size=config.batch_size,
+        base_url=config.base_url,
+        concurrency=config.concurrency,
+        timeout=config.timeout,
+        max_attempts=config.max_attempts,
+    )
+
+
+def default_out(run_dir: Path, lam: float | None, divergence: str | None) -> Path:
+    """``RUN/rescored-lambda<λ>-<divergence>``."""
+    parts = []
+    if lam is not None:
+        parts.append(f"lambda{lam:g}")
+    if divergence is not None:
+        parts.append(divergence)
+    return run_dir / ("rescored-" + ("-".join(parts) or "same"))
+
+
+def rescore_run(
+    run_dir: Path,
+    *,
+    lam: float | None = None,
+    divergence: str | None = None,
+    out: Path | None = None,
+    cache: Path | None = None,
+) -> dict[str, Any]:
+    """Rescore ``run_dir`` into ``out``; return the new summary (``model_calls`` is 0)."""
+    from pydantic import ValidationError
+
+    from sua_audit import __version__, paths
+    from sua_audit.audit import run_audit, summarize
+    from sua_audit.config import AuditConfig
+    from sua_audit.dataset import validate_dataset
+    from sua_audit.engine import Generator
+    from sua_audit.evaluation.core import EvaluationError
+    from sua_audit.results import SUMMARY_FILE, new_run_id, read_summary, write_outputs
+    from sua_audit.runner import recorded_config
+    from sua_audit.store import Store, utc_now
+
+    if not (run_dir / SUMMARY_FILE).is_file():
+        raise EvaluationError(f"{run_dir} is not a finished run (no summary.json).")
+    old = read_summary(run_dir)
+    recorded = dict(old["config"])
+    if lam is not None:
+        recorded["lam"] = lam
+    if divergence is not None:
+        recorded["divergence"] = divergence
+    recorded["cache_mode"] = "use"
+    try:
+        config = AuditConfig(**recorded)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"rescore: {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    if old["config"].get("cache_mode") == "off":
+        raise CacheMissError(
+            "rescore: the run was made with --cache-mode off, so its answers are not cached."
+        )
+    info = validate_dataset(config.dataset, limit=config.limit)
+    recorded_sha = old.get("dataset", {}).get("sha256")
+    if recorded_sha and recorded_sha != info.sha256:
+        raise CacheMissError(
+            f"rescore: {config.dataset} changed since the run (sha256 differs); rescoring it "
+            "would not reproduce the run. Restore the file or run the audit again."
+        )
+    cache_path = Path(cache or old.get("cache") or paths.default_cache_path())
+    if not cache_path.is_file():
+        raise CacheMissError(f"rescore: the cache {cache_path} does not exist.")
+    out = out or default_out(run_dir, lam, divergence)
+    backend = CacheOnlyBackend(_backend_for(config.model, config), cache_path)
+    from sua_audit.audit import MODEL_KINDS
+
+    rewriter_backend = None
+    if MODEL_KINDS.intersection(config.plan.slots):
+        rewriter_backend = (
+            backend
+            if config.rewriter_model == config.model
+            else CacheOnlyBackend(_backend_for(config.rewriter_model, config), cache_path)
+        )
+    t0 = time.perf_counter()
+    store = Store.open(cache_path)
+    try:
+        generator = Generator(backend, store, cache_mode="use")
+        rewriter = (
+            Generator(rewriter_backend, store, cache_mode="use") if rewriter_backend else None
+        )
+        outcome = asyncio.run(run_audit(config, info, generator, rewriter))
+    finally:
+        store.close()
+    summary: dict[str, Any] = {
+        "run_id": new_run_id(),
+        "rescored_from": {"run_id": old.get("run_id"), "path": str(run_dir)},
+        "tool_version": __version__,
+        "config": recorded_config(config),
+        "model": old.get("model"),
+        "dataset": old.get("dataset"),
+        "results": summarize(outcome),
+        "model_calls": generator.stats.model_calls,
+        "cache_hits": generator.stats.cache_hits,
+        "failed_requests": generator.stats.failed,
+        "tokens": {"prompt": 0, "completion": 0},
+        "cost": {"usd": None, "price_source": None, "note": "rescore: no model calls"},
+        "rewriter_calls": None if rewriter is None else rewriter.stats.model_calls,
+        "rewriter_cache_hits": None if rewriter is None else rewriter.stats.cache_hits,
+        "cache": str(cache_path),
+        "out_dir": str(out),
+        "started_utc": utc_now(),
+        "finished_utc": utc_now(),
+        "wall_seconds": round(time.perf_counter() - t0, 3),
+    }
+    try:
+        write_outputs(out, outcome.rows(), summary)
+    finally:
+        outcome.close()
+    return summary
