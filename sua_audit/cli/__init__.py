@@ -67,6 +67,7 @@ from sua_audit.cli import evaluate as _evaluate  # noqa: E402,F401
 from sua_audit.cli import perturbations as _perturbations  # noqa: E402,F401
 from sua_audit.cli import report as _report  # noqa: E402,F401
 from sua_audit.cli import run as _run  # noqa: E402,F401
+from sua_audit.cli import train as _train  # noqa: E402,F401
 
 
 def main() -> None:
