@@ -20,10 +20,56 @@ DEFAULT_BOOTSTRAP = 1000
 LEVEL = 0.95
 
 
-def resample_indices(n: int, bootstrap: int, seed: int) -> npt.NDArray[np.int64]:
-    """A ``(bootstrap, n)`` matrix of indices drawn with replacement (seeded, reproducible)."""
+#: Most resampled item slots (resamples × items) per metric before resamples are cut, and the
+#: largest ``(B, n)`` matrix drawn in one block.
+MAX_RESAMPLED_SLOTS = 20_000_000
+#: Fewest resamples a large run is cut down to.
+MIN_RESAMPLES = 200
+
+
+def effective_resamples(n: int, bootstrap: int) -> int:
+    """Resamples actually drawn for ``n`` items: ``bootstrap``, cut for very large runs.
+
+    Memory is bounded by computing in blocks (:func:`resample_indices`); time is not: every
+    metric sorts each resample, 90 (score, label, metric) triples of them. Runs above
+    ``MAX_RESAMPLED_SLOTS / bootstrap`` items get ``max(MIN_RESAMPLES, MAX_RESAMPLED_SLOTS //
+    n)`` resamples (200 at 100,000 items), and evaluation.json records the number used. With
+    that many items the intervals are narrow and their Monte-Carlo error small either way.
+    """
+    if n <= 0:
+        return bootstrap
+    return min(bootstrap, max(MIN_RESAMPLES, MAX_RESAMPLED_SLOTS // n))
+
+
+#: Resampled item slots per chunk when a run is too large for one ``(B, n)`` matrix.
+CHUNK_SLOTS = 2_000_000
+
+
+def resample_indices(n: int, bootstrap: int, seed: int) -> list[npt.NDArray[np.int64]]:
+    """Row blocks of a ``(bootstrap, n)`` matrix of indices drawn with replacement (seeded).
+
+    One block when the matrix is small (every run up to 20,000 items at 1000 resamples);
+    otherwise blocks of about :data:`CHUNK_SLOTS` slots, drawn in order from the same seeded
+    generator, so that metrics can be computed block by block in bounded memory.
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5AA]))
-    return rng.integers(0, n, size=(bootstrap, n)) if n else np.zeros((bootstrap, 0), np.int64)
+    if not n:
+        return [np.zeros((bootstrap, 0), np.int64)]
+    if bootstrap * n <= MAX_RESAMPLED_SLOTS:
+        return [rng.integers(0, n, size=(bootstrap, n))]
+    rows = max(1, CHUNK_SLOTS // n)
+    return [
+        rng.integers(0, n, size=(min(rows, bootstrap - start), n))
+        for start in range(0, bootstrap, rows)
+    ]
+
+
+def per_resample(
+    fn: Any, blocks: list[npt.NDArray[np.int64]], *arrays: npt.NDArray[Any]
+) -> npt.NDArray[np.float64]:
+    """``fn`` applied to the resampled ``arrays`` block by block: one value per resample."""
+    out = [np.atleast_1d(np.asarray(fn(*(a[b] for a in arrays)), dtype=np.float64)) for b in blocks]
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def estimate(

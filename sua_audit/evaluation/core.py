@@ -22,7 +22,13 @@ from sua_audit.errors import ConfigError, SuaAuditError
 from sua_audit.evaluation import metrics as M
 from sua_audit.evaluation import temperature
 from sua_audit.evaluation.abstention import abstention_report
-from sua_audit.evaluation.bootstrap import DEFAULT_BOOTSTRAP, estimate, resample_indices
+from sua_audit.evaluation.bootstrap import (
+    DEFAULT_BOOTSTRAP,
+    effective_resamples,
+    estimate,
+    per_resample,
+    resample_indices,
+)
 from sua_audit.evaluation.correctness import Grader
 from sua_audit.evaluation.splits import make_split
 
@@ -165,38 +171,48 @@ def _sklearn_point(metric: str, scores: np.ndarray, fail: np.ndarray) -> float |
     return float(average_precision_score(fail, scores))
 
 
+def _row_mean(values: np.ndarray) -> np.ndarray:
+    return values.mean(axis=1)
+
+
 def _metric_block(
-    scores: np.ndarray, fail: np.ndarray, idx: np.ndarray
+    scores: np.ndarray, fail: np.ndarray, idx: list[np.ndarray]
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The five metrics with CIs; also the AUROC resamples (for paired comparisons)."""
     one_class = fail.min() == fail.max() if fail.size else True
     reason = (
         "only one class (all right or all wrong) among these items" if fail.size else "no items"
     )
-    sb, fb = scores[idx], fail[idx]
-    auroc_b = np.atleast_1d(M.auroc(sb, fb)) if fail.size else np.full(len(idx), np.nan)
+    n_resamples = sum(len(b) for b in idx)
+
+    def resampled(fn: Any) -> np.ndarray | None:
+        return per_resample(fn, idx, scores, fail) if fail.size else None
+
+    auroc_b = resampled(M.auroc)
+    if auroc_b is None:
+        auroc_b = np.full(n_resamples, np.nan)
     out: dict[str, Any] = {}
     out["auroc"] = estimate(
         None if one_class else _sklearn_point("auroc", scores, fail), auroc_b, reason
     )
     out["auprc"] = estimate(
         None if one_class else _sklearn_point("auprc", scores, fail),
-        M.auprc(sb, fb) if fail.size else None,
+        resampled(M.auprc),
         reason,
     )
     out["prr"] = estimate(
         None if one_class else float(M.prr(scores, fail)),
-        M.prr(sb, fb) if fail.size else None,
+        resampled(M.prr),
         reason,
     )
     out["aurc"] = estimate(
         float(M.aurc(scores, fail)) if fail.size else None,
-        M.aurc(sb, fb) if fail.size else None,
+        resampled(M.aurc),
         "no items",
     )
     out["selective_accuracy_at_80"] = estimate(
         float(M.selective_accuracy(scores, fail, 0.8)) if fail.size else None,
-        M.selective_accuracy(sb, fb, 0.8) if fail.size else None,
+        resampled(lambda sb, fb: M.selective_accuracy(sb, fb, 0.8)),
         "no items",
     )
     return out, auroc_b
@@ -266,6 +282,7 @@ def evaluate_items(
     robust = np.asarray(items.robust, dtype=np.float64)
     t = np.asarray(test, dtype=np.int64)
     fail = {"clean": 1.0 - correct[t], "worst_case": 1.0 - robust[t]}
+    bootstrap = effective_resamples(t.size, bootstrap)
     idx = resample_indices(t.size, bootstrap, seed)
 
     metrics: dict[str, Any] = {}
@@ -280,7 +297,7 @@ def evaluate_items(
         comparison[label] = _compare(per, aurocs)
 
     conf = 1.0 - scores["max_prob"][t]
-    ece_b = M.ece(conf[idx], correct[t][idx]) if t.size else None
+    ece_b = per_resample(M.ece, idx, conf, correct[t]) if t.size else None
     ece_point, bins = M.ece_bins(conf, correct[t])
     risk_cov = {name: M.risk_coverage_curve(scores[name][t], fail["clean"]) for name in SCORES}
 
@@ -315,8 +332,10 @@ def evaluate_items(
             "calibration_ids": [items.ids[i] for i in cal],
         },
         "lambda": lam_block,
-        "accuracy": estimate(float(correct[t].mean()), correct[t][idx].mean(axis=1)),
-        "robust_accuracy": estimate(float(robust[t].mean()), robust[t][idx].mean(axis=1)),
+        "accuracy": estimate(float(correct[t].mean()), per_resample(_row_mean, idx, correct[t])),
+        "robust_accuracy": estimate(
+            float(robust[t].mean()), per_resample(_row_mean, idx, robust[t])
+        ),
         "failure_labels": {
             k: {"n": int(v.size), "failures": int(v.sum())} for k, v in fail.items()
         },

@@ -76,3 +76,30 @@ def test_risk_coverage_curve_ends_at_the_error_rate() -> None:
     assert len(curve) <= 101
     assert curve[-1] == [1.0, pytest.approx(f.mean(), abs=1e-6)]
     assert all(a[0] < b[0] for a, b in zip(curve, curve[1:], strict=False))
+
+
+def test_large_runs_get_fewer_resamples_so_memory_stays_bounded() -> None:
+    from sua_audit.evaluation.bootstrap import MAX_RESAMPLED_SLOTS, effective_resamples
+
+    assert effective_resamples(500, 1000) == 1000  # small runs keep what was asked
+    assert effective_resamples(100_000, 1000) == 200
+    assert effective_resamples(100_000, 1000) * 100_000 <= MAX_RESAMPLED_SLOTS
+    assert effective_resamples(10_000_000, 1000) == 200  # never below the floor
+    assert effective_resamples(100_000, 50) == 50  # never more than asked
+
+
+def test_large_runs_are_resampled_in_bounded_blocks() -> None:
+    import numpy as np
+
+    from sua_audit.evaluation.bootstrap import CHUNK_SLOTS, per_resample, resample_indices
+
+    small = resample_indices(500, 1000, seed=3)
+    assert len(small) == 1 and small[0].shape == (1000, 500)
+    blocks = resample_indices(50_000, 1000, seed=3)
+    assert len(blocks) > 1 and sum(len(b) for b in blocks) == 1000
+    assert all(b.size <= CHUNK_SLOTS for b in blocks)
+    again = resample_indices(50_000, 1000, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(blocks, again, strict=True))
+    values = np.arange(50_000, dtype=np.float64) % 2  # mean 0.5
+    means = per_resample(lambda v: v.mean(axis=1), blocks, values)
+    assert means.shape == (1000,) and abs(means.mean() - 0.5) < 0.01 and means.std() > 0
