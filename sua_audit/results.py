@@ -23,7 +23,8 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def _atomic_write(path: Path, chunks: Iterable[str]) -> None:
+def atomic_write(path: Path, chunks: Iterable[str]) -> None:
+    """Write ``chunks`` to ``path`` through a temporary file and a rename: never half-written."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:
@@ -41,13 +42,11 @@ def write_outputs(out_dir: Path, items: Iterable[dict[str, Any]], summary: dict[
     """Write results.jsonl (streamed from ``items``), then summary.json (its presence marks a
     finished run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
+    atomic_write(
         out_dir / RESULTS_FILE,
         (json.dumps(row, ensure_ascii=False) + "\n" for row in items),
     )
-    _atomic_write(
-        out_dir / SUMMARY_FILE, [json.dumps(summary, indent=2, ensure_ascii=False) + "\n"]
-    )
+    atomic_write(out_dir / SUMMARY_FILE, [json.dumps(summary, indent=2, ensure_ascii=False) + "\n"])
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:

@@ -382,6 +382,6 @@ def _compare(per: dict[str, Any], aurocs: dict[str, np.ndarray]) -> dict[str, An
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON under a temporary name, then rename it into place."""
-    from sua_audit.results import _atomic_write
+    from sua_audit.results import atomic_write
 
-    _atomic_write(path, [json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"])
+    atomic_write(path, [json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"])

@@ -8,7 +8,6 @@ results.jsonl, evaluation.json), never the cache.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from sua_audit.errors import ConfigError
 from sua_audit.report._data import METRICS, Metric, Reading, Run, RunReadError, load_run
 from sua_audit.report._data import read_metric as read_metric
 from sua_audit.report._data import same_dataset as same_dataset
+from sua_audit.results import atomic_write
 
 FORMATS = ("html", "md", "json")
 
@@ -141,13 +141,4 @@ def render_compare(runs: list[Run], fmt: str) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, [text])
