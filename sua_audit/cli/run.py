@@ -11,6 +11,11 @@ import typer
 from sua_audit.cli import app
 from sua_audit.errors import ConfigError
 
+#: Runs with more items with gold than this are not evaluated automatically at the end of
+#: `run`: the bootstrap over 9 scores × 2 failure labels × 5 metrics took 7 minutes and about
+#: 3 GB at 100,000 items (docs/benchmarks.md). `sua-audit evaluate RUN` does it on request.
+AUTO_EVALUATE_MAX_ITEMS = 20_000
+
 
 @app.command()
 def run(
@@ -194,7 +199,18 @@ def run(
         out=out,
         show_progress=progress,
     )
-    if summary["results"].get("items_with_gold"):
+    with_gold = summary["results"].get("items_with_gold") or 0
+    if with_gold > AUTO_EVALUATE_MAX_ITEMS:
+        from sua_audit.ui.console import err_console
+
+        err_console.print(
+            f"evaluation skipped: {with_gold} items with gold is above {AUTO_EVALUATE_MAX_ITEMS}; "
+            f"run `sua-audit evaluate {summary['out_dir']}` (minutes and GBs of memory at "
+            "100,000 items)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif with_gold:
         from sua_audit.evaluation import evaluate_run
 
         ev = evaluate_run(
