@@ -24,6 +24,18 @@ def _emit(text: str, out: Path | None) -> None:
     typer.echo(f"wrote {out}", err=True)
 
 
+_TargetRisk = Annotated[
+    float | None,
+    typer.Option(
+        help="Evaluate afresh with an abstention rule calibrated to this risk "
+        "(Learn-then-Test); default: the run's evaluation.json as it is."
+    ),
+]
+_Delta = Annotated[
+    float, typer.Option(help="With --target-risk: the guarantee holds with probability 1 − δ.")
+]
+
+
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run's output folder (its --out).")],
@@ -32,16 +44,8 @@ def report(
         Path | None,
         typer.Option(help="Output file; '-' for stdout. Default: RUN/report.<format>."),
     ] = None,
-    target_risk: Annotated[
-        float | None,
-        typer.Option(
-            help="Evaluate afresh with an abstention rule calibrated to this risk "
-            "(Learn-then-Test); default: the run's evaluation.json as it is."
-        ),
-    ] = None,
-    delta: Annotated[
-        float, typer.Option(help="With --target-risk: the guarantee holds with probability 1 − δ.")
-    ] = 0.1,
+    target_risk: _TargetRisk = None,
+    delta: _Delta = 0.1,
 ) -> None:
     """Render one run's audit report (HTML, Markdown or JSON).
 
@@ -64,16 +68,8 @@ def compare(
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help=_FORMAT_HELP)] = "md",
     out: Annotated[Path | None, typer.Option(help="Output file; default (or '-'): stdout.")] = None,
-    target_risk: Annotated[
-        float | None,
-        typer.Option(
-            help="Evaluate afresh with an abstention rule calibrated to this risk "
-            "(Learn-then-Test); default: the run's evaluation.json as it is."
-        ),
-    ] = None,
-    delta: Annotated[
-        float, typer.Option(help="With --target-risk: the guarantee holds with probability 1 − δ.")
-    ] = 0.1,
+    target_risk: _TargetRisk = None,
+    delta: _Delta = 0.1,
 ) -> None:
     """Compare runs side by side on one dataset, and list the items where they disagree.
 

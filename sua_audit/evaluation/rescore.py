@@ -144,6 +144,7 @@ def rescore_run(
             if config.rewriter_model == config.model
             else CacheOnlyBackend(_backend_for(config.rewriter_model, config), cache_path)
         )
+    started = utc_now()
     t0 = time.perf_counter()
     store = Store.open(cache_path)
     try:
@@ -171,7 +172,7 @@ def rescore_run(
         "rewriter_cache_hits": None if rewriter is None else rewriter.stats.cache_hits,
         "cache": str(cache_path),
         "out_dir": str(out),
-        "started_utc": utc_now(),
+        "started_utc": started,
         "finished_utc": utc_now(),
         "wall_seconds": round(time.perf_counter() - t0, 3),
     }
