@@ -30,6 +30,8 @@ from typing import Any
 
 from _common import ROOT, SHARED_DATA, quiet_hf
 
+from sua_audit.evaluation.core import SCORES
+
 DATASETS = (
     # (file, kind) — kind picks the subset size
     ("sst2_dev.jsonl", "label"),
@@ -39,17 +41,7 @@ DATASETS = (
     ("ambignq_dev.jsonl", "qa"),
     ("ambient_dev.jsonl", "ambient"),
 )
-SCORES_SHOWN = (
-    "sua",
-    "sua_pos",
-    "sensitivity",
-    "sensitivity_max",
-    "entropy",
-    "max_prob",
-    "self_consistency",
-    "semantic_entropy",
-    "entropy_temp",
-)
+SCORES_SHOWN = SCORES  # every score the evaluation reports, in its order
 SUA_TR_HEADING = "## SUA-TR"
 
 
