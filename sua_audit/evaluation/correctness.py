@@ -1,8 +1,13 @@
-"""When is a QA answer right? Normalised exact match, token F1, or a judge model.
+"""When is a QA answer right? Containment, normalised exact match, token F1, or a judge model.
 
 Label tasks (classification, NLI) are always graded by the label (the prediction is in the
 gold label set); the rule chosen here applies to free-text QA answers:
 
+* ``contains`` (the default, :data:`DEFAULT_RULE`) — some gold answer is given inside the
+  answer: its normalised tokens appear as a whole-token run in the answer's first sentence,
+  not negated, not an echo of the question, not one item of a candidate list or an "or"
+  hedge (:func:`sua_audit.scoring.qa.answer_contains`). Exact match always counts.
+  "The capital of France is Paris." is right against gold "Paris";
 * ``exact`` — the normalised answer equals some normalised gold answer (SQuAD-style
   normalisation, :func:`sua_audit.scoring.normalize_answer`); what ``run`` records;
 * ``f1`` — the best token F1 against any gold answer is at least a threshold (default 0.5),
@@ -10,6 +15,12 @@ gold label set); the rule chosen here applies to free-text QA answers:
 * ``judge`` — a judge model is asked whether the answer is correct given the gold answers and
   the answer counts as right when P(yes) ≥ 0.5; recorded as ``judge:<model>``. Judge calls go
   through the request cache like every other model call.
+
+On 166 hand-labelled answers (``tests/evaluation/data/qa_hand_labels.jsonl``: 126 real
+SmolLM2-135M answers and 40 hand-written hard cases; ``bench/qa_grading.py``) ``contains``
+agrees with the labels on 0.898 of them, ``exact`` on 0.813 and ``f1>=0.5`` on 0.753; on the
+126 real answers alone the gain over ``exact`` is small (0.913 against 0.905). See
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -20,9 +31,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sua_audit.errors import ConfigError
-from sua_audit.scoring import answer_matches, normalize_answer
+from sua_audit.scoring.qa import answer_contains, answer_matches, normalize_answer
 
-RULES = ("exact", "f1", "judge")
+RULES = ("contains", "exact", "f1", "judge")
+DEFAULT_RULE = "contains"
+"""The QA grading rule used when none is given."""
 DEFAULT_F1_THRESHOLD = 0.5
 
 JUDGE_PROMPT = (
@@ -53,12 +66,42 @@ def best_f1(prediction: str, golds: Sequence[str]) -> float:
     return max((token_f1(prediction, g) for g in golds), default=0.0)
 
 
+def grade_answer(
+    prediction: str | None,
+    golds: Sequence[str],
+    rule: str = DEFAULT_RULE,
+    *,
+    question: str | None = None,
+    f1_threshold: float = DEFAULT_F1_THRESHOLD,
+) -> bool:
+    """Whether a QA answer is right under ``contains``, ``exact`` or ``f1`` (no model calls).
+
+    Args:
+        prediction: The model's (extracted) answer; ``None`` counts as empty.
+        golds: Acceptable gold answers.
+        rule: ``contains``, ``exact`` or ``f1`` (``judge`` needs :class:`Grader`).
+        question: The question (``contains`` ignores golds the question already names).
+        f1_threshold: Token-F1 threshold of ``f1``.
+
+    Raises:
+        ConfigError: For another rule.
+    """
+    answer = prediction or ""
+    if rule == "contains":
+        return answer_contains(answer, golds, question=question)
+    if rule == "exact":
+        return answer_matches(answer, golds)
+    if rule == "f1":
+        return best_f1(answer, golds) >= f1_threshold - 1e-12
+    raise ConfigError(f"grade_answer rule must be contains, exact or f1, got {rule!r}.")
+
+
 class Grader:
     """Grades QA answers by one rule; label tasks by the label."""
 
     def __init__(
         self,
-        rule: str = "exact",
+        rule: str = DEFAULT_RULE,
         *,
         f1_threshold: float = DEFAULT_F1_THRESHOLD,
         judge_model: str | None = None,
@@ -83,7 +126,7 @@ class Grader:
             return f"f1>={self.f1_threshold:g}"
         if self.rule == "judge":
             return f"judge:{self.judge_model}"
-        return "exact"
+        return self.rule
 
     def prepare(self, rows: Sequence[dict[str, Any]]) -> None:
         """Ask the judge about every QA answer at once (batched, cached); no-op otherwise."""
@@ -105,10 +148,10 @@ class Grader:
     def qa_correct(self, question: str, prediction: str | None, golds: Sequence[str]) -> bool:
         """Whether a QA answer is right under this rule."""
         answer = prediction or ""
-        if self.rule == "exact":
-            return answer_matches(answer, golds)
-        if self.rule == "f1":
-            return best_f1(answer, golds) >= self.f1_threshold - 1e-12
+        if self.rule != "judge":
+            return grade_answer(
+                answer, golds, self.rule, question=question, f1_threshold=self.f1_threshold
+            )
         key = (question, answer, tuple(golds))
         if key not in self._judged:
             self._judged.update(zip([key], _judge([key], self), strict=True))
