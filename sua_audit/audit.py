@@ -38,7 +38,6 @@ from sua_audit.scoring import (
     DEFAULT_TAU,
     ItemScores,
     abstain,
-    answer_matches,
     cluster_answers,
     cluster_distribution,
     coverage_threshold,
@@ -50,6 +49,7 @@ from sua_audit.scoring import (
     score_samples,
 )
 from sua_audit.scoring.ambiguity import collapse_summary, item_collapse
+from sua_audit.scoring.qa import answer_contains
 
 CHUNK_ITEMS = 32
 
@@ -117,11 +117,31 @@ class AuditOutcome:
     """The run's per-item rows (spooled on disk) and what the summary needs (in memory)."""
 
     tau: float = DEFAULT_TAU
+    abstain_on: str = "sua"
+    rule: str = "tau"
+    """How τ was set: ``tau`` (fixed or the score's default) or ``coverage``."""
+    coverage_target: float | None = None
+    decision_note: str | None = None
+    """Why no decision was made (a fitted score that could not be fitted), else ``None``."""
+    normalize: str = "rank"
+    lam: float = 1.0
+    confident_threshold: float = 0.7
     wall_seconds: float = 0.0
     perturbation: dict[str, Any] = field(default_factory=dict)
     """The plan, rewrite acceptance per kind, the meaning filter and templates used."""
     sua: list[float] = field(default_factory=list)
     """Per item, in plan order: SUA (NaN when unscored or failed)."""
+    sensitivity: list[float] = field(default_factory=list)
+    entropy: list[float] = field(default_factory=list)
+    label_free: list[dict[str, float]] = field(default_factory=list)
+    """Per item: every score the abstention rule may use without fitting (empty when failed)."""
+    confident_flip: list[bool | None] = field(default_factory=list)
+    confident: list[bool | None] = field(default_factory=list)
+    flipped: list[bool | None] = field(default_factory=list)
+    sua_norm: list[float] = field(default_factory=list)
+    """Filled by :func:`decide` once every item is scored."""
+    decision: list[float] = field(default_factory=list)
+    """Per item: the abstention score (filled by :func:`decide`)."""
     correct: list[bool | None] = field(default_factory=list)
     robust: list[bool | None] = field(default_factory=list)
     failed: list[bool] = field(default_factory=list)
@@ -136,6 +156,17 @@ class AuditOutcome:
         failed = row["status"] == "failed"
         self.failed.append(failed)
         self.sua.append(math.nan if failed or row["sua"] is None else row["sua"])
+        self.sensitivity.append(_num(row["sensitivity"]))
+        self.entropy.append(_num(row["entropy"]))
+        scores = {} if failed else {k: _num(row[k]) for k in SCORE_FIELDS}
+        if not failed:
+            for kind, value in row["sensitivity_by_kind"].items():
+                scores["s_" + kind] = _num(value)
+        self.label_free.append(scores)
+        self.confident_flip.append(row.get("confident_flip"))
+        conf = row.get("confidence")
+        self.confident.append(None if conf is None else conf >= self.confident_threshold)
+        self.flipped.append(None if failed else bool(row.get("flipped_variants")))
         self.correct.append(None if failed else row["correct"])
         self.robust.append(
             None
@@ -147,8 +178,12 @@ class AuditOutcome:
         self.totals.add(row)
 
     def abstains(self, i: int) -> bool | None:
-        """Item ``i``'s abstention decision (``None`` for a failed item)."""
-        return None if self.failed[i] else abstain(self.sua[i], self.tau)
+        """Item ``i``'s abstention decision (``None`` for a failed item, or when no decision
+        could be made)."""
+        if self.failed[i] or self.decision_note is not None:
+            return None
+        score = self.decision[i] if i < len(self.decision) else self.sua[i]
+        return abstain(score, self.tau)
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """The rows in plan order, each with its ``abstain`` decision."""
@@ -158,6 +193,8 @@ class AuditOutcome:
         self._spool.seek(0)
         for i, line in enumerate(self._spool):
             row = json.loads(line)
+            if i < len(self.sua_norm) and not self.failed[i]:
+                row["sua_norm"] = _finite(self.sua_norm[i])
             row["abstain"] = self.abstains(i)
             yield row
 
@@ -171,6 +208,10 @@ class AuditOutcome:
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -217,6 +258,11 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return math.fsum(finite) / len(finite) if finite else None
+
+
 def _score_item(
     item: Item,
     variants: Sequence[Variant],
@@ -257,12 +303,13 @@ def _score_item(
                 {
                     **v.to_dict(),
                     "prediction": g,
-                    "correct": answer_matches(g, golds) if golds else None,
+                    "correct": answer_contains(g, golds, question=item.input) if golds else None,
                     "samples": s,
                     "path": path,
                 }
             )
         prediction = greedy[0]
+        flipped = [i for i in core[1:] if ids[i][0] != ids[0][0]]
         extra: dict[str, Any] = {"clusters": reps}
         dists_all = [cluster_distribution(g[1:], len(reps)) for g in ids]
         clean_answers = [greedy[0], *sampled[0]]
@@ -298,6 +345,7 @@ def _score_item(
                 }
             )
         prediction = variant_rows[0]["prediction"]
+        flipped = [i for i in core[1:] if variant_rows[i]["prediction"] != prediction]
         extra = {}
         dists_all = dists
         ambiguity = item_collapse_or_none(item, probs=dists[0], entropy=scores.entropy)
@@ -317,6 +365,7 @@ def _score_item(
     if ambiguity is not None:
         extra["ambiguity"] = ambiguity
     score_dict = scores.to_dict()
+    confidence = 1.0 - scores.max_prob
     row: dict[str, Any] = {
         "id": item.id,
         "task": item.task,
@@ -327,6 +376,10 @@ def _score_item(
         "gold": list(item.gold_labels or ()) if item.task != "qa" else list(item.answers or ()),
         **{k: _finite(float(score_dict[k])) for k in SCORE_FIELDS},
         "sensitivity_by_kind": score_dict["sensitivity_by_kind"],
+        "sua_norm": None,
+        "confidence": _finite(confidence),
+        "flipped_variants": flipped,
+        "confident_flip": bool(flipped) and confidence >= config.confident_threshold,
         "abstain": None,
         **extra,
         "variants": variant_rows,
@@ -362,6 +415,10 @@ def _failed_row(
         "correct": None,
         **{k: None for k in SCORE_FIELDS},
         "sensitivity_by_kind": {},
+        "sua_norm": None,
+        "confidence": None,
+        "flipped_variants": [],
+        "confident_flip": None,
         "abstain": None,
         "variants": [v.to_dict() for v in variants],
     }
@@ -423,7 +480,12 @@ async def run_audit(
     may be ``generator`` itself when the audited model is also the rewriter.
     """
     t0 = time.perf_counter()
-    outcome = AuditOutcome()
+    outcome = AuditOutcome(
+        abstain_on=config.abstain_on,
+        normalize=config.normalize,
+        lam=config.lam,
+        confident_threshold=config.confident_threshold,
+    )
     context = perturb_context(config, rewriter)
     total = sum(requests_per_item(task, config) * n for task, n in info.tasks.items())
     generator.progress.start(total, "auditing")
@@ -465,13 +527,132 @@ async def run_audit(
         if rewriter is not None:
             rewriter.flush()
         generator.progress.close()
-    if config.coverage is not None:
-        scored = [s for s, f in zip(outcome.sua, outcome.failed, strict=True) if not f]
-        outcome.tau = coverage_threshold(scored, config.coverage) if scored else math.inf
-    elif config.tau is not None:
-        outcome.tau = config.tau
+    decide(outcome, config)
     outcome.wall_seconds = time.perf_counter() - t0
     return outcome
+
+
+def decide(outcome: AuditOutcome, config: AuditConfig) -> None:
+    """Compute ``sua_norm`` across the run, then the abstention score and τ.
+
+    Label-free scores are read from the rows. A fitted score (``combined``, ``entropy_temp``)
+    is fitted on the same seeded validation split of the graded items that the evaluation
+    uses, with the default grading, and applied to every item; when it cannot be fitted the
+    run records why and decides nothing.
+    """
+    from sua_audit.scoring.abstention import DEFAULT_TAUS
+    from sua_audit.scoring.table import sua_normalized
+
+    outcome.sua_norm = list(
+        sua_normalized(outcome.sensitivity, outcome.entropy, config.lam, config.normalize)
+    )
+    name = config.abstain_on
+    if name == "sua_norm":
+        outcome.decision = list(outcome.sua_norm)
+    elif name in ("combined", "entropy_temp"):
+        outcome.decision = _fitted_decision(outcome, config)
+    else:
+        outcome.decision = [s.get(name, math.nan) if s else math.nan for s in outcome.label_free]
+        if name.startswith("s_"):
+            # An item without a variant of that kind shows no sensitivity to it.
+            outcome.decision = [(s.get(name, 0.0) if s else math.nan) for s in outcome.label_free]
+    scored = [d for d, f in zip(outcome.decision, outcome.failed, strict=True) if not f]
+    if config.coverage is not None:
+        outcome.rule = "coverage"
+        outcome.coverage_target = config.coverage
+        outcome.tau = coverage_threshold(scored, config.coverage) if scored else math.inf
+    else:
+        outcome.tau = config.tau if config.tau is not None else DEFAULT_TAUS.get(name, 0.0)
+
+
+def _fitted_decision(outcome: AuditOutcome, config: AuditConfig) -> list[float]:
+    from sua_audit.evaluation.core import base_scores, collect, fitted_scores
+    from sua_audit.evaluation.correctness import DEFAULT_RULE, Grader
+    from sua_audit.evaluation.splits import make_split
+
+    rows = list(outcome.rows())
+    items = collect(rows, Grader(DEFAULT_RULE))
+    if len(items) == 0:
+        outcome.decision_note = f"{config.abstain_on} needs gold answers; none were graded"
+        return [math.nan] * len(rows)
+    split = make_split(len(items), seed=config.seed, validation=True, calibration=False)
+    scores = base_scores(items, config.lam, config.lam, config.normalize)
+    _, info = fitted_scores(items, scores, split.validation, split.test, config.seed)
+    if config.abstain_on not in scores:
+        outcome.decision_note = f"{config.abstain_on} was {info.get('reason', 'not fitted')}"
+        return [math.nan] * len(rows)
+    by_id = dict(zip(items.ids, scores[config.abstain_on].tolist(), strict=True))
+    return [by_id.get(str(r["id"]), math.nan) for r in rows]
+
+
+def abstention_block(outcome: AuditOutcome) -> dict[str, Any]:
+    """The run's decision: which score, which rule, how many abstained, and a plain note."""
+    n = len(outcome.failed)
+    scored = [i for i in range(n) if not outcome.failed[i]]
+    decided = [i for i in scored if outcome.abstains(i) is not None]
+    abstained = [i for i in decided if outcome.abstains(i)]
+    rule = (
+        f"abstain when {outcome.abstain_on} > τ = {outcome.tau:.4g}"
+        if math.isfinite(outcome.tau)
+        else f"abstain when {outcome.abstain_on} is missing"
+    )
+    if outcome.rule == "coverage":
+        rule += f" (τ set to answer {outcome.coverage_target:g} of the items)"
+    values = [outcome.decision[i] for i in decided if i < len(outcome.decision)]
+    finite = [v for v in values if math.isfinite(v)]
+    note = None
+    if outcome.decision_note is not None:
+        note = f"No abstention was decided: {outcome.decision_note}."
+    elif decided and not abstained:
+        note = (
+            f"The rule ({rule}) abstained on none of the {len(decided)} items: the largest "
+            f"{outcome.abstain_on} is {max(finite):.4g}."
+            if finite
+            else f"The rule ({rule}) abstained on none of the {len(decided)} items."
+        )
+        if outcome.abstain_on in ("sua", "sua_pos"):
+            note += (
+                " S is small next to λ·H here, so S − λH never exceeds τ; choose a score "
+                "that can act (--abstain-on sua_norm, flip_rate or combined) or a target "
+                "(--coverage, --target-risk)."
+            )
+    elif decided and len(abstained) == len(decided):
+        note = (
+            f"The rule ({rule}) abstained on every one of the {len(decided)} items"
+            + (f": the smallest {outcome.abstain_on} is {min(finite):.4g}." if finite else ".")
+            + " Raise --tau or set --coverage."
+        )
+    return {
+        "score": outcome.abstain_on,
+        "rule": outcome.rule,
+        "tau": outcome.tau if math.isfinite(outcome.tau) else None,
+        "coverage_target": outcome.coverage_target,
+        "decided": len(decided),
+        "abstained": len(abstained),
+        "rate": len(abstained) / len(decided) if decided else None,
+        "note": note,
+    }
+
+
+def confident_flips(outcome: AuditOutcome) -> dict[str, Any]:
+    """Confident answers that change under a meaning-preserving variant: counts and the rule."""
+    scored = [i for i in range(len(outcome.failed)) if not outcome.failed[i]]
+    confident = [i for i in scored if outcome.confident[i]]
+    flipped = [i for i in scored if outcome.flipped[i]]
+    both = [i for i in scored if outcome.confident_flip[i]]
+    return {
+        "rule": (
+            f"the clean answer's probability is at least {outcome.confident_threshold:g} and "
+            "the answer changes under at least one meaning-preserving variant (QA: another "
+            "answer cluster; ambiguity rewrites excluded)"
+        ),
+        "threshold": outcome.confident_threshold,
+        "n": len(scored),
+        "n_confident": len(confident),
+        "n_flipped": len(flipped),
+        "n_confident_flips": len(both),
+        "rate": len(both) / len(scored) if scored else None,
+    }
 
 
 def summarize(outcome: AuditOutcome) -> dict[str, Any]:
@@ -480,11 +661,15 @@ def summarize(outcome: AuditOutcome) -> dict[str, Any]:
     t = outcome.totals
     scored = [i for i in range(n) if not outcome.failed[i]]
     graded = [i for i in scored if outcome.correct[i] is not None]
-    answered = [i for i in scored if not outcome.abstains(i)]
+    answered = [i for i in scored if outcome.abstains(i) is False]
     answered_graded = [i for i in answered if outcome.correct[i] is not None]
 
     def share(hits: list[int], of: list[int]) -> float | None:
         return len(hits) / len(of) if of else None
+
+    from sua_audit.scoring.table import diagnostics
+
+    flips = confident_flips(outcome)
 
     return {
         "items": n,
@@ -495,16 +680,29 @@ def summarize(outcome: AuditOutcome) -> dict[str, Any]:
         "items_with_gold": len(graded),
         "accuracy": share([i for i in graded if outcome.correct[i]], graded),
         "robust_accuracy": share([i for i in graded if outcome.robust[i]], graded),
-        "abstained": len(scored) - len(answered),
+        "abstained": len([i for i in scored if outcome.abstains(i)]),
         "abstention_rate": share([i for i in scored if outcome.abstains(i)], scored),
-        "tau": outcome.tau,
+        "tau": outcome.tau if math.isfinite(outcome.tau) else None,
+        "abstention": abstention_block(outcome),
         "selective_accuracy": share(
             [i for i in answered_graded if outcome.correct[i]], answered_graded
         ),
         "mean_scores": {
-            k: (t.score_sums[k] / t.score_counts[k]) if t.score_counts[k] else None
-            for k in SCORE_FIELDS
+            **{
+                k: (t.score_sums[k] / t.score_counts[k]) if t.score_counts[k] else None
+                for k in SCORE_FIELDS
+            },
+            "sua_norm": _mean([outcome.sua_norm[i] for i in scored if i < len(outcome.sua_norm)]),
         },
+        "normalize": outcome.normalize,
+        "confident_flip_rate": flips["rate"],
+        "confident_flips": flips,
+        "diagnostics": diagnostics(
+            [outcome.sensitivity[i] for i in scored],
+            [outcome.entropy[i] for i in scored],
+            [outcome.sua[i] for i in scored],
+            lam=outcome.lam,
+        ),
         "mean_sensitivity_by_kind": {
             k: t.kind_sums[k] / t.kind_counts[k] for k in sorted(t.kind_sums)
         },

@@ -47,9 +47,26 @@ class AuditConfig(BaseModel):
     temperature: float = Field(0.7, gt=0, le=2, description="Sampling temperature for QA.")
     max_tokens: int = Field(32, ge=1, le=1024, description="Longest QA answer, in tokens.")
     divergence: Literal["js", "kl", "tv"] = Field("js", description="D in S = mean D(p, p').")
-    lam: float = Field(1.0, ge=0, description="λ in SUA = S − λH.")
+    lam: float = Field(
+        1.0,
+        allow_inf_nan=False,
+        description="λ in SUA = S − λH (the paper: λ ≥ 0; λ < 0 reads 'unstable and uncertain').",
+    )
+    normalize: Literal["rank", "z", "none"] = Field(
+        "rank", description="How S and H are put on one scale for sua_norm = N(S) − λ·N(H)."
+    )
+    abstain_on: str = Field("sua", description="The score the abstention rule thresholds.")
+    confident_threshold: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="An answer is confident when its probability is at least this "
+        "(confident flips).",
+    )
     smoothing: float = Field(1e-3, gt=0, lt=1, description="Additive smoothing inside KL.")
-    tau: float | None = Field(None, description="Abstain when SUA > τ.")
+    tau: float | None = Field(
+        None, allow_inf_nan=False, description="Abstain when the abstention score > τ."
+    )
     coverage: float | None = Field(None, gt=0, le=1, description="Answer this share of items.")
     batch_size: int = Field(16, ge=1, le=1024, description="Local model batch size.")
     device: str = Field("auto", description="Local model device: auto, cpu, cuda, cuda:N.")
@@ -87,8 +104,28 @@ class AuditConfig(BaseModel):
         """Perturbed variants per item asked for (model rewriters may fill fewer)."""
         return self.plan.k
 
+    @field_validator("abstain_on")
+    @classmethod
+    def _known_score(cls, value: str) -> str:
+        from sua_audit.evaluation.core import SCORES, is_score
+
+        if not is_score(value):
+            raise ValueError(
+                f"unknown score {value!r}; one of {', '.join(SCORES)}, or s_<kind> for one "
+                "perturbation kind"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_abstention_rule(self) -> AuditConfig:
+        from sua_audit.scoring.abstention import DEFAULT_TAUS
+
         if self.tau is not None and self.coverage is not None:
             raise ValueError("give either tau or coverage, not both")
+        if self.tau is None and self.coverage is None and self.abstain_on not in DEFAULT_TAUS:
+            raise ValueError(
+                f"{self.abstain_on} has no natural threshold: give --tau or --coverage with "
+                f"--abstain-on {self.abstain_on} (only {', '.join(DEFAULT_TAUS)} default to "
+                "τ = 0)"
+            )
         return self

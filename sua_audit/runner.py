@@ -33,9 +33,12 @@ def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "options"
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(p) for p in first["loc"])
+        if not where:
+            raise ConfigError(f"{msg}. See sua-audit run --help.") from exc
         flag = "--" + where.replace("_", "-").replace("lam", "lambda")
-        raise ConfigError(f"{flag}: {first['msg']}. See sua-audit run --help.") from exc
+        raise ConfigError(f"{flag}: {msg}. See sua-audit run --help.") from exc
 
 
 def recorded_config(config: AuditConfig) -> dict[str, Any]:
@@ -64,6 +67,7 @@ def audit(
     if config.limit is not None and config.limit <= 0:
         raise ConfigError("--limit must be at least 1.")
     info = validate_dataset(config.dataset, limit=config.limit)
+    check_abstention_score(config, info)
     if config.instruction_attacks:
         from sua_audit.perturb.adversarial import load_instruction_attacks
 
@@ -188,6 +192,22 @@ def audit(
     finally:
         if store is not None:
             store.close()
+
+
+def check_abstention_score(config: AuditConfig, info: Any) -> None:
+    """Refuse, before any model call, an --abstain-on score this run could not compute."""
+    name = config.abstain_on
+    if name in ("combined", "entropy_temp") and info.n_with_gold < info.n_items:
+        raise ConfigError(
+            f"--abstain-on {name}: this score is fitted on gold answers (a validation split), "
+            f"but only {info.n_with_gold} of {info.n_items} items have gold. Choose a label-free "
+            "score (sua, sua_norm, sensitivity, flip_rate, entropy, ...) or add gold answers."
+        )
+    if name.startswith("s_") and name[2:] not in set(config.plan.slots):
+        raise ConfigError(
+            f"--abstain-on {name}: the perturbation plan has no {name[2:]!r} variants "
+            f"(kinds: {', '.join(sorted(set(config.plan.slots))) or 'none'})."
+        )
 
 
 class CostPlan:
@@ -319,7 +339,7 @@ def run_from_cli(
     show_progress: bool,
 ) -> dict[str, Any]:
     """The ``run`` command's body: config, progress bar, audit, summary table."""
-    from sua_audit.ui.console import err_console, summary_table
+    from sua_audit.ui.console import err_console, summary_notes, summary_table
 
     config = make_config(dataset, **options)
     progress: Progress | None = None
@@ -329,4 +349,6 @@ def run_from_cli(
         progress = RichProgress()
     summary = audit(config, cache_path=cache, out_dir=out, progress=progress)
     err_console.print(summary_table(summary))
+    for note in summary_notes(summary):
+        err_console.print(note, highlight=False, soft_wrap=True, markup=False)
     return summary

@@ -10,6 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests check values, not speed: on a 2-core machine shared with a model job, input
+# generation and single examples can take seconds, which is no failure of the code under test.
+settings.register_profile("sua-audit", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("sua-audit")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

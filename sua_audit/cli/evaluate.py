@@ -15,7 +15,22 @@ LambdaOpt = Annotated[
     str | None,
     typer.Option(
         "--lambda",
-        help="λ in SUA = S − λH: a number, or auto (chosen on a seeded validation split).",
+        help="λ in SUA = S − λH: a number (the paper: ≥ 0; < 0 means 'unstable and "
+        "uncertain'), or auto (chosen from a signed grid on a seeded validation split).",
+    ),
+]
+NormalizeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="How S and H are put on one scale for sua_norm = N(S) − λ·N(H): rank, z or none "
+        "(default: the run's, rank)."
+    ),
+]
+AbstainOnOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Score the abstention rule thresholds: sua, sua_norm, combined, flip_rate, "
+        "entropy, ... (default: the run's, sua)."
     ),
 ]
 TargetRiskOpt = Annotated[
@@ -24,7 +39,11 @@ TargetRiskOpt = Annotated[
 ]
 DeltaOpt = Annotated[float, typer.Option(help="δ of the abstention guarantee.")]
 CorrectnessOpt = Annotated[
-    str, typer.Option(help="QA grading: exact (normalised match), f1 or judge.")
+    str,
+    typer.Option(
+        help="QA grading: contains (a gold answer inside the answer's first sentence, "
+        "not negated; default), exact (normalised match), f1 or judge."
+    ),
 ]
 F1Opt = Annotated[float, typer.Option(help="Token-F1 threshold of --correctness f1.")]
 JudgeOpt = Annotated[
@@ -36,7 +55,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print evaluation.json to 
 
 
 def parse_lambda(value: str | None) -> float | str | None:
-    """``None``, ``"auto"`` or a float ≥ 0; anything else is a usage error."""
+    """``None``, ``"auto"`` or a finite float; anything else is a usage error.
+
+    A negative λ is accepted (SUA = S + |λ|H: high when the answer is unstable AND uncertain);
+    its meaning is printed so that nobody reads it as the paper's "unstable but confident".
+    """
+    import math
+
     from sua_audit.errors import ConfigError
 
     if value is None or value == "auto":
@@ -44,10 +69,38 @@ def parse_lambda(value: str | None) -> float | str | None:
     try:
         lam = float(value)
     except ValueError:
-        lam = -1.0
-    if not lam >= 0 or lam == float("inf"):
-        raise ConfigError(f"--lambda must be a number >= 0 or auto, got {value!r}.")
+        lam = math.nan
+    if not math.isfinite(lam):
+        raise ConfigError(f"--lambda must be a finite number or auto, got {value!r}.")
+    if lam < 0:
+        from sua_audit.scoring.table import lambda_meaning
+        from sua_audit.ui.console import err_console
+
+        err_console.print(lambda_meaning(lam), highlight=False, soft_wrap=True, markup=False)
     return lam
+
+
+def check_normalize(value: str | None) -> None:
+    """A usage error (exit 2) for an unknown --normalize."""
+    from sua_audit.errors import ConfigError
+    from sua_audit.scoring.table import NORMALIZE_METHODS
+
+    if value is not None and value not in NORMALIZE_METHODS:
+        raise ConfigError(
+            f"--normalize must be one of {', '.join(NORMALIZE_METHODS)}, got {value!r}."
+        )
+
+
+def check_abstain_on(value: str | None) -> None:
+    """A usage error (exit 2) for an unknown --abstain-on score."""
+    from sua_audit.errors import ConfigError
+    from sua_audit.evaluation.core import SCORES, is_score
+
+    if value is not None and not is_score(value):
+        raise ConfigError(
+            f"--abstain-on: unknown score {value!r}. Scores: {', '.join(SCORES)}, or "
+            "s_<kind> for one perturbation kind (s_typo, s_paraphrase, ...)."
+        )
 
 
 def print_evaluation(ev: dict[str, Any]) -> None:
@@ -70,9 +123,11 @@ def _check_bootstrap(n: int) -> None:
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `sua-audit run`.")],
     lam: LambdaOpt = None,
+    normalize: NormalizeOpt = None,
+    abstain_on: AbstainOnOpt = None,
     target_risk: TargetRiskOpt = None,
     delta: DeltaOpt = 0.1,
-    correctness: CorrectnessOpt = "exact",
+    correctness: CorrectnessOpt = "contains",
     f1_threshold: F1Opt = 0.5,
     judge_model: JudgeOpt = None,
     seed: SeedOpt = 0,
@@ -88,9 +143,13 @@ def evaluate(
     from sua_audit.evaluation import evaluate_run
 
     _check_bootstrap(bootstrap)
+    check_normalize(normalize)
+    check_abstain_on(abstain_on)
     ev = evaluate_run(
         run_dir,
         lam=parse_lambda(lam),
+        normalize=normalize,
+        abstain_on=abstain_on,
         target_risk=target_risk,
         delta=delta,
         correctness=correctness,
@@ -108,6 +167,14 @@ def evaluate(
 def rescore(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `sua-audit run`.")],
     lam: LambdaOpt = None,
+    normalize: NormalizeOpt = None,
+    abstain_on: AbstainOnOpt = None,
+    tau: Annotated[
+        float | None, typer.Option(help="Abstain when the --abstain-on score > τ.")
+    ] = None,
+    coverage: Annotated[
+        float | None, typer.Option(help="Answer this share of items (instead of --tau).")
+    ] = None,
     divergence: Annotated[
         str | None, typer.Option(help="Divergence D in S: js, kl or tv (default: the run's).")
     ] = None,
@@ -120,14 +187,15 @@ def rescore(
     ] = None,
     target_risk: TargetRiskOpt = None,
     delta: DeltaOpt = 0.1,
-    correctness: CorrectnessOpt = "exact",
+    correctness: CorrectnessOpt = "contains",
     f1_threshold: F1Opt = 0.5,
     judge_model: JudgeOpt = None,
     seed: SeedOpt = 0,
     bootstrap: BootstrapOpt = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the new summary.json.")] = False,
 ) -> None:
-    """Recompute every score from the cache with another λ or divergence: zero model calls.
+    """Recompute every score from the cache with another λ, normalisation, divergence or
+    abstention rule: zero model calls.
 
     Writes results.jsonl, summary.json and (when gold exists) evaluation.json into --out.
     A request missing from the cache stops it with exit code 3. With --lambda auto the
@@ -135,18 +203,26 @@ def rescore(
     """
     from sua_audit.evaluation import evaluate_run
     from sua_audit.evaluation.rescore import rescore_run
-    from sua_audit.ui.console import err_console, summary_table
+    from sua_audit.ui.console import err_console, summary_notes, summary_table
 
     _check_bootstrap(bootstrap)
+    check_normalize(normalize)
+    check_abstain_on(abstain_on)
     parsed = parse_lambda(lam)
     summary = rescore_run(
         run_dir,
         lam=parsed if isinstance(parsed, float) else None,
+        normalize=normalize,
+        abstain_on=abstain_on,
+        tau=tau,
+        coverage=coverage,
         divergence=divergence,
         out=out,
         cache=cache,
     )
     err_console.print(summary_table(summary))
+    for note in summary_notes(summary):
+        err_console.print(note, highlight=False, soft_wrap=True, markup=False)
     if summary["results"].get("items_with_gold"):
         ev = evaluate_run(
             Path(summary["out_dir"]),

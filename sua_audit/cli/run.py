@@ -78,17 +78,43 @@ def run(
         str,
         typer.Option(
             "--lambda",
-            help="λ in SUA = S − λH, or auto: scores use λ = 1 and the evaluation picks λ on "
-            "a seeded validation split.",
+            help="λ in SUA = S − λH (the paper: ≥ 0; < 0 means 'unstable and uncertain'), or "
+            "auto: scores use λ = 1 and the evaluation picks λ from a signed grid on a seeded "
+            "validation split.",
         ),
     ] = "1.0",
+    normalize: Annotated[
+        str,
+        typer.Option(
+            help="How S and H are put on one scale for sua_norm = N(S) − λ·N(H), within the "
+            "run: rank, z or none."
+        ),
+    ] = "rank",
+    abstain_on: Annotated[
+        str,
+        typer.Option(
+            help="Score the abstention rule thresholds: sua (default), sua_norm, combined, "
+            "flip_rate, sensitivity, entropy, max_prob, s_<kind>, ..."
+        ),
+    ] = "sua",
     tau: Annotated[
-        float | None, typer.Option(help="Abstain when SUA > τ (default 0: when S > λH).")
+        float | None,
+        typer.Option(
+            help="Abstain when the --abstain-on score > τ (default 0 for sua, sua_pos and "
+            "sua_norm; other scores need --tau or --coverage)."
+        ),
     ] = None,
     coverage: Annotated[
         float | None,
-        typer.Option(help="Answer this share of items, abstaining on the highest SUA."),
+        typer.Option(help="Answer this share of items, abstaining on the highest scores."),
     ] = None,
+    confident_threshold: Annotated[
+        float,
+        typer.Option(
+            help="Confident flips: an answer whose probability is at least this and that "
+            "changes under a variant."
+        ),
+    ] = 0.7,
     cache: Annotated[
         Path | None,
         typer.Option(
@@ -135,8 +161,12 @@ def run(
     ] = None,
     delta: Annotated[float, typer.Option(help="δ of the --target-risk guarantee.")] = 0.1,
     correctness: Annotated[
-        str, typer.Option(help="Evaluation's QA grading: exact, f1 or judge.")
-    ] = "exact",
+        str,
+        typer.Option(
+            help="Evaluation's QA grading: contains (a gold answer stated in the answer's first "
+            "sentence), exact, f1 or judge."
+        ),
+    ] = "contains",
     f1_threshold: Annotated[
         float, typer.Option(help="Token-F1 threshold of --correctness f1.")
     ] = 0.5,
@@ -152,12 +182,19 @@ def run(
     before any model loads. Every model request is cached, so a rerun makes no model calls
     and an interrupted run resumes where it stopped.
     """
-    from sua_audit.cli.evaluate import parse_lambda, print_evaluation
+    from sua_audit.cli.evaluate import (
+        check_abstain_on,
+        check_normalize,
+        parse_lambda,
+        print_evaluation,
+    )
     from sua_audit.evaluation.correctness import Grader
     from sua_audit.runner import run_from_cli
 
     # Evaluation options are checked before any model loads.
     lam_choice = parse_lambda(lam)
+    check_normalize(normalize)
+    check_abstain_on(abstain_on)
     Grader(correctness, f1_threshold=f1_threshold, judge_model=judge_model)
     if target_risk is not None and not 0.0 < target_risk < 1.0:
         raise ConfigError(f"--target-risk must be in (0, 1), got {target_risk}.")
@@ -181,6 +218,9 @@ def run(
             max_tokens=max_tokens,
             divergence=divergence,
             lam=1.0 if lam_choice == "auto" else lam_choice,
+            normalize=normalize,
+            abstain_on=abstain_on,
+            confident_threshold=confident_threshold,
             tau=tau,
             coverage=coverage,
             cache_mode=cache_mode,

@@ -28,6 +28,8 @@ def evaluate_run(
     run_dir: Path | str,
     *,
     lam: float | str | None = None,
+    normalize: str | None = None,
+    abstain_on: str | None = None,
     target_risk: float | None = None,
     delta: float = 0.1,
     correctness: str | None = None,
@@ -42,10 +44,15 @@ def evaluate_run(
 
     Args:
         run_dir: A finished run's folder (results.jsonl and summary.json).
-        lam: ``None`` (the run's λ), a number, or ``"auto"`` (chosen on a validation split).
+        lam: ``None`` (the run's λ), a number, or ``"auto"`` (chosen on a validation split
+            from a signed grid).
+        normalize: How S and H are put on one scale for ``sua_norm`` (``rank``, ``z`` or
+            ``none``); ``None``: the run's choice.
+        abstain_on: The score the calibrated abstention thresholds; ``None``: the run's.
         target_risk: α for the calibrated abstention; ``None`` for no abstention block.
         delta: δ: the guarantee holds with probability ≥ 1 − δ.
-        correctness: QA grading rule, ``exact`` (default), ``f1`` or ``judge``.
+        correctness: QA grading rule, ``contains`` (default: a gold answer stated inside the
+            answer's first sentence), ``exact``, ``f1`` or ``judge``.
         seed: Seeds the split and the bootstrap.
         bootstrap: Resamples per interval (default 1000).
         f1_threshold: Token-F1 threshold of the ``f1`` rule.
@@ -63,7 +70,7 @@ def evaluate_run(
         evaluate_items,
         write_json_atomic,
     )
-    from sua_audit.evaluation.correctness import Grader
+    from sua_audit.evaluation.correctness import DEFAULT_RULE, Grader
     from sua_audit.results import RESULTS_FILE, SUMMARY_FILE, read_results, read_summary
 
     run = Path(run_dir)
@@ -75,15 +82,18 @@ def evaluate_run(
     summary = read_summary(run)
     rows = read_results(run)
     grader = Grader(
-        correctness or "exact", f1_threshold=f1_threshold, judge_model=judge_model, cache=cache
+        correctness or DEFAULT_RULE, f1_threshold=f1_threshold, judge_model=judge_model, cache=cache
     )
     items = collect(rows, grader)
+    config = summary.get("config", {})
     has_qa = any(f == "qa" for f in items.family)
     result = evaluate_items(
         items,
         run_id=str(summary.get("run_id", run.name)),
-        run_lambda=float(summary.get("config", {}).get("lam", 1.0)),
+        run_lambda=float(config.get("lam", 1.0)),
         lam=lam,
+        normalize=normalize or config.get("normalize"),
+        abstain_on=abstain_on or config.get("abstain_on") or "sua",
         target_risk=target_risk,
         delta=delta,
         seed=seed,

@@ -36,24 +36,46 @@ SCHEMA = 1
 EVALUATION_FILE = "evaluation.json"
 MULTI_ANSWER = "multi_answer"
 
-#: Every score evaluated, in report order (all oriented: higher = more suspicious).
-SCORES = (
+#: Scores built from the model's answers under perturbation (this tool's evidence), in report
+#: order. Per-kind sensitivities ``s_<kind>`` are added after them for the kinds a run has.
+PERTURBATION_SCORES = (
     "sua",
     "sua_pos",
+    "sua_norm",
+    "combined",
     "sensitivity",
     "sensitivity_max",
-    "entropy",
-    "max_prob",
-    "self_consistency",
-    "semantic_entropy",
-    "entropy_temp",
+    "flip_rate",
 )
-#: The scores SUA is compared against (its own ingredients S and S_max included).
-BASELINES = tuple(s for s in SCORES if s not in ("sua", "sua_pos"))
+#: Uncertainty scores that need no perturbation: the baselines every score is compared with.
+BASELINES = ("entropy", "max_prob", "self_consistency", "semantic_entropy", "entropy_temp")
+#: Every score of every run, in report order (all oriented: higher = more suspicious).
+SCORES = PERTURBATION_SCORES + BASELINES
+#: Scores fitted on the validation split (they need gold answers).
+FITTED_SCORES = ("combined", "entropy_temp")
+#: Prefix of the per-kind sensitivity scores (``s_typo``, ``s_paraphrase``, ...).
+KIND_PREFIX = "s_"
 LABELS = ("clean", "worst_case")
 METRICS = ("auroc", "auprc", "prr", "aurc", "selective_accuracy_at_80")
-LAMBDA_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
-LAMBDA_CRITERION = "max validation AUROC of S − λH for clean failures; ties → λ nearest 1"
+#: λ candidates of ``--lambda auto``: signed and log-spaced, because S and H live on scales that
+#: differ by two orders of magnitude (S ≈ 0.003, H ≈ 0.6 on our label sets).
+_MAGNITUDES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+LAMBDA_GRID = tuple(sorted({0.0, *_MAGNITUDES, *(-m for m in _MAGNITUDES)}))
+LAMBDA_CRITERION = (
+    "max validation AUROC for clean failures over a signed grid; ties → λ nearest the run's"
+)
+#: Fewest validation failures and successes each with which the combined detector is fitted.
+COMBINED_MIN_CLASS = 5
+
+
+def kind_score(kind: str) -> str:
+    """The score name of the sensitivity to one perturbation kind."""
+    return KIND_PREFIX + kind
+
+
+def is_score(name: str) -> bool:
+    """Whether ``name`` names an evaluated score (a fixed one or ``s_<kind>``)."""
+    return name in SCORES or (name.startswith(KIND_PREFIX) and len(name) > len(KIND_PREFIX))
 
 
 class EvaluationError(SuaAuditError):
@@ -69,6 +91,7 @@ class Items:
     sensitivity: list[float] = field(default_factory=list)
     entropy: list[float] = field(default_factory=list)
     raw: dict[str, list[float]] = field(default_factory=dict)
+    by_kind: list[dict[str, float]] = field(default_factory=list)
     dist: list[np.ndarray] = field(default_factory=list)
     gold_index: list[np.ndarray | None] = field(default_factory=list)
     correct: list[bool] = field(default_factory=list)
@@ -98,8 +121,8 @@ def _clean_distribution(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | N
 def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
     """Scored items with gold, graded by ``grader`` (QA) or by the label."""
     grader.prepare(rows)
-    items = Items(raw={k: [] for k in ("max_prob", "self_consistency", "semantic_entropy")})
-    items.raw["sensitivity_max"] = []
+    names = ("max_prob", "self_consistency", "semantic_entropy", "sensitivity_max", "flip_rate")
+    items = Items(raw={k: [] for k in names})
     for row in rows:
         if row.get("status") != "ok" or row.get("correct") is None:
             continue
@@ -118,6 +141,9 @@ def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
         for k in items.raw:
             v = row.get(k)
             items.raw[k].append(math.inf if v is None else float(v))
+        items.by_kind.append(
+            {str(k): float(v) for k, v in (row.get("sensitivity_by_kind") or {}).items()}
+        )
         p, gold = _clean_distribution(row)
         items.dist.append(p)
         items.gold_index.append(gold)
@@ -126,37 +152,106 @@ def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
     return items
 
 
-def _score_arrays(items: Items, lam: float, temps: dict[int, float]) -> dict[str, np.ndarray]:
-    s = np.asarray(items.sensitivity)
-    h = np.asarray(items.entropy)
+def kinds_of(items: Items) -> list[str]:
+    """Perturbation kinds seen in the run, in first-seen order."""
+    seen: dict[str, None] = {}
+    for by in items.by_kind:
+        for k in by:
+            seen.setdefault(k, None)
+    return list(seen)
+
+
+def _fill_missing(v: np.ndarray) -> np.ndarray:
+    """A missing score counts as maximally suspicious (above every finite value)."""
+    if np.isfinite(v).all():
+        return v
+    finite = v[np.isfinite(v)]
+    return np.where(np.isfinite(v), v, (finite.max() + 1.0) if finite.size else 1.0)
+
+
+def base_scores(items: Items, lam: float, lam_norm: float, normalize: str) -> dict[str, np.ndarray]:
+    """Every label-free score of every item: SUA (raw and normalised), its parts, the
+    per-kind sensitivities and the uncertainty baselines (``entropy_temp`` and ``combined``
+    are fitted and added by :func:`fitted_scores`)."""
+    from sua_audit.scoring.table import sua_normalized
+
+    s = np.asarray(items.sensitivity, dtype=np.float64)
+    h = np.asarray(items.entropy, dtype=np.float64)
     sua = s - lam * h
     out = {
         "sua": sua,
         "sua_pos": np.maximum(sua, 0.0),
+        "sua_norm": sua_normalized(s, h, lam_norm, normalize),
         "sensitivity": s,
         "entropy": h,
-        **{k: np.asarray(v) for k, v in items.raw.items()},
-        "entropy_temp": np.asarray(
-            [temperature.entropy_at(p, temps.get(i, 1.0)) for i, p in enumerate(items.dist)]
-        ),
+        **{k: np.asarray(v, dtype=np.float64) for k, v in items.raw.items()},
     }
-    for k, v in out.items():  # a missing score counts as maximally suspicious
-        if not np.isfinite(v).all():
-            finite = v[np.isfinite(v)]
-            out[k] = np.where(np.isfinite(v), v, (finite.max() + 1.0) if finite.size else 1.0)
-    return out
+    for kind in kinds_of(items):
+        # An item without a variant of this kind has no evidence of sensitivity to it: 0.
+        out[kind_score(kind)] = np.asarray([by.get(kind, 0.0) for by in items.by_kind])
+    return {k: _fill_missing(v) for k, v in out.items()}
 
 
-def _choose_lambda(items: Items, val: list[int], default: float) -> tuple[float, str]:
+def combined_features(items: Items, scores: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """The combined detector's inputs: S, S_max, H, flip rate and each per-kind S."""
+    names = ["sensitivity", "sensitivity_max", "entropy", "flip_rate"]
+    names += [kind_score(k) for k in kinds_of(items)]
+    return names, np.column_stack([scores[n] for n in names])
+
+
+def fit_combined(
+    features: np.ndarray, fail: np.ndarray, val: list[int], names: list[str]
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Logistic regression of clean failure on the features, fitted on ``val`` only.
+
+    Features are standardised with the validation items' mean and sd; L2 penalty C = 1. The
+    score of every item is the fitted probability of failure. Returns ``(None, info)`` with
+    the reason when the validation split has fewer than :data:`COMBINED_MIN_CLASS` failures or
+    successes.
+    """
+    info: dict[str, Any] = {
+        "model": "logistic regression (L2, C = 1) on standardised features",
+        "features": names,
+        "target": "clean failure",
+        "fitted_on": "validation",
+        "n_validation": len(val),
+    }
+    y = fail[val] if val else np.zeros(0)
+    n_fail = int(y.sum())
+    if min(n_fail, y.size - n_fail) < COMBINED_MIN_CLASS:
+        info["reason"] = (
+            f"not fitted: the validation split has {n_fail} failures and {y.size - n_fail} "
+            f"successes; at least {COMBINED_MIN_CLASS} of each are needed"
+        )
+        return None, info
+    from sklearn.linear_model import LogisticRegression
+
+    x = features[val]
+    mean = x.mean(axis=0)
+    sd = x.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    model = LogisticRegression(C=1.0, max_iter=1000)
+    model.fit((x - mean) / sd, y.astype(int))
+    info["coefficients"] = {
+        n: round(float(c), 6) for n, c in zip(names, model.coef_[0], strict=True)
+    }
+    info["intercept"] = round(float(model.intercept_[0]), 6)
+    return model.predict_proba((features - mean) / sd)[:, 1], info
+
+
+def _choose_lambda(
+    s: np.ndarray, h: np.ndarray, fail: np.ndarray, val: list[int], default: float
+) -> tuple[float, str]:
+    """λ on the signed grid with the best validation AUROC of s − λh for clean failures."""
     if not val:
         return default, "no validation items; kept the run's λ"
-    fail = 1.0 - np.asarray(items.correct, dtype=np.float64)[val]
-    if fail.min() == fail.max():
+    f = fail[val]
+    if f.min() == f.max():
         return default, "validation split has one class only; kept the run's λ"
-    s = np.asarray(items.sensitivity)[val]
-    h = np.asarray(items.entropy)[val]
+    sv, hv = s[val], h[val]
     best = max(
-        LAMBDA_GRID, key=lambda lam: (round(float(M.auroc(s - lam * h, fail)), 12), -abs(lam - 1))
+        LAMBDA_GRID,
+        key=lambda lam: (round(float(M.auroc(sv - lam * hv, f)), 12), -abs(lam - default)),
     )
     return float(best), LAMBDA_CRITERION
 
@@ -218,19 +313,34 @@ def _metric_block(
     return out, auroc_b
 
 
+def _unavailable(reason: str) -> dict[str, Any]:
+    block = {"value": None, "ci": None, "reason": reason}
+    return {m: dict(block) for m in METRICS}
+
+
 def evaluate_items(
     items: Items,
     *,
     run_id: str,
     run_lambda: float,
     lam: float | str | None = None,
+    normalize: str | None = None,
+    abstain_on: str = "sua",
     target_risk: float | None = None,
     delta: float = 0.1,
     seed: int = 0,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     correctness_rule: str = "label",
 ) -> dict[str, Any]:
-    """The evaluation.json dict for already collected items."""
+    """The evaluation.json dict for already collected items.
+
+    A seeded validation split (30%) is always held out: λ under ``--lambda auto``, the
+    temperature of ``entropy_temp`` and the ``combined`` detector are fitted on it, and every
+    metric is computed on the rest (the test split, less the calibration split when
+    ``target_risk`` asks for a calibrated abstention on ``abstain_on``).
+    """
+    from sua_audit.scoring.table import DEFAULT_NORMALIZE, NORMALIZE_METHODS, lambda_meaning
+
     n = len(items)
     if n == 0:
         raise EvaluationError(
@@ -239,49 +349,73 @@ def evaluate_items(
         )
     auto = lam == "auto"
     if lam is not None and not auto:
-        if not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
-            raise ConfigError(f"--lambda must be a number >= 0 or 'auto', got {lam!r}.")
+        if not isinstance(lam, (int, float)) or not math.isfinite(lam):
+            raise ConfigError(f"--lambda must be a number or 'auto', got {lam!r}.")
+    normalize = normalize or DEFAULT_NORMALIZE
+    if normalize not in NORMALIZE_METHODS:
+        raise ConfigError(
+            f"--normalize must be one of {', '.join(NORMALIZE_METHODS)}, got {normalize!r}."
+        )
+    if not is_score(abstain_on):
+        raise ConfigError(
+            f"--abstain-on: unknown score {abstain_on!r}. Scores: {', '.join(SCORES)}, or "
+            "s_<kind> for one perturbation kind."
+        )
     if target_risk is not None and not 0.0 < target_risk < 1.0:
         raise ConfigError(f"--target-risk must be in (0, 1), got {target_risk}.")
     if not 0.0 < delta < 1.0:
         raise ConfigError(f"--delta must be in (0, 1), got {delta}.")
-    split = make_split(n, seed=seed, validation=auto, calibration=target_risk is not None)
+    split = make_split(n, seed=seed, validation=True, calibration=target_risk is not None)
     val, cal, test = split.validation, split.calibration, split.test
+    correct = np.asarray(items.correct, dtype=np.float64)
+    robust = np.asarray(items.robust, dtype=np.float64)
+    fail_all = 1.0 - correct
 
-    # λ: fixed (given or the run's), or chosen on validation.
+    # λ of sua and of sua_norm: fixed (given or the run's), or each chosen on validation.
+    s_raw = np.asarray(items.sensitivity, dtype=np.float64)
+    h_raw = np.asarray(items.entropy, dtype=np.float64)
     if auto:
-        lam_value, criterion = _choose_lambda(items, val, run_lambda)
-        lam_block = {
+        from sua_audit.scoring.table import normalize as norm
+
+        lam_value, criterion = _choose_lambda(s_raw, h_raw, fail_all, val, run_lambda)
+        lam_norm, criterion_norm = _choose_lambda(
+            norm(s_raw, normalize), norm(h_raw, normalize), fail_all, val, run_lambda
+        )
+        lam_block: dict[str, Any] = {
             "mode": "auto",
             "value": lam_value,
+            "value_norm": lam_norm,
             "grid": list(LAMBDA_GRID),
             "criterion": criterion,
+            "criterion_norm": criterion_norm,
         }
     else:
         lam_value = float(run_lambda if lam is None else lam)
-        lam_block = {"mode": "fixed", "value": lam_value, "grid": None, "criterion": None}
-
-    # Temperature of entropy_temp: fitted on validation, or cross-fitted on the test items.
-    if val:
-        fitted = temperature.fit_by_family(
-            items.family, items.dist, items.gold_index, items.correct, val
-        )
-        temps = {i: fitted.get(items.family[i], 1.0) for i in range(n)}
-        temp_block: dict[str, Any] = {"fitted_on": "validation", "T": fitted}
-    else:
-        temps, folds = temperature.cross_fit(
-            items.family, items.dist, items.gold_index, items.correct, test, seed
-        )
-        temp_block = {
-            "fitted_on": f"cross-fit, {len(folds)} folds of the test items",
-            "T_per_fold": folds,
+        lam_norm = lam_value
+        lam_block = {
+            "mode": "fixed",
+            "value": lam_value,
+            "value_norm": lam_norm,
+            "grid": None,
+            "criterion": None,
         }
+    lam_block["meaning"] = lambda_meaning(lam_value)
+    lam_block["meaning_norm"] = lambda_meaning(lam_norm)
 
-    scores = _score_arrays(items, lam_value, temps)
-    correct = np.asarray(items.correct, dtype=np.float64)
-    robust = np.asarray(items.robust, dtype=np.float64)
+    scores = base_scores(items, lam_value, lam_norm, normalize)
+    temp_block, combined_info = fitted_scores(items, scores, val, test, seed)
+    kinds = [kind_score(k) for k in kinds_of(items)]
+    names = [*SCORES, *kinds]
+    if abstain_on not in scores:
+        why = combined_info.get("reason") if abstain_on == "combined" else None
+        raise ConfigError(
+            f"--abstain-on {abstain_on}: this run has no such score"
+            + (f" ({why})" if why else "")
+            + f". Scores here: {', '.join(k for k in names if k in scores)}."
+        )
+
     t = np.asarray(test, dtype=np.int64)
-    fail = {"clean": 1.0 - correct[t], "worst_case": 1.0 - robust[t]}
+    fail = {"clean": fail_all[t], "worst_case": 1.0 - robust[t]}
     bootstrap = effective_resamples(t.size, bootstrap)
     idx = resample_indices(t.size, bootstrap, seed)
 
@@ -291,7 +425,10 @@ def evaluate_items(
         f = fail[label]
         per: dict[str, Any] = {}
         aurocs: dict[str, np.ndarray] = {}
-        for name in SCORES:
+        for name in names:
+            if name not in scores:
+                per[name] = _unavailable(combined_info.get("reason", "not available"))
+                continue
             per[name], aurocs[name] = _metric_block(scores[name][t], f, idx)
         metrics[label] = per
         comparison[label] = _compare(per, aurocs)
@@ -299,22 +436,28 @@ def evaluate_items(
     conf = 1.0 - scores["max_prob"][t]
     ece_b = per_resample(M.ece, idx, conf, correct[t]) if t.size else None
     ece_point, bins = M.ece_bins(conf, correct[t])
-    risk_cov = {name: M.risk_coverage_curve(scores[name][t], fail["clean"]) for name in SCORES}
+    risk_cov = {
+        name: M.risk_coverage_curve(scores[name][t], fail["clean"])
+        for name in names
+        if name in scores
+    }
 
     abst = None
     if target_risk is not None:
+        chosen = scores[abstain_on]
         cal_a = np.asarray(cal, dtype=np.int64)
         grid_from = np.asarray(sorted(set(range(n)) - set(cal)), dtype=np.int64)
         abst = abstention_report(
-            "sua",
-            scores["sua"][cal_a],
-            1.0 - correct[cal_a],
-            scores["sua"][t],
+            abstain_on,
+            chosen[cal_a],
+            fail_all[cal_a],
+            chosen[t],
             fail["clean"],
-            scores["sua"][grid_from],
+            chosen[grid_from],
             alpha=float(target_risk),
             delta=float(delta),
         )
+        abst["note"] = abstention_note(abst)
 
     return {
         "schema": SCHEMA,
@@ -332,6 +475,11 @@ def evaluate_items(
             "calibration_ids": [items.ids[i] for i in cal],
         },
         "lambda": lam_block,
+        "normalize": normalize,
+        "scores": names,
+        "perturbation_scores": [k for k in names if k not in BASELINES],
+        "baselines": list(BASELINES),
+        "combined": combined_info,
         "accuracy": estimate(float(correct[t].mean()), per_resample(_row_mean, idx, correct[t])),
         "robust_accuracy": estimate(
             float(robust[t].mean()), per_resample(_row_mean, idx, robust[t])
@@ -342,7 +490,8 @@ def evaluate_items(
         "metrics": metrics,
         "comparison": comparison,
         "calibration": {
-            "confidence": "max p of the clean prediction",
+            "confidence": "max p of the clean prediction (QA: share of the clean samples in "
+            "the greedy answer's cluster, the answer that is graded)",
             "ece": estimate(float(ece_point), ece_b),
             "bins": bins,
         },
@@ -352,8 +501,62 @@ def evaluate_items(
     }
 
 
+def fitted_scores(
+    items: Items, scores: dict[str, np.ndarray], val: list[int], test: list[int], seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Add ``entropy_temp`` and (when it can be fitted) ``combined`` to ``scores`` in place.
+
+    Both are fitted on the validation items only. Returns the temperature block and the
+    combined detector's description (with ``reason`` when it was not fitted).
+    """
+    n = len(items)
+    if val:
+        fitted = temperature.fit_by_family(
+            items.family, items.dist, items.gold_index, items.correct, val
+        )
+        temps = {i: fitted.get(items.family[i], 1.0) for i in range(n)}
+        temp_block: dict[str, Any] = {"fitted_on": "validation", "T": fitted}
+    else:
+        temps, folds = temperature.cross_fit(
+            items.family, items.dist, items.gold_index, items.correct, test, seed
+        )
+        temp_block = {
+            "fitted_on": f"cross-fit, {len(folds)} folds of the test items",
+            "T_per_fold": folds,
+        }
+    scores["entropy_temp"] = _fill_missing(
+        np.asarray([temperature.entropy_at(p, temps.get(i, 1.0)) for i, p in enumerate(items.dist)])
+    )
+    names, x = combined_features(items, scores)
+    fail = 1.0 - np.asarray(items.correct, dtype=np.float64)
+    combined, info = fit_combined(x, fail, val, names)
+    if combined is not None:
+        scores["combined"] = combined
+    return temp_block, info
+
+
+def abstention_note(block: dict[str, Any]) -> str | None:
+    """One plain sentence when a calibrated rule answers everything or nothing."""
+    if not block["feasible"]:
+        return (
+            f"No threshold on {block['score']} could be certified at risk ≤ "
+            f"{block['target_risk']:g} with probability ≥ {1 - block['delta']:g} on "
+            f"{block['calibration_n']} calibration items, so the rule abstains on every item. "
+            "Raise --target-risk or --delta, audit more items, or choose another --abstain-on."
+        )
+    if block.get("answers_all"):
+        return (
+            f"Answering every item already meets risk ≤ {block['target_risk']:g} on the "
+            "calibration items, so the rule abstains on nothing."
+        )
+    return None
+
+
 def _compare(per: dict[str, Any], aurocs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Winner by AUROC, the best uncertainty baseline, and paired CIs of every perturbation
+    score against the best baseline and against entropy (a tie goes to the baseline)."""
     valued = {k: v["auroc"]["value"] for k, v in per.items() if v["auroc"]["value"] is not None}
+    none = {"value": None, "ci": None, "reason": "AUROC undefined"}
     if not valued:
         return {
             "metric": "auroc",
@@ -364,19 +567,29 @@ def _compare(per: dict[str, Any], aurocs: dict[str, np.ndarray]) -> dict[str, An
                 "reason": "AUROC undefined (one class only)",
             },
             "winner": None,
+            "versus": {},
         }
     base = {k: v for k, v in valued.items() if k in BASELINES}
     best = max(base, key=lambda k: base[k]) if base else None
-    # SUA (or sua_pos) wins only when strictly best: a tie goes to the baseline.
     winner = max(valued, key=lambda k: (valued[k], k in BASELINES))
-    diff = None
-    if best is not None and "sua" in valued:
-        diff = estimate(valued["sua"] - valued[best], aurocs["sua"] - aurocs[best])
+    versus: dict[str, Any] = {}
+    for name in per:
+        if name in BASELINES or name not in valued:
+            continue
+        block: dict[str, Any] = {}
+        for ref, key in ((best, "minus_best_baseline"), ("entropy", "minus_entropy")):
+            if ref is not None and ref in valued:
+                block[key] = estimate(valued[name] - valued[ref], aurocs[name] - aurocs[ref])
+            else:
+                block[key] = dict(none)
+        versus[name] = block
+    diff = versus.get("sua", {}).get("minus_best_baseline")
     return {
         "metric": "auroc",
         "best_baseline": best,
-        "sua_minus_best_baseline": diff or {"value": None, "ci": None, "reason": "AUROC undefined"},
+        "sua_minus_best_baseline": diff or dict(none),
         "winner": winner,
+        "versus": versus,
     }
 
 

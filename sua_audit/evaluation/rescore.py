@@ -74,13 +74,23 @@ def _backend_for(spec: str, config: Any) -> Backend:
     )
 
 
-def default_out(run_dir: Path, lam: float | None, divergence: str | None) -> Path:
-    """``RUN/rescored-lambda<λ>-<divergence>``."""
+def default_out(
+    run_dir: Path,
+    lam: float | None,
+    divergence: str | None,
+    normalize: str | None = None,
+    abstain_on: str | None = None,
+) -> Path:
+    """``RUN/rescored-lambda<λ>-<divergence>-<normalize>-on-<score>``."""
     parts = []
     if lam is not None:
         parts.append(f"lambda{lam:g}")
     if divergence is not None:
         parts.append(divergence)
+    if normalize is not None:
+        parts.append(normalize)
+    if abstain_on is not None:
+        parts.append(f"on-{abstain_on}")
     return run_dir / ("rescored-" + ("-".join(parts) or "same"))
 
 
@@ -91,6 +101,10 @@ def rescore_run(
     divergence: str | None = None,
     out: Path | None = None,
     cache: Path | None = None,
+    normalize: str | None = None,
+    abstain_on: str | None = None,
+    tau: float | None = None,
+    coverage: float | None = None,
 ) -> dict[str, Any]:
     """Rescore ``run_dir`` into ``out``; return the new summary (``model_calls`` is 0)."""
     from pydantic import ValidationError
@@ -113,17 +127,31 @@ def rescore_run(
         recorded["lam"] = lam
     if divergence is not None:
         recorded["divergence"] = divergence
+    if normalize is not None:
+        recorded["normalize"] = normalize
+    if abstain_on is not None:
+        recorded["abstain_on"] = abstain_on
+    if tau is not None or coverage is not None:
+        recorded["tau"], recorded["coverage"] = tau, coverage
+    elif abstain_on is not None and abstain_on != old["config"].get("abstain_on", "sua"):
+        # A threshold chosen for another score does not carry over.
+        recorded["tau"] = None
     recorded["cache_mode"] = "use"
     try:
         config = AuditConfig(**recorded)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"rescore: {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+        where = ".".join(map(str, first["loc"]))
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"rescore: {where + ': ' if where else ''}{msg}") from exc
     if old["config"].get("cache_mode") == "off":
         raise CacheMissError(
             "rescore: the run was made with --cache-mode off, so its answers are not cached."
         )
     info = validate_dataset(config.dataset, limit=config.limit)
+    from sua_audit.runner import check_abstention_score
+
+    check_abstention_score(config, info)
     recorded_sha = old.get("dataset", {}).get("sha256")
     if recorded_sha and recorded_sha != info.sha256:
         raise CacheMissError(
@@ -133,7 +161,7 @@ def rescore_run(
     cache_path = Path(cache or old.get("cache") or paths.default_cache_path())
     if not cache_path.is_file():
         raise CacheMissError(f"rescore: the cache {cache_path} does not exist.")
-    out = out or default_out(run_dir, lam, divergence)
+    out = out or default_out(run_dir, lam, divergence, normalize, abstain_on)
     backend = CacheOnlyBackend(_backend_for(config.model, config), cache_path)
     from sua_audit.audit import MODEL_KINDS
 

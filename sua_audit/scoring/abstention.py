@@ -4,7 +4,10 @@ This module owns :func:`abstain` (the rule), :data:`DEFAULT_TAU` (the fixed defa
 and :func:`coverage_threshold` (τ from a target coverage by a quantile rule).
 
 With the default score SUA = S − λH and τ = 0, the model abstains exactly when SUA > 0, i.e.
-when it is more sensitive to meaning-preserving rewrites than it is uncertain (S > λH).
+when it is more sensitive to meaning-preserving rewrites than it is uncertain (S > λH). On our
+label sets S is two orders of magnitude smaller than H, so that rule abstains on nothing; the
+run then says so (``abstention.note`` in summary.json) and any other score can be chosen with
+``--abstain-on``.
 
 NaN scores (a score that could not be computed) are treated as +inf: such an item always
 abstains. No risk guarantee is implied by any of these rules; guarantees come only from a
@@ -20,6 +23,11 @@ import numpy as np
 
 #: The fixed threshold used when neither τ nor a coverage is given: abstain iff SUA > 0.
 DEFAULT_TAU = 0.0
+
+#: Scores with a natural default threshold (τ = 0): SUA > 0 means S > λH, the paper's rule;
+#: sua_norm > 0 means S ranks higher in the run than λ·H does. Every other score needs an
+#: explicit --tau or --coverage.
+DEFAULT_TAUS = {"sua": 0.0, "sua_pos": 0.0, "sua_norm": 0.0}
 
 # Relative slack when rounding coverage·n up, so that e.g. 0.7·10 = 7.000000000000001 gives 7.
 _CEIL_SLACK = 1e-9

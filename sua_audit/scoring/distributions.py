@@ -16,8 +16,10 @@ Why the default divergence is Jensen–Shannon (:data:`DEFAULT_DIVERGENCE` = ``"
 * it is finite without any smoothing — the mixture m = (p + q)/2 is positive wherever p or q is —
   which matters for QA, where the empirical cluster distributions of two variants often have
   disjoint supports (KL is infinite there unless smoothed, and the value then depends on ε);
-* it is bounded by ln 2 ≈ 0.693 nats, the entropy of a fair binary distribution, so S lives on a
-  scale directly comparable to H and SUA = S − λH with λ = 1 is a meaningful difference.
+* it is bounded by ln 2 ≈ 0.693 nats, the entropy of a fair binary distribution. Sharing H's
+  *bound* does not put S on H's scale in practice: on our label sets mean S is about 0.003 nats
+  and mean H about 0.6, so SUA = S − λH at λ = 1 ranks items like −H. The scale-free
+  ``sua_norm`` (:mod:`sua_audit.scoring.table`) and ``--lambda auto`` exist for that reason.
 
 Total variation is bounded by 1 and also needs no smoothing; KL is offered for comparison with
 the paper and always uses additive smoothing.

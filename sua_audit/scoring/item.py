@@ -12,7 +12,12 @@ Definitions (x the clean input, x'_1..x'_K its meaning-preserving variants, D a 
 * H = entropy of p(·|x) in nats; ``entropy_norm`` = H / log|Y| (0 when |Y| ≤ 1);
 * S = (1/K) Σ_k D(p(·|x), p(·|x'_k)); S_max = max_k D(...). With K = 0 variants there is no
   evidence of sensitivity and S = S_max = 0 (and ``flip_rate`` = 0);
-* SUA = S − λH, ``sua_pos`` = max(0, SUA); λ ≥ 0.
+* SUA = S − λH, ``sua_pos`` = max(0, SUA). λ ≥ 0 is the paper's reading ("unstable but
+  confident"); a negative λ is accepted (then SUA = S + |λ|H: "unstable and uncertain").
+
+S and H are on different scales: on our label sets S is about 0.003 nats and H about 0.6, so at
+λ = 1 SUA ranks items almost exactly like −H. λ = 1 is the paper's default, not a balanced
+weight; :mod:`sua_audit.scoring.table` has the scale-free ``sua_norm`` and the diagnostics.
 
 Divergences: KL uses additive smoothing ε (``smoothing``) of both arguments — needed because
 empirical QA supports can be disjoint, where unsmoothed KL is infinite. JS and TV are finite on
@@ -51,7 +56,9 @@ class ItemScores:
         sua_pos: max(0, S − λH).
         self_consistency: 1 − share of clean samples agreeing with the majority (for exact
             distributions: the expected disagreement of one sample with the mode, 1 − max p).
-        max_prob: The max-probability baseline 1 − max p_clean.
+        max_prob: 1 − the clean answer's probability: 1 − max p_clean for label tasks; for QA
+            1 − the share of clean samples in the *greedy* answer's cluster (the answer that
+            is graded), when the prediction clusters are given.
         semantic_entropy: Entropy over semantic classes at the clean input.
         flip_rate: Share of variants whose prediction differs from the clean prediction.
         sensitivity_by_kind: Mean D per perturbation kind (kinds in first-seen order).
@@ -99,8 +106,8 @@ def _check_common(
     dist.check_divergence(name)
     if len(kinds) != n_variants:
         raise ValueError(f"need one kind per variant: {n_variants} variants, {len(kinds)} kinds")
-    if not (math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    if not math.isfinite(lam):
+        raise ValueError(f"lam must be a finite number, got {lam!r}")
     if name == "kl" and not (math.isfinite(smoothing) and smoothing > 0):
         raise ValueError(f"smoothing must be a finite number > 0, got {smoothing!r}")
 
@@ -116,6 +123,7 @@ def _assemble(
     name: str,
     lam: float,
     smoothing: float,
+    max_prob: float | None = None,
 ) -> ItemScores:
     h = dist.entropy(p_clean)
     size = p_clean.size
@@ -138,7 +146,7 @@ def _assemble(
         sua=sua,
         sua_pos=max(0.0, sua),
         self_consistency=self_consistency,
-        max_prob=1.0 - float(p_clean.max()),
+        max_prob=1.0 - float(p_clean.max()) if max_prob is None else max_prob,
         semantic_entropy=h,
         flip_rate=flips / k if k else 0.0,
         sensitivity_by_kind=by_kind,
@@ -169,7 +177,7 @@ def score_distributions(
         p_variants: One distribution per variant, each over the same labels in the same order.
         kinds: The perturbation kind of each variant (``len(kinds) == len(p_variants)``).
         divergence: ``"js"`` (default), ``"kl"`` or ``"tv"``.
-        lam: λ ≥ 0 in SUA = S − λH.
+        lam: λ in SUA = S − λH (≥ 0 in the paper; negative accepted).
         smoothing: Additive smoothing ε for KL (ignored by JS and TV).
 
     Returns:
@@ -177,7 +185,7 @@ def score_distributions(
 
     Raises:
         ValueError: On an invalid distribution, mismatched lengths, an unknown divergence,
-            or λ < 0.
+            or a non-finite λ.
     """
     _check_common(len(p_variants), kinds, divergence, lam, smoothing)
     clean = dist.as_distribution(p_clean, "p_clean")
@@ -214,8 +222,10 @@ def score_samples(
     joint support of ``n_clusters`` clusters (uniform for a group without samples). H is the
     entropy of the clean distribution; it is also ``semantic_entropy``, since clusters are
     semantic classes (exact match after normalisation today). ``self_consistency`` is
-    1 − (share of clean samples in the majority cluster) and ``max_prob`` is 1 − max p_clean;
-    with empirical frequencies these two coincide. ``flip_rate`` compares each variant's
+    1 − (share of clean samples in the majority cluster). ``max_prob`` is 1 − the share of
+    clean samples in the clean *prediction's* cluster when ``prediction_clusters`` is given (the
+    greedy answer: the one that is graded, so confidence, grading and ECE refer to the same
+    answer), else 1 − max p_clean like ``self_consistency``. ``flip_rate`` compares each variant's
     prediction cluster with the clean one: the given ``prediction_clusters`` (e.g. the greedy
     answers' clusters), or else the mode of each group's distribution (ties → lowest cluster
     id, i.e. first seen). With zero variants S = S_max = 0 and ``flip_rate`` = 0.
@@ -228,7 +238,7 @@ def score_samples(
         prediction_clusters: Optional cluster of the predicted (greedy) answer per group,
             same length as ``cluster_ids``.
         divergence: ``"js"`` (default), ``"kl"`` or ``"tv"``.
-        lam: λ ≥ 0 in SUA = S − λH.
+        lam: λ in SUA = S − λH (≥ 0 in the paper; negative accepted).
         smoothing: Additive smoothing ε for KL (ignored by JS and TV).
 
     Returns:
@@ -236,7 +246,7 @@ def score_samples(
 
     Raises:
         ValueError: If ``cluster_ids`` is empty, a cluster id is out of range, lengths do not
-            match, the divergence is unknown, or λ < 0.
+            match, the divergence is unknown, or λ is not finite.
     """
     if len(cluster_ids) == 0:
         raise ValueError("cluster_ids must contain at least the clean group")
@@ -258,6 +268,7 @@ def score_samples(
     clean = dists[0]
     # Share of clean samples in the majority cluster is exactly max p_clean.
     self_consistency = 1.0 - float(clean.max())
+    confidence = float(clean[predictions[0]]) if prediction_clusters is not None else None
     return _assemble(
         clean,
         dists[1:],
@@ -268,4 +279,5 @@ def score_samples(
         name=divergence,
         lam=lam,
         smoothing=smoothing,
+        max_prob=None if confidence is None else 1.0 - confidence,
     )

@@ -74,7 +74,7 @@ def test_run_writes_evaluation_with_options(tmp_path: Path) -> None:
         "f1",
     )
     assert res.returncode == 0, res.stderr
-    assert "evaluation (f1>=0.5" in res.stderr and "abstention (risk ≤ 0.3" in res.stderr
+    assert "evaluation (f1>=0.5" in res.stderr and "abstention on sua (risk ≤ 0.3" in res.stderr
     ev = json.loads((out / "evaluation.json").read_text())
     assert ev["lambda"]["mode"] == "auto" and ev["correctness_rule"] == "f1>=0.5"
     assert ev["abstention"]["target_risk"] == 0.3 and ev["abstention"]["delta"] == 0.2
@@ -90,16 +90,22 @@ def test_evaluate_command(fake_run: Path) -> None:
     assert res.returncode == 0, res.stderr
     ev = json.loads(res.stdout)
     assert ev == json.loads((fake_run / "evaluation.json").read_text())
-    assert ev["seed"] == 7 and ev["bootstrap"] == 100 and ev["correctness_rule"] == "exact"
-    assert ev["split"]["n_validation"] == ev["split"]["n_calibration"] == 0
+    assert ev["seed"] == 7 and ev["bootstrap"] == 100 and ev["correctness_rule"] == "contains"
+    assert ev["split"]["n_calibration"] == 0
+    # Held out for λ auto, entropy_temp and combined: 30% (at least one item).
+    assert ev["split"]["n_validation"] == max(1, int(0.3 * ev["n_items"]))
 
 
 def test_evaluate_rejects_bad_input(tmp_path: Path, fake_run: Path) -> None:
     res = sua("evaluate", str(tmp_path / "nothing"))
     assert res.returncode == 3 and "not a finished run" in res.stderr
     assert "Traceback" not in res.stderr
-    res = sua("evaluate", str(fake_run), "--lambda", "-2")
+    res = sua("evaluate", str(fake_run), "--lambda", "abc")
     assert res.returncode == 2 and "--lambda" in res.stderr
+    res = sua("evaluate", str(fake_run), "--abstain-on", "bogus")
+    assert res.returncode == 2 and "--abstain-on" in res.stderr and "Traceback" not in res.stderr
+    res = sua("evaluate", str(fake_run), "--normalize", "minmax")
+    assert res.returncode == 2 and "--normalize" in res.stderr
     res = sua("evaluate", str(fake_run), "--correctness", "judge")
     assert res.returncode == 2 and "--judge-model" in res.stderr
 

@@ -158,7 +158,7 @@ def test_single_label_support() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"lam": -0.1}, "lam"),
+        ({"lam": math.inf}, "lam"),
         ({"lam": math.nan}, "lam"),
         ({"divergence": "hellinger"}, "js"),
         ({"divergence": "kl", "smoothing": 0.0}, "smoothing"),
@@ -167,6 +167,23 @@ def test_single_label_support() -> None:
 def test_score_distributions_rejects_bad_options(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         score_distributions([0.5, 0.5], [[1.0, 0.0]], ["typo"], **kwargs)  # type: ignore[arg-type]
+
+
+def test_negative_lambda_is_accepted_and_adds_entropy() -> None:
+    # λ < 0: SUA = S + |λ|H ("unstable and uncertain"), computed as written.
+    r = score_distributions([0.5, 0.5], [[1.0, 0.0]], ["typo"], lam=-0.5)
+    assert r.sua == pytest.approx(r.sensitivity + 0.5 * r.entropy)
+    assert r.sua_pos == r.sua
+
+
+def test_qa_max_prob_refers_to_the_greedy_answer() -> None:
+    # Clean samples: clusters 0,0,0,1 (majority 0); the greedy answer is in cluster 1.
+    r = score_samples([[0, 0, 0, 1], [0, 0, 0, 0]], 2, ["typo"], prediction_clusters=[1, 1])
+    assert r.max_prob == pytest.approx(1 - 0.25)  # confidence of the graded answer
+    assert r.self_consistency == pytest.approx(1 - 0.75)  # majority share, a baseline
+    # Without prediction clusters the mode stands for the answer.
+    r2 = score_samples([[0, 0, 0, 1], [0, 0, 0, 0]], 2, ["typo"])
+    assert r2.max_prob == pytest.approx(0.25)
 
 
 def test_score_distributions_rejects_bad_shapes() -> None:
@@ -285,7 +302,7 @@ def test_score_samples_rejects() -> None:
     with pytest.raises(ValueError, match="prediction_clusters"):
         score_samples([[0], [1]], 2, ["a"], prediction_clusters=[0, 5])
     with pytest.raises(ValueError, match="lam"):
-        score_samples([[0], [1]], 2, ["a"], lam=-1.0)
+        score_samples([[0], [1]], 2, ["a"], lam=math.inf)
 
 
 # --- properties --------------------------------------------------------------------------------
