@@ -60,6 +60,27 @@ def _fingerprint(model_dir: Path) -> str:
     return "sha256:" + h.hexdigest()[:16]
 
 
+#: How prompts are written for models without a chat template (part of their cache identity).
+TRANSCRIPT_FORMAT = "transcript-bos-v1"
+
+
+def _has_chat_template(model_dir: Path) -> bool:
+    """Whether the saved tokenizer carries a chat template (read from files, no import)."""
+    if (model_dir / "chat_template.jinja").is_file() or (
+        model_dir / "chat_template.json"
+    ).is_file():
+        return True
+    config = model_dir / "tokenizer_config.json"
+    if config.is_file():
+        import json
+
+        try:
+            return bool(json.loads(config.read_text(encoding="utf-8")).get("chat_template"))
+        except (OSError, ValueError):
+            return False
+    return False
+
+
 def _cuda_possible() -> bool:
     """Whether a CUDA device could be present, decided without importing torch."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -125,6 +146,7 @@ class HFBackend(Backend):
         # Everything above is cheap and names the outputs (the cache key). The weights load on
         # the first request, so a rerun answered wholly from the cache never imports torch.
         self._fingerprint = _fingerprint(self.model_dir)
+        self._has_template = _has_chat_template(self.model_dir)
         self._load_lock = threading.Lock()
         self._loaded = False
         self.load_seconds: float | None = None
@@ -164,12 +186,17 @@ class HFBackend(Backend):
 
     def identity(self) -> dict[str, Any]:
         """Model name, weights fingerprint and dtype: each changes the outputs."""
-        return {
+        ident = {
             "provider": self.provider,
             "model": self.model,
             "weights": self._fingerprint,
             "dtype": self.dtype,
         }
+        if not self._has_template:
+            # How a model without a chat template is prompted changes its outputs; name it
+            # (models with a template keep their keys).
+            ident["prompt_format"] = TRANSCRIPT_FORMAT
+        return ident
 
     def describe(self) -> dict[str, Any]:
         """Identity plus where and how the model runs."""
@@ -300,6 +327,11 @@ class HFBackend(Backend):
         else:  # base models without a chat template: a plain transcript
             text = "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
         ids: list[int] = self.tokenizer.encode(text, add_special_tokens=False)
+        bos = self.tokenizer.bos_token_id
+        if not self._has_template and bos is not None and ids[:1] != [bos]:
+            # A chat template writes its own start token; a bare transcript needs it, or a base
+            # model such as Gemma answers with near-uniform noise (label mass ~1e-4).
+            ids = [bos, *ids]
         return ids
 
     def _score_choices(self, requests: list[CompletionRequest]) -> list[Completion]:
