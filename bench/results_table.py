@@ -1,20 +1,23 @@
 """The results table: failure detection of every score on the development sets → docs/results.md.
 
-A benchmark, not a test. For each data set it draws a seeded subset (``random.Random(seed)``
-sample, kept in file order, written to a temporary JSONL outside the project), audits it with
-the embedded SmolLM2-135M through the real command line (``sua-audit run``, K = 4 rule
-perturbations typo, word, distractor, typo; 5 samples per QA variant), and evaluates the run
-(``evaluate_run``: clean and worst-case failure labels, bootstrap 95% CIs, 1000 resamples,
-seed 0). AmbigNQ and AmbiEnt also give the ambiguity collapse rate (``summary.json``).
+A benchmark, not a test. Two phases:
 
-The tables go into docs/results.md above the "## SUA-TR" section, which is kept as it is.
-Every request is cached (the user cache, or --cache), so a rerun with the same sizes rewrites
-the document without model calls.
+1. ``--audit-only``, once per model: for each data set draw a seeded subset
+   (``random.Random(seed)`` sample, kept in file order, written to ``--work``), audit it through
+   the real command line (``sua-audit run``, K rule perturbations typo, word, distractor in
+   turn; sampled answers per QA variant) into ``--work/run-<set>-<n>-k<K>``. Every request is
+   cached (``--cache``), so auditing again (``--fresh``) with newer scoring code costs no model
+   calls.
+2. ``--render MODEL=WORK ...``: evaluate every run found in each work folder
+   (``evaluate_run``: default grading, a 30% validation split for λ auto, the temperature and
+   the combined detector, bootstrap 95% CIs with 1000 resamples, seed 0) and write
+   docs/results.md above its "## SUA-TR" section, which is kept as it is.
 
 Usage::
 
-    python bench/results_table.py                      # default sizes (about 20 min on 2 cores)
-    python bench/results_table.py --n-label 40 --n-qa 10 --n-ambient 30 --out /tmp/r.md
+    python bench/results_table.py --audit-only --work /tmp/r/smollm --cache /tmp/r/c.db
+    python bench/results_table.py --audit-only --model hf/DIR --work /tmp/r/gemma --cache /tmp/r/c.db
+    python bench/results_table.py --render SmolLM2-135M=/tmp/r/smollm Gemma-3-270M=/tmp/r/gemma
 """
 
 from __future__ import annotations
@@ -30,18 +33,16 @@ from typing import Any
 
 from _common import ROOT, SHARED_DATA, quiet_hf
 
-from sua_audit.evaluation.core import SCORES
-
 DATASETS = (
     # (file, kind) — kind picks the subset size
     ("sst2_dev.jsonl", "label"),
     ("snli_dev.jsonl", "label"),
     ("advglue_dev.jsonl", "label"),
     ("truthfulqa_dev.jsonl", "qa"),
+    ("nq_open_dev.jsonl", "qa"),
     ("ambignq_dev.jsonl", "qa"),
     ("ambient_dev.jsonl", "ambient"),
 )
-SCORES_SHOWN = SCORES  # every score the evaluation reports, in its order
 SUA_TR_HEADING = "## SUA-TR"
 
 
@@ -69,6 +70,8 @@ def audit(dataset: Path, out: Path, args: argparse.Namespace, qa: bool) -> None:
         str(args.seed),
         "--no-progress",
     ]
+    if args.model:
+        cmd += ["--model", args.model]
     if qa:
         cmd += ["--samples", str(args.qa_samples), "--max-tokens", str(args.qa_max_tokens)]
     if args.cache:
@@ -96,117 +99,51 @@ def reusable(run_dir: Path, args: argparse.Namespace, qa: bool) -> dict[str, Any
     return done if all(cfg.get(k) == v for k, v in want.items()) else None
 
 
-def fmt(block: dict[str, Any] | None) -> str:
-    """``0.612 [0.55, 0.67]`` or an em dash with the reason."""
+def fmt(block: dict[str, Any] | None, digits: int = 3) -> str:
+    """``0.612 [0.55, 0.67]`` or an em dash."""
     if not block or block.get("value") is None:
         return "—"
     ci = block.get("ci")
-    return f"{block['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    d = digits
+    return f"{block['value']:.{d}f}" + (f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]" if ci else "")
 
 
-def dataset_section(
-    name: str,
-    n: int,
-    wall: float,
-    ev: dict[str, Any],
-    summary: dict[str, Any],
-    auto: dict[str, Any],
-) -> str:
-    """One data set's table and verdict, in Markdown."""
-    fl = ev["failure_labels"]
-    lines = [
-        f"### {name}",
-        "",
-        f"{n} items ({ev['n_items']} with gold, {ev['split']['n_test']} evaluated); "
-        f"accuracy {fmt(ev['accuracy'])}, robust accuracy {fmt(ev['robust_accuracy'])}; "
-        f"failures: clean {fl['clean']['failures']}/{fl['clean']['n']}, worst case "
-        f"{fl['worst_case']['failures']}/{fl['worst_case']['n']}; ECE of the clean confidence "
-        f"{fmt(ev['calibration']['ece'])}; correctness rule `{ev['correctness_rule']}`"
-        + (
-            f" (exact-match accuracy {fmt(ev['exact_accuracy'])})"
-            if ev.get("exact_accuracy")
-            else ""
-        )
-        + "; "
-        f"audit wall time {wall:.0f} s.",
-        "",
-        "| score | AUROC, clean failure | AUROC, worst-case failure | AURC, clean (lower is better) |",
-        "| --- | --- | --- | --- |",
-    ]
-    winners = {label: ev["comparison"][label]["winner"] for label in ("clean", "worst_case")}
-    for score in SCORES_SHOWN:
-        cells = []
-        for label in ("clean", "worst_case"):
-            text = fmt(ev["metrics"][label][score]["auroc"])
-            cells.append(f"**{text}**" if winners[label] == score else text)
-        cells.append(fmt(ev["metrics"]["clean"][score]["aurc"]))
-        lines.append(f"| {score} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for label, words in (("clean", "clean failures"), ("worst_case", "worst-case failures")):
-        comp = ev["comparison"][label]
-        diff = comp["sua_minus_best_baseline"]
-        winner = comp["winner"]
-        if winner is None:
-            lines.append(f"* {words}: AUROC undefined (one class only).")
-            continue
-        sua_wins = winner in ("sua", "sua_pos")
-        verdict = f"SUA wins ({winner})" if sua_wins else f"**SUA does not win**: {winner} is best"
-        ci = diff.get("ci")
-        significant = ci is not None and (ci[0] > 0 or ci[1] < 0)
-        lines.append(
-            f"* {words}: {verdict}; AUROC of sua minus the best baseline "
-            f"({comp['best_baseline']}) = {fmt(diff)}"
-            + ("" if significant else " — the interval includes 0, no significant difference")
-            + "."
-        )
-    parts = []
-    for label, words in (("clean", "clean"), ("worst_case", "worst case")):
-        comp = auto["comparison"][label]
-        best = comp["best_baseline"]
-        sua_auc = auto["metrics"][label]["sua"]["auroc"]
-        best_auc = auto["metrics"][label][best]["auroc"] if best else None
-        parts.append(
-            f"{words}: sua {fmt(sua_auc)} vs {best or '—'} {fmt(best_auc)}, "
-            f"sua − best {fmt(comp['sua_minus_best_baseline'])}"
-        )
-    lines.append(
-        f"* λ auto: λ = {auto['lambda']['value']:g} chosen on a validation split of "
-        f"{auto['split']['n_validation']} items ({auto['lambda']['criterion']}); AUROC on the "
-        f"other {auto['split']['n_test']} items — " + "; ".join(parts) + "."
-    )
-    amb = summary["results"].get("ambiguity")
-    if amb and amb["n_applicable"] and amb["n_uncovered"] == amb["n_applicable"]:
-        lines.append(
-            f"* ambiguity collapse: not measurable here — on all {amb['n_applicable']} ambiguous "
-            "items the model's answers matched none of the annotated readings, so there was no "
-            "reading to collapse onto (the recorded rate, 0, means nothing)."
-        )
-    elif amb:
-        lines.append(
-            f"* ambiguity collapse: {amb['n_collapsed']} of {amb['n_applicable']} ambiguous items "
-            f"collapsed to one reading (rate {amb['collapse_rate']:.3f}"
-            + (
-                f"; {amb['collapse_rate_covered']:.3f} of those with a covered reading"
-                if amb.get("collapse_rate_covered") is not None
-                else ""
-            )
-            + f"; {amb['n_uncovered']} covered no reading)."
-        )
-    return "\n".join(lines) + "\n"
+def significance(block: dict[str, Any] | None) -> str:
+    """``better`` / ``worse`` when the paired 95% interval excludes 0, else ``no difference``."""
+    ci = (block or {}).get("ci")
+    if not ci:
+        return "—"
+    if ci[0] > 0:
+        return "better"
+    if ci[1] < 0:
+        return "worse"
+    return "no difference"
+
+
+#: The perturbation scores every summary row reports against entropy.
+HEADLINE = ("sua", "sua_norm", "combined", "flip_rate", "sensitivity")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n-label", type=int, default=60, help="items per label data set")
-    ap.add_argument("--n-qa", type=int, default=12, help="items per QA data set")
-    ap.add_argument("--n-ambient", type=int, default=40, help="AmbiEnt items (all: 100)")
+    ap.add_argument("--n-label", type=int, default=300, help="items per label data set")
+    ap.add_argument("--n-qa", type=int, default=100, help="items per QA data set")
+    ap.add_argument("--n-ambient", type=int, default=100, help="AmbiEnt items (all: 100)")
     ap.add_argument("--k", type=int, default=4, help="perturbations per item")
-    ap.add_argument("--qa-k", type=int, default=2, help="perturbations per QA item")
-    ap.add_argument("--qa-samples", type=int, default=3, help="samples per QA variant")
+    ap.add_argument("--qa-k", type=int, default=4, help="perturbations per QA item")
+    ap.add_argument("--qa-samples", type=int, default=4, help="samples per QA variant")
     ap.add_argument("--qa-max-tokens", type=int, default=16, help="longest QA answer")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default=None, help="model spec (default: the embedded SmolLM2)")
     ap.add_argument("--work", default="/tmp/sua-results-table", help="subsets and runs go here")
     ap.add_argument("--cache", default=None, help="request cache (default: the user cache)")
+    ap.add_argument("--audit-only", action="store_true", help="run the audits, write no document")
+    ap.add_argument(
+        "--render",
+        nargs="+",
+        metavar="MODEL=WORK",
+        help="write the document from the runs in these work folders",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "results.md"))
     ap.add_argument(
         "--fresh", action="store_true", help="audit again even where --work holds a finished run"
@@ -214,162 +151,289 @@ def main() -> None:
     args = ap.parse_args()
     quiet_hf()
     sys.path.insert(0, str(ROOT))
-    from sua_audit.evaluation import evaluate_run
-
+    if args.render:
+        render(args)
+        return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     sizes = {"label": args.n_label, "qa": args.n_qa, "ambient": args.n_ambient}
-    sections, overview = [], []
-    t_all = time.perf_counter()
     for file, kind in DATASETS:
         src = SHARED_DATA / file
         if not src.is_file():
             sys.exit(f"error: {src} not found (the shared development data).")
+        if sizes[kind] <= 0:
+            continue
         name = file.removesuffix(".jsonl")
         sub = work / f"{name}-{sizes[kind]}-s{args.seed}.jsonl"
-        n = subset(src, sizes[kind], args.seed, sub)
+        subset(src, sizes[kind], args.seed, sub)
         qa = kind == "qa"
         run_dir = work / f"run-{name}-{sizes[kind]}-k{args.qa_k if qa else args.k}"
-        done = reusable(run_dir, args, qa)
-        if done is None:
+        t0 = time.perf_counter()
+        if reusable(run_dir, args, qa) is None:
             audit(sub, run_dir, args, qa)
-        # else: a finished run of the same subset and options is evaluated again.
-        if not (run_dir / "results.jsonl").is_file():
-            sys.exit(f"error: {run_dir} has no results.jsonl")
-        # Evaluated afresh every time (no model calls). The 135M model rarely matches a gold
-        # answer word for word, so QA is graded by token F1 ≥ 0.5; exact match beside it.
-        ev = evaluate_run(run_dir, correctness="f1" if qa else None, seed=args.seed)
-        if qa:
-            exact = evaluate_run(run_dir, correctness="exact", seed=args.seed, write=False)
-            ev["exact_accuracy"] = exact["accuracy"]
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        wall = float(summary["wall_seconds"])
-        # λ chosen on a validation split (30%), metrics on the rest: no model calls.
-        auto = evaluate_run(
-            run_dir, lam="auto", correctness="f1" if qa else None, seed=args.seed, write=False
+        print(f"{name}: audited in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def _runs(work: Path) -> list[tuple[str, Path]]:
+    """(data set, run folder) for every finished run in ``work``, in DATASETS order."""
+    out = []
+    for file, _ in DATASETS:
+        name = file.removesuffix(".jsonl")
+        for run_dir in sorted(work.glob(f"run-{name}-*")):
+            if (run_dir / "summary.json").is_file():
+                out.append((name, run_dir))
+    return out
+
+
+def render(args: argparse.Namespace) -> None:
+    """Evaluate every finished run of every model and write the document."""
+    from sua_audit.evaluation import evaluate_run
+
+    models: list[tuple[str, list[dict[str, Any]]]] = []
+    for spec in args.render:
+        label, _, folder = spec.partition("=")
+        entries = []
+        for name, run_dir in _runs(Path(folder)):
+            summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+            t0 = time.perf_counter()
+            ev = evaluate_run(run_dir, seed=args.seed)
+            auto = evaluate_run(run_dir, lam="auto", seed=args.seed, write=False)
+            print(
+                f"{label} {name}: evaluated in {time.perf_counter() - t0:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            entries.append({"name": name, "summary": summary, "ev": ev, "auto": auto})
+        models.append((label, entries))
+    write_doc(Path(args.out), args, models)
+
+
+def _config_line(summary: dict[str, Any]) -> str:
+    cfg = summary["config"]
+    k = cfg["perturbations"]
+    text = f"K = {k} ({kinds(int(k))})" if str(k).isdigit() else f"perturbations {k}"
+    if "qa" in summary["dataset"]["tasks"]:
+        text += f", {cfg['samples']} samples per variant, ≤ {cfg['max_tokens']} tokens"
+    return text
+
+
+def dataset_section(label: str, e: dict[str, Any]) -> str:
+    """One data set's table and verdicts for one model, in Markdown."""
+    ev, summary, auto = e["ev"], e["summary"], e["auto"]
+    res = summary["results"]
+    fl = ev["failure_labels"]
+    lines = [
+        f"#### {label} · {e['name']}",
+        "",
+        f"{summary['dataset']['items']} items ({ev['n_items']} graded; {ev['split']['n_test']} "
+        f"test items, {ev['split']['n_validation']} validation); {_config_line(summary)}; "
+        f"accuracy {fmt(ev['accuracy'])}, robust accuracy {fmt(ev['robust_accuracy'])}; "
+        f"failures: clean {fl['clean']['failures']}/{fl['clean']['n']}, worst case "
+        f"{fl['worst_case']['failures']}/{fl['worst_case']['n']}; ECE "
+        f"{fmt(ev['calibration']['ece'])}; grading `{ev['correctness_rule']}`; audit wall time "
+        f"{float(summary['wall_seconds']):.0f} s.",
+        "",
+        "| score | AUROC clean | AUROC worst case | − entropy, clean (paired) | − best baseline, clean |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    winners = {lab: ev["comparison"][lab]["winner"] for lab in ("clean", "worst_case")}
+    versus = ev["comparison"]["clean"].get("versus", {})
+    for score in ev["scores"]:
+        cells = []
+        for lab in ("clean", "worst_case"):
+            block = ev["metrics"][lab][score]["auroc"]
+            text = (
+                fmt(block)
+                if block.get("value") is not None
+                else "— (" + (block.get("reason") or "undefined").split(":")[0] + ")"
+            )
+            cells.append(f"**{text}**" if winners[lab] == score else text)
+        vs = versus.get(score, {})
+        cells.append(fmt(vs.get("minus_entropy")) if vs else "(baseline)")
+        cells.append(fmt(vs.get("minus_best_baseline")) if vs else "")
+        lines.append(f"| {score} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for lab, words in (("clean", "clean failures"), ("worst_case", "worst-case failures")):
+        comp = ev["comparison"][lab]
+        if comp["winner"] is None:
+            lines.append(f"* {words}: AUROC undefined (one class only).")
+            continue
+        lines.append(
+            f"* {words}: winner **{comp['winner']}**; best uncertainty baseline "
+            f"{comp['best_baseline']}."
         )
-        print(f"{name}: {n} items, {wall:.0f} s", file=sys.stderr)
-        sections.append(dataset_section(name, n, wall, ev, summary, auto))
-        overview.append((name, n, ev, summary))
-    total = sum(float(s["wall_seconds"]) for _, _, _, s in overview)
-    print(f"this invocation: {time.perf_counter() - t_all:.0f} s", file=sys.stderr)
-    write_doc(Path(args.out), args, sections, overview, total)
+    lam = auto["lambda"]
+    sua_auto = auto["metrics"]["clean"]["sua"]["auroc"]
+    vs_auto = auto["comparison"]["clean"].get("versus", {}).get("sua", {})
+    lines.append(
+        f"* λ auto: λ = {lam['value']:g} on {auto['split']['n_validation']} validation items "
+        f"(sua_norm: λ = {lam.get('value_norm', lam['value']):g}); test AUROC of sua "
+        f"{fmt(sua_auto)}, − entropy {fmt(vs_auto.get('minus_entropy'))}. {lam.get('meaning', '')}"
+    )
+    comb = ev.get("combined") or {}
+    if comb.get("coefficients"):
+        coef = ", ".join(f"{k} {v:+.2f}" for k, v in comb["coefficients"].items())
+        lines.append(f"* combined (fitted on validation, standardised weights): {coef}.")
+    elif comb.get("reason"):
+        lines.append(f"* combined: {comb['reason']}.")
+    ab = res.get("abstention") or {}
+    if ab:
+        lines.append(
+            f"* default abstention ({ab['score']} > τ = {ab['tau']}): abstained on "
+            f"{ab['abstained']} of {ab['decided']} items. {ab.get('note') or ''}".rstrip()
+        )
+    flips = res.get("confident_flips")
+    if flips:
+        lines.append(
+            f"* confident flips (p ≥ {flips['threshold']:g} and the answer changes): "
+            f"{flips['n_confident_flips']} of {flips['n']} items ({fmt({'value': flips['rate']})}); "
+            f"{flips['n_confident']} confident, {flips['n_flipped']} flipped."
+        )
+    diag = res.get("diagnostics") or {}
+    if diag.get("mean_entropy") is not None:
+        rho = diag.get("spearman_sua_neg_entropy")
+        lines.append(
+            f"* diagnostics: mean S {diag['mean_sensitivity']:.4f}, mean H "
+            f"{diag['mean_entropy']:.3f}, S/H {diag['ratio_s_to_h']:.4f}, Spearman(SUA, −H) "
+            + ("—" if rho is None else f"{rho:.3f}")
+            + (" — SUA acts as negative entropy." if diag.get("warning") else ".")
+        )
+    amb = res.get("ambiguity")
+    if amb and amb.get("n_applicable"):
+        lines.append(
+            f"* ambiguity collapse: {amb['n_collapsed']} of {amb['n_applicable']} ambiguous items "
+            f"collapsed to one reading; {amb['n_uncovered']} covered no reading."
+        )
+    return "\n".join(lines) + "\n"
 
 
-def findings(overview: list[tuple[str, int, dict[str, Any], dict[str, Any]]], n_qa: int) -> str:
-    """Plain statements computed from the evaluations: where SUA wins, where it is inverted."""
-    out = ["## Findings", ""]
-    for label, words in (("clean", "clean"), ("worst_case", "worst-case")):
-        defined = [(n, ev) for n, _, ev, _ in overview if ev["comparison"][label]["winner"]]
-        wins = [n for n, ev in defined if ev["comparison"][label]["winner"] in ("sua", "sua_pos")]
-        worse = [
-            n
-            for n, ev in defined
-            if (ci := ev["comparison"][label]["sua_minus_best_baseline"].get("ci")) and ci[1] < 0
+def summary_rows(label: str, entries: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for e in entries:
+        ev = e["ev"]
+        comp = ev["comparison"]["clean"]
+        cells = [label, e["name"], str(ev["n_items"]), comp["winner"] or "— (one class)"]
+        for score in HEADLINE:
+            vs = comp.get("versus", {}).get(score, {}).get("minus_entropy")
+            cells.append(fmt(vs, 2) if vs and vs.get("value") is not None else "—")
+        ab = e["summary"]["results"].get("abstention") or {}
+        cells.append(f"{ab.get('abstained', '—')}/{ab.get('decided', '—')}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def findings(models: list[tuple[str, list[dict[str, Any]]]]) -> str:
+    """Plain statements computed from the evaluations."""
+    out = ["## Findings (computed from the tables below)", ""]
+    for label, entries in models:
+        defined = [e for e in entries if e["ev"]["comparison"]["clean"]["winner"]]
+        out.append(f"**{label}** ({len(defined)} data sets with both classes):")
+        out.append("")
+        winners = [f"{e['name']}: {e['ev']['comparison']['clean']['winner']}" for e in defined]
+        out.append("* winner by clean-failure AUROC — " + "; ".join(winners) + ".")
+        for score in HEADLINE:
+            better, worse, same = [], [], []
+            for e in defined:
+                vs = e["ev"]["comparison"]["clean"].get("versus", {}).get(score, {})
+                verdict = significance(vs.get("minus_entropy"))
+                {"better": better, "worse": worse}.get(verdict, same).append(e["name"])
+            out.append(
+                f"* {score} vs entropy (paired 95% CI of the AUROC difference): better on "
+                f"{len(better)}"
+                + (f" ({', '.join(better)})" if better else "")
+                + f", worse on {len(worse)}"
+                + (f" ({', '.join(worse)})" if worse else "")
+                + f", no significant difference on {len(same)}."
+            )
+        acted = [
+            e for e in entries if (e["summary"]["results"].get("abstention") or {}).get("abstained")
         ]
         out.append(
-            f"* {words.capitalize()} failures: SUA (λ = 1) is the best score on {len(wins)} of "
-            f"{len(defined)} data sets with both classes"
-            + (f" ({', '.join(wins)})" if wins else "")
-            + "; it is significantly worse than the best baseline (paired 95% interval below "
-            f"0) on {len(worse)}" + (f" ({', '.join(worse)})" if worse else "") + "."
+            f"* default abstention (sua > 0) acted on {len(acted)} of {len(entries)} data sets"
+            + (f" ({', '.join(e['name'] for e in acted)})" if acted else "")
+            + "."
         )
-    inverted = []
-    for name, _, ev, summary in overview:
-        auc = ev["metrics"]["clean"]["sua"]["auroc"]
-        if auc.get("ci") and auc["ci"][1] < 0.5:
-            means = summary["results"]["mean_scores"]
-            inverted.append(
-                f"{name} (AUROC {auc['value']:.3f}; mean S {means['sensitivity']:.3f}, "
-                f"mean H {means['entropy']:.3f})"
-            )
-    if inverted:
+        warned = [
+            e["name"]
+            for e in entries
+            if (e["summary"]["results"].get("diagnostics") or {}).get("warning")
+        ]
         out.append(
-            "* SUA ranks clean failures *below* chance on "
-            + "; ".join(inverted)
-            + ". There S is small next to H, so S − H is close to −H: the more uncertain the "
-            "model, the lower its SUA, while the uncertain answers are the wrong ones. SUA flags "
-            "confident instability, which on these sets is not where most failures are."
+            f"* SUA acted as negative entropy (Spearman(SUA, −H) > 0.95) on {len(warned)} of "
+            f"{len(entries)} data sets" + (f" ({', '.join(warned)})" if warned else "") + "."
         )
-    out.append(
-        "* QA caveat: token F1 ≥ 0.5 rewards answers that repeat the question's words, so on "
-        "TruthfulQA it counts some false answers as right (exact match counts almost none). "
-        f"With {n_qa} questions per QA set the intervals are too wide to rank scores."
-    )
+        out.append("")
     return "\n".join(out)
 
 
 def write_doc(
-    path: Path,
-    args: argparse.Namespace,
-    sections: list[str],
-    overview: list[tuple[str, int, dict[str, Any], dict[str, Any]]],
-    total: float,
+    path: Path, args: argparse.Namespace, models: list[tuple[str, list[dict[str, Any]]]]
 ) -> None:
     """Write the results above any existing "## SUA-TR" section (kept verbatim)."""
+    sizes = []
+    for label, entries in models:
+        wall = sum(float(e["summary"]["wall_seconds"]) for e in entries)
+        calls = sum(int(e["summary"].get("model_calls") or 0) for e in entries)
+        sizes.append(
+            f"* **{label}** (`{entries[0]['summary']['config']['model'] if entries else '?'}`): "
+            + ", ".join(f"{e['name']} {e['summary']['dataset']['items']}" for e in entries)
+            + f" items; last audit wall time {wall / 60:.1f} min, {calls} model calls in it."
+        )
     rows = []
-    for name, n, ev, _ in overview:
-        cells = [name, str(n)]
-        for label in ("clean", "worst_case"):
-            comp = ev["comparison"][label]
-            winner = comp["winner"]
-            if winner is None:
-                cells.append("— (AUROC undefined: one class)")
-            else:
-                cells.append(winner + ("" if winner in ("sua", "sua_pos") else " (not SUA)"))
-            cells.append(fmt(comp["sua_minus_best_baseline"]))
-        rows.append("| " + " | ".join(cells) + " |")
-    command = (
-        f"python bench/results_table.py --n-label {args.n_label} --n-qa {args.n_qa} "
-        f"--n-ambient {args.n_ambient} --k {args.k} --qa-k {args.qa_k} "
-        f"--qa-samples {args.qa_samples} --qa-max-tokens {args.qa_max_tokens} --seed {args.seed}"
-    )
+    for label, entries in models:
+        rows += summary_rows(label, entries)
     head = f"""# Results
 
-Failure detection on the development sets (`../shared/data`) with the embedded
-SmolLM2-135M-Instruct on CPU. Which score best tells, per input, that the model's answer is
-wrong? Two failure labels: **clean** (the answer to the original input is wrong) and
-**worst case** (the answer to the original input or to any of its rule perturbations is wrong:
-K = {args.k} for classification and NLI — {kinds(args.k)} — and K = {args.qa_k} for
-QA — {kinds(args.qa_k)} — with {args.qa_samples} sampled answers per variant, at most
-{args.qa_max_tokens} tokens). QA answers are graded by token F1 ≥ 0.5 against any gold answer
-(exact-match accuracy is given beside it). Every score is oriented as an uncertainty
-(higher = more suspicious); AUROC 0.5 is chance. Intervals are seeded percentile-bootstrap 95%
-CIs (1000 resamples, seed {args.seed}); "sua − best baseline" is a paired bootstrap interval.
-The tables use λ = 1; each data set also reports λ chosen on a 30% validation split
-(`--lambda auto`), with AUROC on the other 70% only. entropy_temp's temperature is cross-fitted
-(5 folds), see [method.md](method.md#evaluation).
+Failure detection on the development sets (`../shared/data`) with two local models on CPU.
+Which score best tells, per input, that the model's answer is wrong? Two failure labels:
+**clean** (the answer to the original input is wrong) and **worst case** (the answer to the
+original input or to any meaning-preserving rule perturbation is wrong). Every score is oriented
+as an uncertainty (higher = more suspicious); AUROC 0.5 is chance. A seeded 30% validation split
+is held out in every evaluation (it fits λ under `--lambda auto`, the temperature of
+`entropy_temp` and the `combined` detector); every number is computed on the other items.
+Intervals are seeded percentile-bootstrap 95% CIs (1000 resamples, seed {args.seed}); "−
+entropy" and "− best baseline" are *paired* intervals of the AUROC difference on the same
+resampled items. QA answers are graded by the default `contains` rule (a gold answer stated in
+the answer's first sentence; agreement with hand labels in docs/benchmarks.md).
 
-Subsets (seeded `random.Random({args.seed})` samples, file order): {args.n_label} items of each
-classification / NLI set, {args.n_qa} of each QA set, {args.n_ambient} of AmbiEnt — sized to fit
-a budget of about 25 minutes on a 2-core CPU; shared with other jobs, the audits took
-{total / 60:.1f} min of wall time ({sum(s["model_calls"] for *_, s in overview)} model calls).
-With so few items the intervals are wide; read them, not the point values.
+Scores: the perturbation scores — `sua` = S − λH at the paper's λ = 1, `sua_pos`, `sua_norm` =
+rank(S) − rank(H) within the run, `combined` (logistic regression on S, S_max, H, flip rate and
+per-kind S, fitted on validation), `sensitivity`, `sensitivity_max`, `flip_rate`, per-kind
+`s_<kind>` — and the uncertainty baselines `entropy`, `max_prob`, `self_consistency`,
+`semantic_entropy`, `entropy_temp`.
 
-Regenerate with the command below. Finished runs in `--work` (default
-`/tmp/sua-results-table`) are reused, so a rerun only re-evaluates; without them (or with
-`--fresh`) it audits again — requests already in the cache cost nothing, the rest about as
-long as above:
+Models and sizes (subsets are seeded `random.Random({args.seed})` samples in file order):
+
+{chr(10).join(sizes)}
+
+Wall times were measured on the 2-core CPU while other jobs shared it (tests and builds), so
+they are upper bounds; the cache makes a rerun free. Commands:
 
 ```bash
-{command}
+python bench/results_table.py --audit-only --work W/smollm --cache W/cache.db \
+    --n-label 300 --n-qa 100 --n-ambient 100 --k 4 --qa-k 4 --qa-samples 4 --qa-max-tokens 16
+python bench/results_table.py --audit-only --model hf/$(python bench/_gemma.py) --work W/gemma \
+    --cache W/cache.db --n-label 300 --n-qa 30 --n-ambient 100 --k 4 --qa-k 4 --qa-samples 4 \
+    --qa-max-tokens 16
+python bench/results_table.py --render SmolLM2-135M=W/smollm Gemma-3-270M=W/gemma
 ```
 
-## Summary: which score wins (AUROC)
+## Summary (clean failures)
 
-| data set | items | winner, clean | sua − best baseline, clean | winner, worst case | sua − best baseline, worst case |
-| --- | --- | --- | --- | --- | --- |
+AUROC difference against entropy, paired 95% CI; the last column is the run's default
+abstention (abstain when sua > 0): items abstained on / items scored.
+
+| model | data set | graded | winner | sua − H | sua_norm − H | combined − H | flip_rate − H | S − H | default abstention |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
-The best score per column is in bold in each data set's table. Where the winner is not SUA,
-SUA does not win on that data set, whatever the size of the gap (a tie goes to the baseline).
-
-{findings(overview, args.n_qa)}
-
+{findings(models)}
 ## Per data set
 
 """
-    body = head + "\n".join(sections)
+    body = head
+    for label, entries in models:
+        body += f"### {label}\n\n" + "\n".join(dataset_section(label, e) for e in entries) + "\n"
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     tail = ""
     if SUA_TR_HEADING in old:
