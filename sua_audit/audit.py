@@ -195,6 +195,9 @@ class AuditOutcome:
             row = json.loads(line)
             if i < len(self.sua_norm) and not self.failed[i]:
                 row["sua_norm"] = _finite(self.sua_norm[i])
+            if i < len(self.decision) and not self.failed[i]:
+                # The value the abstention rule compared with τ (for fitted scores too).
+                row["abstain_score"] = _finite(self.decision[i])
             row["abstain"] = self.abstains(i)
             yield row
 

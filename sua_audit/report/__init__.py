@@ -40,45 +40,84 @@ def _check_format(fmt: str) -> None:
         raise ConfigError(f"unknown format '{fmt}'. Use one of: {', '.join(FORMATS)}.")
 
 
-def report_json(run: Run, *, worst: int = 10) -> dict[str, Any]:
+def _variant(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not isinstance(v, dict):
+        return None
+    return {k: v.get(k) for k in ("kind", "text", "detail", "prediction", "correct", "divergence")}
+
+
+def report_json(run: Run, *, worst: int = 10, max_flips: int = 25) -> dict[str, Any]:
     """The report's content as plain data."""
     from sua_audit.report import _data
-    from sua_audit.report._text import abstention_sentence, guarantee_sentence
+    from sua_audit.report._text import (
+        abstention_sentence,
+        diagnostics_sentence,
+        flips_sentence,
+        guarantee_sentence,
+    )
 
     def reading(name: str) -> dict[str, Any]:
         r = read_metric(run, name)
         return {"value": r.value, "ci": list(r.ci) if r.ci else None, "note": r.note}
 
+    flips = _data.confident_flips(run)
+    flips_out: dict[str, Any] | None = None
+    if flips is not None:
+        flips_out = {k: v for k, v in flips.items() if k != "items"}
+        flips_out["sentence"] = flips_sentence(flips)
+        flips_out["items"] = [
+            {
+                "id": row.get("id"),
+                "task": row.get("task"),
+                "input": row.get("input"),
+                "prediction": row.get("prediction"),
+                "confidence": row.get("confidence"),
+                "correct": row.get("correct"),
+                "flipped_variants": row.get("flipped_variants"),
+                "first_flip": _variant(_data.first_flip(row)),
+            }
+            for row in flips["items"][:max_flips]
+        ]
+        flips_out["items_listed"] = len(flips_out["items"])
+    diag = _data.diagnostics(run)
+    info = _data.abstention_info(run)
+    score, fallback = _data.ranking(run)
     return {
         "run_id": run.run_id,
         "model": run.model_name,
         "dataset": run.summary.get("dataset"),
         "metrics": {name: reading(name) for name in METRICS},
+        "confident_flips": flips_out,
+        "diagnostics": None if diag is None else {**diag, "sentence": diagnostics_sentence(diag)},
+        "normalize": run.results.get("normalize"),
         "abstention": {
+            "run": info,
             "decision": abstention_sentence(run),
+            "note": info.get("note"),
             "guarantee": guarantee_sentence(run),
             "calibrated": (run.evaluation or {}).get("abstention"),
         },
         "evaluated": run.evaluation is not None,
         "evaluation_note": run.evaluation_note,
+        "scores": _data.score_rows(run),
+        "combined": (run.evaluation or {}).get("combined"),
         "mean_sensitivity_by_kind": run.results.get("mean_sensitivity_by_kind"),
+        "ranked_by": {"score": score, "note": fallback},
         "worst_items": [
             {
                 "id": row.get("id"),
                 "task": row.get("task"),
+                score: _data.item_score(row, score),
                 "sua": row.get("sua"),
                 "sensitivity": row.get("sensitivity"),
                 "entropy": row.get("entropy"),
                 "input": row.get("input"),
                 "prediction": row.get("prediction"),
+                "confidence": row.get("confidence"),
                 "correct": row.get("correct"),
-                "variants": [
-                    {
-                        k: v.get(k)
-                        for k in ("kind", "text", "detail", "prediction", "correct", "divergence")
-                    }
-                    for v in row.get("variants") or []
-                ],
+                "abstain": row.get("abstain"),
+                "confident_flip": row.get("confident_flip"),
+                "variants": [_variant(v) for v in row.get("variants") or []],
             }
             for row in _data.worst_items(run, worst)
         ],

@@ -234,11 +234,230 @@ def cost_usd(run: Run) -> float | None:
     return finite((run.summary.get("cost") or {}).get("usd"))
 
 
+#: Baselines of evaluations written before evaluation.json listed them.
+_BASELINES = ("entropy", "max_prob", "self_consistency", "semantic_entropy", "entropy_temp")
+#: Variant kinds that change an item's meaning on purpose (not a flip when the answer moves).
+_NOT_MEANING_PRESERVING = frozenset({"clean", "ambiguity"})
+
+
+def abstention_info(run: Run) -> dict[str, Any]:
+    """The run's own abstention decision: ``score``, ``rule`` ("tau" or "coverage"), ``tau``,
+    ``coverage_target``, ``decided``, ``abstained``, ``rate`` and ``note``.
+
+    From summary.json ``results.abstention``; runs written before it are read from the older
+    fields (their score was SUA unless ``config.abstain_on`` says otherwise). ``recorded``
+    tells which.
+    """
+    block = run.results.get("abstention")
+    if isinstance(block, dict) and block.get("score"):
+        return {**block, "recorded": True}
+    res = run.results
+    config = run.summary.get("config") or {}
+    coverage = finite(config.get("coverage"))
+    return {
+        "score": str(config.get("abstain_on") or "sua"),
+        "rule": "coverage" if coverage is not None else "tau",
+        "tau": finite(res.get("tau")) if "tau" in res else 0.0,
+        "coverage_target": coverage,
+        "decided": res.get("items_scored", len(run.scored)),
+        "abstained": res.get("abstained"),
+        "rate": finite(res.get("abstention_rate")),
+        "note": None,
+        "recorded": False,
+    }
+
+
+def item_score(row: dict[str, Any], name: str) -> float | None:
+    """One item's value of score ``name`` from its results.jsonl row (``None`` when absent).
+
+    ``s_<kind>`` is read from ``sensitivity_by_kind``; an item with no variant of that kind
+    shows no sensitivity to it (0), as the run's own decision treats it.
+    """
+    if name in row:
+        return finite(row.get(name))
+    if name.startswith("s_") and isinstance(row.get("sensitivity_by_kind"), dict):
+        return finite(row["sensitivity_by_kind"].get(name[2:], 0.0))
+    return None
+
+
+def ranking(run: Run) -> tuple[str, str | None]:
+    """The score the item list is ranked by, and why when it is not the abstention score.
+
+    The run's abstention score when its rows carry it; a fitted score (``combined``,
+    ``entropy_temp``) is not stored per item, so then: abstained items first, then by S.
+    """
+    score = str(abstention_info(run)["score"])
+    if any(item_score(row, score) is not None for row in run.scored):
+        return score, None
+    return "sensitivity", (
+        f"results.jsonl holds no per-item {score} (it is fitted at run time), so the items the "
+        "run abstained on come first, then the others by sensitivity S"
+    )
+
+
 def worst_items(run: Run, n: int = 10) -> list[dict[str, Any]]:
-    """The ``n`` scored items with the highest SUA (unstable yet confident first)."""
-    rows = [row for row in run.scored if finite(row.get("sua")) is not None]
-    rows.sort(key=lambda row: (-float(row["sua"]), str(row["id"])))
-    return rows[:n]
+    """The ``n`` scored items that the run's abstention score ranks as most suspicious.
+
+    Ranked by :func:`ranking` (highest first, ties by id); items without the score come last.
+    """
+    score, fallback = ranking(run)
+
+    def key(row: dict[str, Any]) -> tuple[Any, ...]:
+        value = item_score(row, score)
+        first = 0 if fallback is None or row.get("abstain") is True else 1
+        return (first, value is None, -(value or 0.0), str(row["id"]))
+
+    return sorted(run.scored, key=key)[:n]
+
+
+def _same_answer(a: Any, b: Any) -> bool:
+    return " ".join(str(a).split()).casefold() == " ".join(str(b).split()).casefold()
+
+
+def first_flip(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The first variant whose answer differs from the clean one.
+
+    From ``flipped_variants`` (indices into ``variants``; an empty list: none flipped); rows
+    without it (or with only indices out of range): the first meaning-preserving variant whose
+    answer text differs.
+    """
+    variants = [v for v in row.get("variants") or [] if isinstance(v, dict)]
+    recorded = row.get("flipped_variants")
+    for index in recorded if isinstance(recorded, list) else []:
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(variants):
+            return variants[index]
+    if isinstance(recorded, list) and not recorded:
+        return None  # the run says no variant flipped (QA compares answer clusters, not text)
+    return next(
+        (
+            v
+            for v in variants
+            if v.get("kind") not in _NOT_MEANING_PRESERVING
+            and v.get("prediction") is not None
+            and not _same_answer(v.get("prediction"), row.get("prediction"))
+        ),
+        None,
+    )
+
+
+def confident_flips(run: Run) -> dict[str, Any] | None:
+    """The confident-flip set: the run's counts and rule, plus ``items`` (the flagged rows,
+    most confident first). ``None`` when the run recorded neither the counts nor the flags.
+    """
+    block = run.results.get("confident_flips")
+    flagged = [row for row in run.scored if row.get("confident_flip") is True]
+    if not isinstance(block, dict):
+        if not any("confident_flip" in row for row in run.items):
+            return None
+        n = len(run.scored)
+        threshold = (run.summary.get("config") or {}).get("confident_threshold")
+        block = {
+            "rule": None,
+            "threshold": threshold,
+            "n": n,
+            "n_confident_flips": len(flagged),
+            "rate": len(flagged) / n if n else None,
+        }
+    items = sorted(flagged, key=lambda r: (-(finite(r.get("confidence")) or 0.0), str(r["id"])))
+    out = {**block, "items": items}
+    if block.get("n_confident_flips") != len(items):
+        # The rows are the per-item record; a summary that disagrees (an edited file) yields.
+        n = block.get("n") or len(run.scored)
+        out.update(n=n, n_confident_flips=len(items), rate=len(items) / n if n else None)
+    return out
+
+
+def diagnostics(run: Run) -> dict[str, Any] | None:
+    """Mean S, mean H, S/H, Spearman(SUA, −H) and the warning, as the run recorded them.
+
+    Runs written before summary.json had ``results.diagnostics`` get them computed here from
+    results.jsonl by the same function (``source`` says which). ``None``: no scored item.
+    """
+    block = run.results.get("diagnostics")
+    if isinstance(block, dict):
+        return {**block, "source": "run"}
+    rows = [
+        (finite(r.get("sensitivity")), finite(r.get("entropy")), finite(r.get("sua")))
+        for r in run.scored
+    ]
+    rows = [(s, h, u) for s, h, u in rows if s is not None and h is not None]
+    if not rows:
+        return None
+    from sua_audit.scoring.table import diagnostics as compute
+
+    nan = float("nan")
+    out = compute(
+        [s for s, _, _ in rows],
+        [h for _, h, _ in rows],
+        [nan if u is None else u for _, _, u in rows],
+        lam=run.lam,
+    )
+    return {**out, "source": "computed by the report from results.jsonl"}
+
+
+def _estimate_node(node: Any) -> dict[str, Any]:
+    value, ci = estimate(node)
+    reason = node.get("reason") if isinstance(node, dict) and value is None else None
+    return {"value": value, "ci": list(ci) if ci else None, "reason": reason}
+
+
+def score_rows(run: Run) -> list[dict[str, Any]]:
+    """One row per evaluated score: perturbation scores, then baselines.
+
+    Each row: ``score``, ``kind`` ("perturbation" or "baseline"), ``auroc`` per failure
+    label (``clean``, ``worst_case``), for perturbation scores the paired differences
+    ``minus_best_baseline`` and ``minus_entropy`` per label ({value, ci, reason} each),
+    ``winner`` (the labels it wins) and ``reason`` (why it is unavailable, when it is).
+    Empty when the run is not evaluated.
+    """
+    ev = run.evaluation
+    if not isinstance(ev, dict):
+        return []
+    metrics = ev.get("metrics") if isinstance(ev.get("metrics"), dict) else {}
+    clean = metrics.get("clean") if isinstance(metrics.get("clean"), dict) else {}
+    pert = [str(x) for x in ev.get("perturbation_scores") or []]
+    base = [str(x) for x in ev.get("baselines") or []]
+    if not pert and not base:
+        known = [str(x) for x in ev.get("scores") or clean]
+        base = [x for x in known if x in _BASELINES]
+        pert = [x for x in known if x not in _BASELINES]
+    order = list(dict.fromkeys([*pert, *base, *(str(x) for x in ev.get("scores") or [])]))
+    labels = ("clean", "worst_case")
+    rows = []
+    for name in order:
+        is_base = name in base
+        row: dict[str, Any] = {
+            "score": name,
+            "kind": "baseline" if is_base else "perturbation",
+            "auroc": {},
+            "winner": [],
+        }
+        reasons: list[str] = []
+        for label in labels:
+            per = metrics.get(label) if isinstance(metrics.get(label), dict) else {}
+            node = (per.get(name) or {}).get("auroc") if isinstance(per.get(name), dict) else None
+            if node is None and name not in per:
+                node = {"value": None, "ci": None, "reason": "not evaluated for this label"}
+            row["auroc"][label] = est = _estimate_node(node)
+            if est["value"] is None and est["reason"] and est["reason"] not in reasons:
+                reasons.append(str(est["reason"]))
+            comparison = eval_node(run, "comparison", label)
+            if not isinstance(comparison, dict):
+                continue
+            if comparison.get("winner") == name:
+                row["winner"].append(label)
+            if is_base:
+                continue
+            versus = (comparison.get("versus") or {}).get(name)
+            if not isinstance(versus, dict) and name == "sua":
+                # Evaluations before the paired comparisons of every score: SUA's alone.
+                versus = {"minus_best_baseline": comparison.get("sua_minus_best_baseline")}
+            versus = versus if isinstance(versus, dict) else {}
+            for key in ("minus_best_baseline", "minus_entropy"):
+                row.setdefault(key, {})[label] = _estimate_node(versus.get(key))
+        row["reason"] = "; ".join(reasons) or None
+        rows.append(row)
+    return rows
 
 
 def risk_coverage(run: Run) -> dict[str, list[tuple[float, float]]]:
@@ -363,12 +582,41 @@ METRICS: dict[str, Metric] = {
         Metric(
             "selective_accuracy", "selective accuracy", True, False, "accuracy on answered items"
         ),
-        Metric("abstention_rate", "abstention rate", False, False, "share of items with SUA > τ"),
+        Metric(
+            "abstention_rate",
+            "abstention rate",
+            False,
+            False,
+            "share of scored items the run's abstention rule abstained on (its score and τ "
+            "are in summary.json results.abstention)",
+        ),
+        Metric(
+            "confident_flip_rate",
+            "confident flips",
+            False,
+            False,
+            "share of scored items answered confidently whose answer changes under a "
+            "meaning-preserving variant (the rule is in summary.json results.confident_flips)",
+        ),
         Metric("mean_sua_pos", "mean [SUA]₊", False, False, "mean of max(0, SUA)"),
         Metric("mean_sua", "mean SUA", False, False, "mean SUA = S − λH"),
+        Metric(
+            "mean_sua_norm",
+            "mean SUA (normalised)",
+            False,
+            False,
+            "mean sua_norm = N(S) − λN(H), S and H normalised within the run",
+        ),
         Metric("mean_sensitivity", "mean S", False, False, "mean sensitivity"),
         Metric("mean_entropy", "mean H", False, False, "mean predictive entropy (nats)"),
         Metric("mean_flip_rate", "flip rate", False, False, "mean share of flipped variants"),
+        Metric(
+            "spearman_sua_neg_entropy",
+            "Spearman(SUA, −H)",
+            False,
+            False,
+            "rank correlation of SUA with −H; above 0.95 SUA ranks items like negative entropy",
+        ),
         Metric(
             "collapse_rate",
             "collapse rate",
@@ -391,6 +639,20 @@ METRICS: dict[str, Metric] = {
             True,
             True,
             "AUROC of SUA for worst-case failures (evaluation)",
+        ),
+        Metric(
+            "sua_norm_auroc",
+            "sua_norm AUROC",
+            True,
+            True,
+            "AUROC of the normalised SUA for clean failures (evaluation)",
+        ),
+        Metric(
+            "combined_auroc",
+            "combined AUROC",
+            True,
+            True,
+            "AUROC of the fitted combined detector for clean failures (evaluation)",
         ),
         Metric(
             "best_baseline_auroc",
@@ -416,6 +678,10 @@ METRICS: dict[str, Metric] = {
         ),
     )
 }
+
+
+#: The note of a metric that a run written before it existed does not have.
+NOT_RECORDED = "not recorded by this run"
 
 
 @dataclass(frozen=True)
@@ -455,11 +721,26 @@ def read_metric(run: Run, name: str) -> Reading:
     if name in ("selective_accuracy", "abstention_rate"):
         value = finite(res.get(name))
         return Reading(value, note=None if value is not None else "undefined on this run")
+    if name == "confident_flip_rate":
+        value = finite(res.get("confident_flip_rate"))
+        if value is None:
+            flips = confident_flips(run)
+            if flips is None:
+                return Reading(None, note=NOT_RECORDED)
+            value = finite(flips.get("rate"))
+        return Reading(value, note=None if value is not None else "no scored items")
+    if name == "spearman_sua_neg_entropy":
+        diag = diagnostics(run)
+        value = finite((diag or {}).get("spearman_sua_neg_entropy"))
+        note = "no scored items" if diag is None else "undefined (under 3 items or a constant)"
+        return Reading(value, note=None if value is not None else note)
     if name.startswith("mean_"):
         key = {"mean_sensitivity": "sensitivity", "mean_entropy": "entropy"}.get(
             name, name.removeprefix("mean_")
         )
         value = mean_score(run, key)
+        if value is None and key not in (res.get("mean_scores") or {}):
+            return Reading(None, note=NOT_RECORDED)
         return Reading(value, note=None if value is not None else "no scored items")
     if name == "collapse_rate":
         value = collapse_rate(run)
@@ -474,6 +755,11 @@ def read_metric(run: Run, name: str) -> Reading:
         return Reading(cost_usd(run), note=None if cost_usd(run) is not None else "not recorded")
     if name == "sua_auroc":
         return _eval_reading(run, "metrics", "clean", "sua", "auroc")
+    if name in ("sua_norm_auroc", "combined_auroc"):
+        score = name.removesuffix("_auroc")
+        if run.evaluation is not None and eval_node(run, "metrics", "clean", score) is None:
+            return Reading(None, note=f"{score} is not in this run's evaluation (an older one?)")
+        return _eval_reading(run, "metrics", "clean", score, "auroc")
     if name == "sua_auroc_worst_case":
         return _eval_reading(run, "metrics", "worst_case", "sua", "auroc")
     if name == "best_baseline_auroc":

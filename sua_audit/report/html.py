@@ -17,13 +17,22 @@ from sua_audit import __version__
 from sua_audit.report import _data as d
 from sua_audit.report import svg
 from sua_audit.report._text import (
+    abstention_note,
     abstention_sentence,
     answer_text,
+    ci_side,
+    diagnostics_sentence,
     disagreements,
+    flips_sentence,
     fmt,
+    fmt_estimate,
     fmt_reading,
     guarantee_sentence,
+    rule_text,
 )
+
+#: Confident flips listed in full on the page (the most confident first).
+MAX_FLIPS = 25
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2327;
@@ -48,6 +57,11 @@ svg .label{fill:#333} svg .note{fill:#D55E00;font-size:10px}
  overflow-wrap:anywhere} .variant{margin-bottom:6px}
 .ok{color:#0a7a3a} .bad{color:#b3261e} .muted{color:#777}
 .pass{color:#0a7a3a;font-weight:600} .fail{color:#b3261e;font-weight:600}
+.callout{border-left:4px solid #b3261e;background:#fdf1f0;padding:8px 12px;margin:8px 0}
+.callout.info{border-left-color:#8a6d00;background:#fdf8e6}
+.flip .pair .variant{margin-bottom:0} .badge{font-size:11px;border-radius:3px;padding:0 4px;
+ background:#eef1f4;color:#333} .badge.win{background:#0a7a3a;color:#fff}
+tr.unavailable td{color:#777}
 """
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -134,6 +148,7 @@ def _headline(run: d.Run) -> Markup:
         "robust_accuracy",
         "abstention_rate",
         "selective_accuracy",
+        "confident_flip_rate",
         "mean_sua_pos",
         "sua_auroc",
         "ece",
@@ -162,8 +177,180 @@ def _headline(run: d.Run) -> Markup:
 
 
 def _abstention(run: d.Run) -> Markup:
-    return Markup('<h2>Abstention</h2><p id="decision">{}</p><p id="guarantee">{}</p>').format(
-        abstention_sentence(run), guarantee_sentence(run)
+    """The run's rule (its own score and τ), its note, and the calibrated rule with its note."""
+    note = abstention_note(run)
+    return Markup('<h2>Abstention</h2><p id="decision">{}</p>{}<p id="guarantee">{}</p>').format(
+        abstention_sentence(run),
+        Markup('<p class="callout info" id="decision-note">{}</p>').format(note) if note else "",
+        guarantee_sentence(run),
+    )
+
+
+def _flip_item(row: dict[str, Any]) -> Markup:
+    variants = row.get("variants") or []
+    clean = next((v for v in variants if isinstance(v, dict) and v.get("kind") == "clean"), None)
+    flip = d.first_flip(row)
+    original = Markup(
+        '<div class="original"><b>original</b>\n{}\n\n<b>answer</b> ({}): {} · confidence {}</div>'
+    ).format(
+        (clean or row).get("text") or row.get("input") or "",
+        _correct(row.get("correct")),
+        _answer(row),
+        fmt(d.finite(row.get("confidence"))),
+    )
+    if flip is None:
+        variant = Markup('<div class="variant muted">the flipping variant was not recorded</div>')
+    else:
+        variant = Markup(
+            '<div class="variant"><b>{}</b> <span class="muted">{}</span>\n{}\n\n'
+            "<b>answer</b> ({}): {}</div>"
+        ).format(
+            flip.get("kind"),
+            flip.get("detail") or "",
+            flip.get("text") or "",
+            _correct(flip.get("correct")),
+            _answer(flip),
+        )
+    n_flipped = len(row.get("flipped_variants") or [])
+    return Markup(
+        '<div class="item flip" id="flip-{}"><h3>{} · {} · {} of {} variants flip the answer</h3>'
+        '<div class="pair">{}{}</div></div>'
+    ).format(
+        row.get("id"),
+        row.get("id"),
+        row.get("task"),
+        n_flipped or "some",
+        len([v for v in variants if isinstance(v, dict) and v.get("kind") != "clean"]),
+        original,
+        variant,
+    )
+
+
+def _confident_flips(run: d.Run, limit: int = MAX_FLIPS) -> Markup:
+    flips = d.confident_flips(run)
+    if flips is None:
+        return Markup(
+            '<h2>Confident flips</h2><p class="muted" id="flips-summary">Not recorded by this '
+            "run (it was written before confident flips were counted).</p>"
+        )
+    rows = flips["items"]
+    shown = rows[:limit]
+    more = (
+        Markup('<p class="muted">Showing the {} most confident of {}.</p>').format(
+            len(shown), len(rows)
+        )
+        if len(rows) > len(shown)
+        else ""
+    )
+    return Markup(
+        '<h2>Confident flips</h2><p id="flips-summary">{}</p>{}<div id="flips">{}</div>'
+    ).format(flips_sentence(flips), more, _join(_flip_item(row) for row in shown))
+
+
+def _diagnostics(run: d.Run) -> Markup:
+    diag = d.diagnostics(run)
+    if diag is None:
+        return Markup(
+            '<h2>What SUA measures on this run</h2><p class="muted" id="diagnostics">No scored '
+            "items: no diagnostics.</p>"
+        )
+    rows = [
+        ["items", diag.get("n")],
+        ["mean S (sensitivity, nats)", fmt(d.finite(diag.get("mean_sensitivity")), 4)],
+        ["mean H (entropy, nats)", fmt(d.finite(diag.get("mean_entropy")), 4)],
+        ["mean S / mean H", fmt(d.finite(diag.get("ratio_s_to_h")), 4)],
+        ["λ", fmt(d.finite(diag.get("lambda")))],
+        ["Spearman(SUA, −H)", fmt(d.finite(diag.get("spearman_sua_neg_entropy")))],
+    ]
+    source = (
+        ""
+        if diag.get("source") == "run"
+        else Markup('<p class="muted">{} (this run did not record them).</p>').format(
+            str(diag.get("source")).capitalize()
+        )
+    )
+    warning = diag.get("warning")
+    return Markup(
+        '<h2>What SUA measures on this run</h2><div id="diagnostics">{}<p>{}</p>{}{}</div>'
+    ).format(
+        _table(["quantity", "value"], rows, cls="diagnostics"),
+        diagnostics_sentence(diag),
+        Markup('<p class="callout" id="sua-warning"><b>Warning:</b> {}</p>').format(warning)
+        if warning
+        else "",
+        source,
+    )
+
+
+def _scores_overview(run: d.Run) -> Markup:
+    rows = d.score_rows(run)
+    if not rows:
+        return Markup("")
+    body = []
+    for row in rows:
+        name = Markup("{}{}").format(
+            row["score"],
+            _join(
+                Markup(' <span class="badge win">winner ({})</span>').format(
+                    "clean" if label == "clean" else "worst case"
+                )
+                for label in row["winner"]
+            ),
+        )
+        cells: list[Any] = [name, row["kind"]]
+        for label in ("clean", "worst_case"):
+            cells.append(fmt_estimate(row["auroc"].get(label)))
+            for key in ("minus_best_baseline", "minus_entropy"):
+                node = (row.get(key) or {}).get(label)
+                if row["kind"] == "baseline" or node is None:
+                    cells.append(Markup('<span class="muted">·</span>'))
+                    continue
+                side = ci_side(node)
+                text = fmt_estimate(node, signed=True)
+                cells.append(
+                    Markup('<span class="{}">{}</span>').format(
+                        {"above": "ok", "below": "bad"}.get(side or "", ""), text
+                    )
+                    if side
+                    else text
+                )
+        cells.append(Markup('<span class="muted">{}</span>').format(row["reason"] or ""))
+        cls = (
+            ' class="unavailable"'
+            if row["reason"] and all(v.get("value") is None for v in row["auroc"].values())
+            else ""
+        )
+        body.append(
+            Markup("<tr{}>{}</tr>").format(
+                Markup(cls), _join(Markup("<td>{}</td>").format(c) for c in cells)
+            )
+        )
+    header = [
+        "score",
+        "kind",
+        "AUROC clean",
+        "− best baseline",
+        "− entropy",
+        "AUROC worst case",
+        "− best baseline",
+        "− entropy",
+        "why unavailable",
+    ]
+    best = {
+        label: d.eval_node(run, "comparison", label, "best_baseline")
+        for label in ("clean", "worst_case")
+    }
+    return Markup(
+        '<h3>Every score</h3><p class="meta">AUROC for clean and worst-case failures with 95% '
+        "CIs; for perturbation scores the paired bootstrap difference in AUROC against the best "
+        "baseline (clean: {}, worst case: {}) and against entropy. Green: the CI lies above 0; "
+        "red: below.</p>"
+        '<table class="scores-all"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>'
+    ).format(
+        best["clean"] or "—",
+        best["worst_case"] or "—",
+        _join(Markup("<th>{}</th>").format(h) for h in header),
+        _join(body),
     )
 
 
@@ -172,15 +359,17 @@ def _scores_table(run: d.Run) -> Markup:
         return Markup('<h2>Failure prediction</h2><p class="muted">Not evaluated: {}</p>').format(
             run.evaluation_note or "no evaluation"
         )
-    parts = [Markup("<h2>Failure prediction</h2>")]
+    parts = [Markup("<h2>Failure prediction</h2>"), _scores_overview(run)]
     labels = run.evaluation.get("failure_labels") or {}
+    order = [row["score"] for row in d.score_rows(run)]
     for view in ("clean", "worst_case"):
         metrics = d.eval_node(run, "metrics", view)
         if not isinstance(metrics, dict) or not metrics:
             continue
         counts = labels.get(view) or {}
         rows = []
-        for score, node in metrics.items():
+        for score in [*[s for s in order if s in metrics], *[s for s in metrics if s not in order]]:
+            node = metrics[score]
             row: list[Any] = [score]
             for key in ("auroc", "auprc", "prr", "aurc", "selective_accuracy_at_80"):
                 value, ci = d.estimate((node or {}).get(key))
@@ -195,39 +384,56 @@ def _scores_table(run: d.Run) -> Markup:
                 counts.get("n", "—"),
             )
         )
-        parts.append(
-            _table(
-                ["score", "AUROC", "AUPRC", "PRR", "AURC", "sel. acc. @80%"],
-                rows,
-                cls=f"scores-{view}",
-            )
-        )
         if comparison:
             parts.append(
                 Markup("<p>SUA − best baseline ({}) AUROC: {}{} · winner: <b>{}</b></p>").format(
-                    comparison.get("best_baseline"),
+                    comparison.get("best_baseline") or "none",
                     fmt(diff[0]),
                     f" [{fmt(diff[1][0])}, {fmt(diff[1][1])}]" if diff[1] else "",
-                    comparison.get("winner"),
+                    comparison.get("winner") or "none (AUROC undefined)",
                 )
             )
+        parts.append(
+            Markup(
+                "<details><summary>AUROC, AUPRC, PRR, AURC and selective accuracy at 80% "
+                "coverage per score</summary>{}</details>"
+            ).format(
+                _table(
+                    ["score", "AUROC", "AUPRC", "PRR", "AURC", "sel. acc. @80%"],
+                    rows,
+                    cls=f"scores-{view}",
+                )
+            )
+        )
     lam = run.evaluation.get("lambda") or {}
     split = run.evaluation.get("split") or {}
     parts.append(
         Markup(
             '<p class="meta">on the test split of {} items (calibration {}, validation {}) · '
-            "λ = {} ({}) · correctness: {} · {} bootstrap resamples, seed {}</p>"
+            "λ = {} ({}) · S and H normalised for sua_norm by {} · correctness: {} · {} "
+            "bootstrap resamples, seed {}</p>"
         ).format(
             split.get("n_test", run.evaluation.get("n_items", "—")),
             split.get("n_calibration", 0),
             split.get("n_validation", 0),
             fmt(d.finite(lam.get("value"))),
             lam.get("mode", "—"),
+            run.evaluation.get("normalize") or run.results.get("normalize") or "—",
             run.evaluation.get("correctness_rule", "—"),
             run.evaluation.get("bootstrap", "—"),
             run.evaluation.get("seed", "—"),
         )
     )
+    combined = run.evaluation.get("combined")
+    if isinstance(combined, dict):
+        parts.append(
+            Markup('<p class="meta">combined: {} on {} ({}){}</p>').format(
+                combined.get("model") or "fitted detector",
+                ", ".join(str(f) for f in combined.get("features") or []) or "—",
+                f"fitted on {combined.get('fitted_on', '—')}",
+                Markup(" · <b>{}</b>").format(combined["reason"]) if combined.get("reason") else "",
+            )
+        )
     return _join(parts)
 
 
@@ -242,7 +448,15 @@ def _plots(run: d.Run) -> Markup:
         points.append((max(h, 0.0), max(s, 0.0), cls))
     by_kind = run.results.get("mean_sensitivity_by_kind") or {}
     kinds = [(str(k), float(v)) for k, v in by_kind.items() if d.finite(v) is not None]
-    sua_values = [float(row["sua"]) for row in items if d.finite(row.get("sua")) is not None]
+    info = d.abstention_info(run)
+    score = str(info["score"])
+    tau = d.finite(info.get("tau"))
+    # The S–H line is the run's rule only when it abstained on SUA itself.
+    on_sua = score == "sua" or (score == "sua_pos" and (tau or 0.0) >= 0)
+    values = [v for v in (d.item_score(row, score) for row in items) if v is not None]
+    hist_score, hist_tau = (score, tau) if values else ("sua", tau if on_sua else None)
+    if not values:
+        values = [float(row["sua"]) for row in items if d.finite(row.get("sua")) is not None]
     plots = [
         svg.lines(
             d.risk_coverage(run),
@@ -257,9 +471,10 @@ def _plots(run: d.Run) -> Markup:
         svg.scatter_sh(
             points,
             lam=run.lam,
-            tau=run.tau,
+            tau=(tau or 0.0) if on_sua else 0.0,
+            is_rule=on_sua,
             plot_id="plot-s-vs-h",
-            title=f"S against H, line SUA = τ (λ = {fmt(run.lam)})",
+            title=f"S against H, line SUA = {'τ' if on_sua else '0'} (λ = {fmt(run.lam)})",
         ),
         svg.bars(
             kinds,
@@ -269,11 +484,12 @@ def _plots(run: d.Run) -> Markup:
             y_label="mean S",
         ),
         svg.histogram(
-            sua_values,
-            marker=run.tau,
+            values,
+            marker=hist_tau,
             plot_id="plot-sua-histogram",
-            title="SUA per item",
-            x_label="SUA = S − λH",
+            title=f"{hist_score} per item"
+            + (", τ of the abstention rule" if hist_tau is not None else ""),
+            x_label="SUA = S − λH" if hist_score == "sua" else hist_score,
         ),
     ]
     return Markup('<h2>Plots</h2><div class="plots" id="plots">{}</div>').format(
@@ -285,15 +501,18 @@ def _answer(row: dict[str, Any]) -> Any:
     return row.get("prediction") if row.get("prediction") is not None else "—"
 
 
-def _item(row: dict[str, Any]) -> Markup:
-    variants = row.get("variants") or []
+def _item(row: dict[str, Any], score: str = "sua") -> Markup:
+    variants = [v for v in row.get("variants") or [] if isinstance(v, dict)]
     clean = next((v for v in variants if v.get("kind") == "clean"), None)
     original = Markup(
-        '<div class="original"><b>original</b>\n{}\n\n<b>answer</b> ({}): {}</div>'
+        '<div class="original"><b>original</b>\n{}\n\n<b>answer</b> ({}): {}{}</div>'
     ).format(
         (clean or row).get("text") or row.get("input") or "",
         _correct(row.get("correct")),
         _answer(row),
+        Markup(" · confidence {}").format(fmt(d.finite(row.get("confidence"))))
+        if d.finite(row.get("confidence")) is not None
+        else "",
     )
     perturbed = [
         Markup(
@@ -311,27 +530,51 @@ def _item(row: dict[str, Any]) -> Markup:
         if v.get("kind") != "clean"
     ] or [Markup('<div class="muted">no variants</div>')]
     gold = row.get("gold")
+    by_score = (
+        "" if score == "sua" else Markup("{} {} · ").format(score, fmt(d.item_score(row, score)))
+    )
+    decision = {True: "abstains", False: "answers"}.get(row.get("abstain"), "no decision")
+    flag = Markup(' <span class="badge">confident flip</span>') if row.get("confident_flip") else ""
     return Markup(
-        '<div class="item" id="item-{}"><h3>{} · {} · SUA {} (S {}, H {}) · {}</h3>'
+        '<div class="item" id="item-{}"><h3>{} · {} · {}SUA {} (S {}, H {}) · {}{}</h3>'
         '<p class="meta">gold: {}</p><div class="pair">{}<div class="variants">{}</div></div></div>'
     ).format(
         row.get("id"),
         row.get("id"),
         row.get("task"),
+        by_score,
         fmt(d.finite(row.get("sua"))),
         fmt(d.finite(row.get("sensitivity"))),
         fmt(d.finite(row.get("entropy"))),
-        "abstains" if row.get("abstain") else "answers",
+        decision,
+        flag,
         ", ".join(str(g) for g in gold) if isinstance(gold, list) else (gold or "—"),
         original,
         _join(perturbed),
     )
 
 
-def _worst(run: d.Run, n: int) -> Markup:
+def _ranked(run: d.Run, n: int) -> Markup:
+    """Items ranked by the run's own abstention score (which one is said)."""
     rows = d.worst_items(run, n)
-    return Markup('<h2>Worst items (highest SUA)</h2><div id="worst">{}</div>').format(
-        _join(_item(row) for row in rows) if rows else Markup('<p class="muted">none</p>')
+    score, fallback = d.ranking(run)
+    heading = (
+        f"Items ranked by the run's abstention score ({score}, highest first)"
+        if fallback is None
+        else "Items ranked by the run's decision, then by sensitivity S"
+    )
+    explain = (
+        Markup('<p class="meta">{}.</p>').format(fallback)
+        if fallback
+        else Markup(
+            '<p class="meta">The first {} items the run\'s rule ({}) would abstain on; each '
+            "shows the original input and its variants side by side.</p>"
+        ).format(len(rows), d.abstention_info(run).get("score"))
+    )
+    return Markup('<h2>{}</h2>{}<div id="ranked">{}</div>').format(
+        heading,
+        explain,
+        _join(_item(row, score) for row in rows) if rows else Markup('<p class="muted">none</p>'),
     )
 
 
@@ -347,10 +590,12 @@ def render_report_html(run: d.Run, *, worst: int = 10) -> str:
         [
             _header(run),
             _headline(run),
+            _confident_flips(run),
+            _diagnostics(run),
             _abstention(run),
             _scores_table(run),
             _plots(run),
-            _worst(run, worst),
+            _ranked(run, worst),
             _config(run),
         ]
     )
@@ -360,10 +605,13 @@ def render_report_html(run: d.Run, *, worst: int = 10) -> str:
 COMPARE_METRICS = (
     "accuracy",
     "robust_accuracy",
+    "confident_flip_rate",
+    "spearman_sua_neg_entropy",
     "mean_sua_pos",
     "collapse_rate",
     "sua_auroc",
     "sua_auroc_worst_case",
+    "sua_norm_auroc",
     "best_baseline_auroc",
     "ece",
     "abstention_rate",
@@ -390,7 +638,7 @@ def render_compare_html(runs: list[d.Run], *, max_items: int = 30) -> str:
     for label, key in (("model calls", "model_calls"), ("cache hits", "cache_hits")):
         rows.append([label, *[r.summary.get(key) for r in runs]])
     runs_table = _table(
-        ["run", "model", "temperature", "samples", "λ", "τ", "folder"],
+        ["run", "model", "temperature", "samples", "λ", "abstention rule", "folder"],
         [
             [
                 r.run_id,
@@ -398,7 +646,7 @@ def render_compare_html(runs: list[d.Run], *, max_items: int = 30) -> str:
                 (r.summary.get("config") or {}).get("temperature"),
                 (r.summary.get("config") or {}).get("samples"),
                 r.lam,
-                r.tau,
+                rule_text(d.abstention_info(r)),
                 str(r.path),
             ]
             for r in runs

@@ -245,8 +245,13 @@ def scatter_sh(
     tau: float,
     plot_id: str,
     title: str,
+    is_rule: bool = True,
 ) -> str:
-    """S against H, coloured by correctness, with the line SUA = τ (S = λH + τ)."""
+    """S against H, coloured by correctness, with the line SUA = τ (S = λH + τ).
+
+    ``is_rule``: the line is the run's abstention rule (items above it abstain); otherwise it
+    is drawn as a reference only (the run abstained on another score).
+    """
     if not points:
         return empty(plot_id, title, "no scored items")
     h_max = max(max(h for h, _, _ in points), 0.05) * 1.08
@@ -278,8 +283,10 @@ def scatter_sh(
     frame.parts.append(
         f'<line x1="{legend_x}" x2="{legend_x + 14}" y1="{TOP + 2}" y2="{TOP + 2}" '
         f'stroke="{PALETTE[1]}" stroke-width="1.5" stroke-dasharray="4 3"/>'
-        f'<text x="{legend_x + 18}" y="{TOP + 6}">SUA = τ = {_fmt(tau)}</text>'
-        f'<text x="{legend_x + 18}" y="{TOP + 18}" class="note">above: abstain</text>'
+        f'<text x="{legend_x + 18}" y="{TOP + 6}">SUA = {"τ = " if is_rule else ""}'
+        f"{_fmt(tau)}</text>"
+        f'<text x="{legend_x + 18}" y="{TOP + 18}" class="note">'
+        f"{'above: abstain' if is_rule else 'reference only'}</text>"
     )
     present = [c for c in ("correct", "wrong", "unknown") if any(p[2] == c for p in points)]
     for i, cls in enumerate(present):
@@ -292,12 +299,18 @@ def scatter_sh(
 
 
 def histogram(
-    values: Sequence[float], *, marker: float, plot_id: str, title: str, x_label: str
+    values: Sequence[float],
+    *,
+    marker: float | None,
+    plot_id: str,
+    title: str,
+    x_label: str,
 ) -> str:
-    """Histogram with a vertical marker (the SUA histogram with τ)."""
+    """Histogram with a vertical marker (a score's histogram with τ); no marker when ``None``."""
     if not values:
         return empty(plot_id, title, "no scored items")
-    lo, hi = min(min(values), marker), max(max(values), marker)
+    marks = [] if marker is None else [marker]
+    lo, hi = min([*values, *marks]), max([*values, *marks])
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
     n_bins = max(5, min(30, int(math.sqrt(len(values)) * 2)))
@@ -323,10 +336,11 @@ def histogram(
             f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 1):.1f}" '
             f'height="{frame.y(0) - y0:.1f}" fill="{PALETTE[0]}" class="bar"/>'
         )
-    xm = frame.x(marker)
-    frame.parts.append(
-        f'<line x1="{xm:.1f}" x2="{xm:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" '
-        f'stroke="{PALETTE[1]}" stroke-width="1.5" stroke-dasharray="6 4" class="tau-line"/>'
-        f'<text x="{xm + 4:.1f}" y="{TOP + 10}" class="note">τ = {_fmt(marker)}</text>'
-    )
+    if marker is not None:
+        xm = frame.x(marker)
+        frame.parts.append(
+            f'<line x1="{xm:.1f}" x2="{xm:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" '
+            f'stroke="{PALETTE[1]}" stroke-width="1.5" stroke-dasharray="6 4" class="tau-line"/>'
+            f'<text x="{xm + 4:.1f}" y="{TOP + 10}" class="note">τ = {_fmt(marker)}</text>'
+        )
     return frame.svg()

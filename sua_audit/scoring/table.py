@@ -160,6 +160,8 @@ def _times(ratio: float | None, lam: float) -> str:
     share = ratio / abs(lam)
     if share <= 0:
         return "0 times"
+    if 0.5 <= share < 1:
+        return f"{share:.2g} times"
     if share < 1:
         return f"1/{1 / share:.0f} of" if 1 / share < 1e6 else "a vanishing share of"
     return f"{share:.3g} times"

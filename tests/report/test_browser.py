@@ -56,11 +56,24 @@ def test_report_renders_in_chromium(chromium: str, real_runs: RealRuns, tmp_path
     assert 'class="plot empty"' not in page.dom  # every plot has data on a labelled run
     assert page.dom.count("<polyline") >= 3  # risk–coverage curves
     assert page.dom.count('class="point ') == 6  # one point per item in S against H
-    # Each worst item shows the original and its variants with their answers.
+    # The items are ranked by the run's abstention score (SUA by default), originals beside
+    # their variants and answers.
     rows = [json.loads(x) for x in (real_runs.warm / "results.jsonl").read_text().splitlines()]
-    worst = max(rows, key=lambda r: r["sua"])
+    summary = json.loads((real_runs.warm / "summary.json").read_text())
+    score = summary["results"]["abstention"]["score"]
+    worst = max(rows, key=lambda r: r[score])
+    assert f"abstention score ({score}, highest first)" in page.dom
     assert f'id="item-{worst["id"]}"' in page.dom
     assert page.dom.count('class="variant"') >= 2
+    # The confident flips (listed, or the sentence saying there are none) and the diagnostics.
+    flips = summary["results"]["confident_flips"]
+    assert 'id="flips-summary"' in page.dom and 'id="diagnostics"' in page.dom
+    listed = {r["id"] for r in rows if r.get("confident_flip")}
+    assert len(listed) == flips["n_confident_flips"]
+    for item_id in listed:
+        assert f'id="flip-{item_id}"' in page.dom
+    if not listed:
+        assert "No confident flips were found" in page.dom
 
     png = tmp_path / "report.png"
     shot = browser.screenshot(chromium, html, png)
@@ -82,6 +95,8 @@ def test_injected_script_stays_inert_and_visible(
         row["sua"] = 5.0  # keep every item among the worst shown
         for variant in row["variants"]:
             variant["prediction"] = f"answer {payload}"
+        # Every item a confident flip, so the payload is in that section too.
+        row.update(confident_flip=True, flipped_variants=[1], confidence=0.99)
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     html = tmp_path / "xss.html"
@@ -98,6 +113,8 @@ def test_injected_script_stays_inert_and_visible(
     # The literal text is on the page, escaped, in inputs and in answers.
     assert page.dom.count("&lt;script&gt;document.title='pwned'") >= 4
     assert "&lt;img src=x onerror=" in page.dom
+    flips = page.dom.split('id="flips"')[1].split("<h2>")[0]
+    assert 'id="flip-xss-1"' in flips and "answer &lt;script&gt;document.title=" in flips
 
     md = sua("report", str(run), "--format", "md", "--out", "-")
     assert md.returncode == 0, md.stderr
