@@ -12,10 +12,19 @@ A checklist is a TOML file (see ``audits/release.toml``)::
 
     [options]
     missing = "fail"              # a metric the run cannot provide: "fail" or "skip"
+    baseline_test = "significant" # [baseline] decision: "significant", "upper" or "point"
+    alpha = 0.05                  # level of the paired test
+    resamples = 2000              # paired bootstrap resamples
+    seed = 0                      # bootstrap seed (the gate is deterministic)
 
 Metric names are the keys of :data:`sua_audit.report.METRICS`. A failed gate is a result, not
 an exception: :func:`evaluate_gate` returns a :class:`GateOutcome`, the CLI turns it into exit
 code 1. A bad checklist raises :class:`~sua_audit.errors.ConfigError` (exit 2).
+
+Baseline checks on metrics with per-item values (accuracy, robust_accuracy, the mean scores,
+failure_rate, abstention_rate, confident_flip_rate) pair the two runs' items by ``id`` and test
+the change with a seeded paired bootstrap (:mod:`sua_audit.gate_stats`); the others compare
+point values.
 """
 
 from __future__ import annotations
@@ -27,12 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sua_audit import gate_stats
 from sua_audit.errors import ConfigError
+from sua_audit.gate_stats import ITEM_METRICS, NoPairs, PairedChange, Rule
 from sua_audit.report._data import METRICS, Run, read_metric
 
 _LIMIT_KEY = re.compile(r"^(min|max)_(\w+)$")
 _BASELINE_KEY = re.compile(r"^max_(drop|rise)_(\w+)$")
 _TABLES = ("limits", "baseline", "options")
+_OPTIONS = ("missing", "baseline_test", "alpha", "resamples", "seed")
+_MAX_RESAMPLES = 1_000_000
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -55,6 +68,10 @@ class Checklist:
     limits: tuple[Check, ...]
     baseline: tuple[Check, ...]
     missing: Literal["fail", "skip"] = "fail"
+    baseline_test: Rule = gate_stats.DEFAULT_RULE
+    alpha: float = gate_stats.DEFAULT_ALPHA
+    resamples: int = gate_stats.DEFAULT_RESAMPLES
+    seed: int = gate_stats.DEFAULT_SEED
 
     @property
     def metrics(self) -> set[str]:
@@ -73,6 +90,8 @@ class CheckResult:
     status: Status
     value: float | None
     message: str
+    paired: PairedChange | None = None
+    """Baseline checks decided by the paired test: its estimate, CI and counts."""
 
     @property
     def name(self) -> str:
@@ -156,14 +175,44 @@ def load_checklist(path: Path | str) -> Checklist:
         baseline.append(Check(key, match.group(2), f"max_{match.group(1)}", limit))  # type: ignore[arg-type]
     options = data.get("options", {})
     for key in options:
-        if key != "missing":
-            raise _problem(path, f"options.{key}", "unknown option. The only option is 'missing'.")
+        if key not in _OPTIONS:
+            raise _problem(
+                path, f"options.{key}", f"unknown option. Options: {', '.join(_OPTIONS)}."
+            )
     missing = options.get("missing", "fail")
     if missing not in ("fail", "skip"):
         raise _problem(path, "options.missing", f"must be 'fail' or 'skip', not {missing!r}.")
+    rule = options.get("baseline_test", gate_stats.DEFAULT_RULE)
+    if rule not in gate_stats.RULES:
+        raise _problem(
+            path,
+            "options.baseline_test",
+            f"must be {', '.join(repr(r) for r in gate_stats.RULES)}, not {rule!r}.",
+        )
+    alpha = options.get("alpha", gate_stats.DEFAULT_ALPHA)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 0.5:
+        raise _problem(
+            path, "options.alpha", f"must be a number above 0 and below 0.5, not {alpha!r}."
+        )
+    resamples = options.get("resamples", gate_stats.DEFAULT_RESAMPLES)
+    if (
+        isinstance(resamples, bool)
+        or not isinstance(resamples, int)
+        or not 100 <= resamples <= _MAX_RESAMPLES
+    ):
+        raise _problem(
+            path,
+            "options.resamples",
+            f"must be a whole number from 100 to {_MAX_RESAMPLES}, not {resamples!r}.",
+        )
+    seed = options.get("seed", gate_stats.DEFAULT_SEED)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise _problem(path, "options.seed", f"must be a whole number ≥ 0, not {seed!r}.")
     if not limits and not baseline:
         raise ConfigError(f"{path}: the checklist has no checks. Add [limits] or [baseline].")
-    return Checklist(path, tuple(limits), tuple(baseline), missing)
+    return Checklist(
+        path, tuple(limits), tuple(baseline), missing, rule, float(alpha), resamples, seed
+    )
 
 
 def _f(value: float) -> str:
@@ -199,23 +248,62 @@ def evaluate_gate(run: Run, checklist: Checklist, baseline: Run | None = None) -
                 CheckResult(check, "skip", None, f"{check.key}: no --baseline run given")
             )
             continue
-        now, before = read_metric(run, check.metric), read_metric(baseline, check.metric)
-        if now.value is None or before.value is None:
-            note = now.note if now.value is None else f"baseline: {before.note}"
-            outcome.results.append(_missing(check, checklist.missing, note))
-            continue
-        change = before.value - now.value if check.kind == "max_drop" else now.value - before.value
-        word = "drop" if check.kind == "max_drop" else "rise"
-        outcome.results.append(
-            CheckResult(
-                check,
-                "pass" if change <= check.limit + 1e-12 else "fail",
-                now.value,
-                f"{check.metric} vs baseline: {word} {_f(change)} ({_f(before.value)} → "
-                f"{_f(now.value)}), limit ≤ {_f(check.limit)}",
-            )
-        )
+        if checklist.baseline_test != "point" and check.metric in ITEM_METRICS:
+            outcome.results.append(_paired_check(run, baseline, check, checklist))
+        else:
+            outcome.results.append(_point_check(run, baseline, check, checklist))
     return outcome
+
+
+def _point_check(run: Run, baseline: Run, check: Check, checklist: Checklist) -> CheckResult:
+    """A baseline check on the two runs' point values."""
+    now, before = read_metric(run, check.metric), read_metric(baseline, check.metric)
+    if now.value is None or before.value is None:
+        note = now.note if now.value is None else f"baseline: {before.note}"
+        return _missing(check, checklist.missing, note)
+    change = before.value - now.value if check.kind == "max_drop" else now.value - before.value
+    word = "drop" if check.kind == "max_drop" else "rise"
+    message = (
+        f"{check.metric} vs baseline: {word} {_f(change)} ({_f(before.value)} → "
+        f"{_f(now.value)}), limit ≤ {_f(check.limit)}"
+    )
+    if checklist.baseline_test != "point":
+        why = (
+            "no per-item values"
+            if METRICS[check.metric].needs_evaluation or check.metric == "cost_usd"
+            else "no paired test for this metric"
+        )
+        message += f" ({why}: point comparison)"
+    return CheckResult(
+        check, "pass" if change <= check.limit + 1e-12 else "fail", now.value, message
+    )
+
+
+def _paired_check(run: Run, baseline: Run, check: Check, checklist: Checklist) -> CheckResult:
+    """A baseline check by the paired test on the items both runs share."""
+    try:
+        _, before, after = gate_stats.paired_values(baseline.items, run.items, check.metric)
+    except NoPairs as exc:
+        if exc.disjoint:
+            return CheckResult(check, "fail", None, f"{check.metric} vs baseline: {exc}")
+        return _missing(check, checklist.missing, str(exc))
+    change = gate_stats.paired_change(
+        before,
+        after,
+        "drop" if check.kind == "max_drop" else "rise",
+        alpha=checklist.alpha,
+        resamples=checklist.resamples,
+        seed=checklist.seed,
+        binary=ITEM_METRICS[check.metric].binary,
+    )
+    verdict = gate_stats.decide(change, check.limit, checklist.baseline_test)
+    return CheckResult(
+        check,
+        "fail" if verdict.fail else "pass",
+        change.after,
+        gate_stats.describe(check.metric, change, check.limit, verdict),
+        paired=change,
+    )
 
 
 def junit_xml(outcome: GateOutcome, *, suite: str = "sua-audit gate") -> str:

@@ -49,8 +49,11 @@ def report(
 ) -> None:
     """Render one run's audit report (HTML, Markdown or JSON).
 
-    Headline numbers, the abstention decision and its guarantee, plots, and the worst items
-    with original and perturbed inputs side by side.
+    Headline numbers; the confident flips (confident answers that change under a
+    meaning-preserving rewrite), each original beside its flipping variant; what SUA measures
+    on this run (mean S, mean H, Spearman(SUA, −H), with a warning when SUA ranks like −H);
+    the run's abstention rule and the calibrated guarantee; every score's AUROC against the
+    baselines; plots; and the items ranked by the run's abstention score.
 
     Reads summary.json, results.jsonl and evaluation.json (computed on the fly when absent).
     The HTML page has no scripts and no external files; it opens offline.
@@ -73,8 +76,8 @@ def compare(
 ) -> None:
     """Compare runs side by side on one dataset, and list the items where they disagree.
 
-    Accuracy, robust accuracy, mean [SUA]₊, collapse rate, AUROCs, abstention at the target
-    risk and cost.
+    Accuracy, robust accuracy, confident flips, Spearman(SUA, −H), mean [SUA]₊, collapse
+    rate, AUROCs, each run's abstention rule and abstention at the target risk, and cost.
 
     Runs over different datasets (dataset sha256 differs) are refused with exit code 2.
     """
@@ -104,13 +107,20 @@ def gate(
     ],
     baseline: Annotated[
         Path | None,
-        typer.Option(help="A run on the same dataset for the [baseline] regression limits."),
+        typer.Option(
+            help="A run on the same dataset for the checklist's baseline limits "
+            "(items paired by id; a paired test decides, see docs/ci.md)."
+        ),
     ] = None,
     junit: Annotated[
         Path | None, typer.Option(help="Also write JUnit XML here (one testcase per check).")
     ] = None,
 ) -> None:
     """Check a run against a release checklist; the exit code tells CI what happened.
+
+    Baseline limits on per-item metrics (accuracy, mean scores, ...) pair the two runs'
+    items and fail only when the change is significantly beyond the limit, by a paired
+    bootstrap CI (option baseline_test: "significant", "upper" or "point").
 
     \b
     exit 0  every check passed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -86,7 +87,10 @@ def test_baseline_regression(real_runs: RealRuns, tmp_path: Path) -> None:
     assert moved, "the two temperatures gave identical scores"
     name, change = moved[0]
     key = f"max_rise_{name}" if change > 0 else f"max_drop_{name}"
-    checklist = _checklist(tmp_path, f"[baseline]\n{key} = {abs(change) / 2}\n")
+    # Point comparison (the gate's behaviour before the paired test): half the move fails.
+    checklist = _checklist(
+        tmp_path, f"[baseline]\n{key} = {abs(change) / 2}\n[options]\nbaseline_test = 'point'\n"
+    )
     done = sua(
         "gate",
         str(real_runs.hot),
@@ -97,6 +101,16 @@ def test_baseline_regression(real_runs: RealRuns, tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"FAIL {name} vs baseline:" in done.stdout
+    # The default paired test pairs the six items and prints its CI, whatever it decides
+    # (on six items a move of this size is rarely significant).
+    paired = _checklist(tmp_path, f"[baseline]\n{key} = {abs(change) / 2}\n")
+    done = sua(
+        "gate", str(real_runs.hot), "--checklist", str(paired), "--baseline", str(real_runs.warm)
+    )
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    line = next(x for x in done.stdout.splitlines() if f" {name} vs baseline:" in x)
+    assert "[90% CI " in line and re.search(r"over [1-6] paired items", line)
+    assert line.endswith("→ FAIL") == line.startswith("FAIL ")
     # Against itself nothing moved: the same checklist passes.
     same = sua(
         "gate", str(real_runs.hot), "--checklist", str(checklist), "--baseline", str(real_runs.hot)
@@ -117,6 +131,7 @@ def test_baseline_regression(real_runs: RealRuns, tmp_path: Path) -> None:
         ("[limits\nmin_accuracy = 1\n", "not valid TOML"),
         ("[baseline]\nmax_drop_accuracy = -1\n", "baseline.max_drop_accuracy"),
         ("[options]\nmissing = 'maybe'\n", "options.missing"),
+        ("[options]\nbaseline_test = 'loose'\n", "options.baseline_test"),
         ("", "no checks"),
     ],
 )
