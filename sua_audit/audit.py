@@ -546,9 +546,10 @@ def decide(outcome: AuditOutcome, config: AuditConfig) -> None:
     from sua_audit.scoring.abstention import DEFAULT_TAUS
     from sua_audit.scoring.table import sua_normalized
 
-    outcome.sua_norm = list(
-        sua_normalized(outcome.sensitivity, outcome.entropy, config.lam, config.normalize)
-    )
+    outcome.sua_norm = [
+        float(x)
+        for x in sua_normalized(outcome.sensitivity, outcome.entropy, config.lam, config.normalize)
+    ]
     name = config.abstain_on
     if name == "sua_norm":
         outcome.decision = list(outcome.sua_norm)
@@ -584,7 +585,7 @@ def _fitted_decision(outcome: AuditOutcome, config: AuditConfig) -> list[float]:
     if config.abstain_on not in scores:
         outcome.decision_note = f"{config.abstain_on} was {info.get('reason', 'not fitted')}"
         return [math.nan] * len(rows)
-    by_id = dict(zip(items.ids, scores[config.abstain_on].tolist(), strict=True))
+    by_id = dict(zip(items.ids, scores[config.abstain_on].tolist(), strict=True))  # floats
     return [by_id.get(str(r["id"]), math.nan) for r in rows]
 
 

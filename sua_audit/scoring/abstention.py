@@ -89,4 +89,4 @@ def abstain(score: float, tau: float) -> bool:
         raise ValueError("tau must not be NaN")
     if math.isnan(score):
         return True
-    return score > tau
+    return bool(score > tau)

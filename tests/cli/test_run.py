@@ -116,6 +116,12 @@ def test_bad_dataset_exits_2_and_writes_nothing(tmp_path: Path) -> None:
         ),
         (["--model", "hf/does/not/exist"], "config.json not found"),
         (["--limit", "0"], "--limit"),
+        (["--abstain-on", "bogus"], "--abstain-on"),
+        (["--abstain-on", "entropy"], "no natural threshold"),
+        (["--abstain-on", "s_paraphrase", "--tau", "0.1"], "no 'paraphrase' variants"),
+        (["--normalize", "minmax"], "--normalize"),
+        (["--lambda", "nan"], "--lambda"),
+        (["--confident-threshold", "0"], "--confident-threshold"),
     ],
 )
 def test_bad_options_exit_2(tmp_path: Path, extra: list[str], needle: str) -> None:
@@ -321,6 +327,54 @@ def test_embedded_model_end_to_end(tmp_path: Path, embedded_dir: Path) -> None:
     res2 = sua(*args, "--out", str(tmp_path / "b"))
     assert res2.returncode == 0, res2.stderr
     assert json.loads(res2.stdout)["model_calls"] == 0
+
+
+@pytest.mark.slow
+def test_embedded_model_verdicts_end_to_end(tmp_path: Path, embedded_dir: Path) -> None:
+    """The real embedded model: diagnostics, confident flips and an abstention that acts or says
+    why not; then, from the cache, another score and rule with zero model calls."""
+    cache = tmp_path / "c.db"
+    common = ["--cache", str(cache), "--perturbations", "3", "--samples", "2"]
+    res = sua(
+        "run", "--dataset", str(EXAMPLE), *common, "--max-tokens", "12", "--out",
+        str(tmp_path / "a"), "--json", "--no-progress",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    out = summary["results"]
+    diag = out["diagnostics"]
+    assert diag["n"] == out["items_scored"] and diag["mean_entropy"] > 0
+    assert diag["ratio_s_to_h"] == pytest.approx(diag["mean_sensitivity"] / diag["mean_entropy"])
+    assert "Spearman(SUA, −H)" in res.stderr
+    ab = out["abstention"]
+    assert ab["score"] == "sua" and ab["decided"] == out["items_scored"]
+    # The default rule either acts (some, not all) or says in one sentence why it did not.
+    if ab["abstained"] in (0, ab["decided"]):
+        assert ab["note"] and ab["note"] in res.stderr
+    rows = _lines(tmp_path / "a" / "results.jsonl")
+    flips = out["confident_flips"]
+    assert flips["n_confident_flips"] == sum(bool(r["confident_flip"]) for r in rows)
+    for r in rows:
+        assert r["confident_flip"] == (
+            bool(r["flipped_variants"]) and r["confidence"] >= flips["threshold"]
+        )
+        assert r["abstain"] == (r["abstain_score"] > out["tau"])
+    # The same run from the cache, deciding on sua_norm and on flip_rate with a coverage.
+    res2 = sua("rescore", str(tmp_path / "a"), "--abstain-on", "sua_norm", "--json")
+    assert res2.returncode == 0, res2.stderr
+    re = json.loads(res2.stdout)
+    assert re["model_calls"] == 0 and re["results"]["abstention"]["score"] == "sua_norm"
+    rows2 = _lines(Path(re["out_dir"]) / "results.jsonl")
+    assert all(r["abstain"] == (r["sua_norm"] > 0) for r in rows2)
+    res3 = sua(
+        "rescore", str(tmp_path / "a"), "--abstain-on", "flip_rate", "--coverage", "0.5",
+        "--lambda", "auto", "--json",
+    )  # fmt: skip
+    assert res3.returncode == 0, res3.stderr
+    assert json.loads(res3.stdout)["results"]["abstention"]["rule"] == "coverage"
+    ev = json.loads((Path(json.loads(res3.stdout)["out_dir"]) / "evaluation.json").read_text())
+    assert ev["lambda"]["mode"] == "auto" and ev["lambda"]["meaning"]
+    assert "flip_rate" in ev["scores"] and "sua_norm" in ev["scores"]
 
 
 def test_cost_estimate_is_shown_before_the_run_and_cost_after(tmp_path: Path) -> None:
