@@ -16,7 +16,8 @@ Two kinds of ambiguous items (:func:`item_collapse` picks by task):
 QA with ``interpretations`` = ``[{question, answers}, ...]`` (AmbigNQ) — :func:`qa_collapse`.
   The model's answers at the clean input (greedy and samples, already extracted strings)
   are matched against each interpretation's answers with
-  :func:`sua_audit.scoring.qa.answer_matches` (SQuAD-style normalisation, exact match). An
+  :func:`sua_audit.scoring.qa.answer_contains` (the default grading rule: a reading's answer
+  stated in the answer's first sentence; exact match always counts). An
   interpretation is *covered* when the share of the model's answers that match it is at
   least ``min_share`` (default 0: one matching answer is enough). Interpretations whose
   normalised answer sets are identical are one reading (AmbigNQ lists each annotator's
@@ -54,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from sua_audit.scoring import distributions as dist
 from sua_audit.scoring.qa import (
-    answer_matches,
+    answer_contains,
     cluster_answers,
     cluster_distribution,
     normalize_answer,
@@ -193,7 +194,7 @@ def qa_collapse(
         entropy = _answer_entropy(answers)
     covered = []
     for index, golds in readings:
-        hits = sum(answer_matches(a, golds) for a in answers)
+        hits = sum(answer_contains(a, golds) for a in answers)
         if hits and hits >= min_share * len(answers):
             covered.append(index)
     return _row(len(readings), entropy, covered)
