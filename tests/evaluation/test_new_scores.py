@@ -172,3 +172,19 @@ def test_calibrated_abstention_on_any_score() -> None:
     )
     if not ev2["abstention"]["feasible"]:
         assert "abstains on every item" in ev2["abstention"]["note"]
+
+
+def test_combined_is_the_logistic_fit_on_validation_standardised_by_validation() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(40, 2)) * [1.0, 100.0] + [0.0, 5.0]
+    fail = (x[:, 0] + rng.normal(0, 0.5, 40) > 0).astype(float)
+    val = list(range(0, 40, 2))
+    scores, info = fit_combined(x, fail, val, ["a", "b"])
+    mean, sd = x[val].mean(axis=0), x[val].std(axis=0)
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit((x[val] - mean) / sd, fail[val])
+    assert scores is not None
+    assert scores == pytest.approx(ref.predict_proba((x - mean) / sd)[:, 1])
+    assert info["coefficients"]["a"] == pytest.approx(ref.coef_[0][0], abs=1e-6)
+    assert info["coefficients"]["a"] > abs(info["coefficients"]["b"])  # a carries the signal
