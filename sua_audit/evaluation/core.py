@@ -313,6 +313,19 @@ def _metric_block(
     return out, auroc_b
 
 
+def _edge_note(block: dict[str, Any], lam: float) -> str:
+    """A sentence when λ auto stopped at an end of its grid: one part of SUA dominates."""
+    if block.get("mode") != "auto" or lam not in (LAMBDA_GRID[0], LAMBDA_GRID[-1]):
+        return ""
+    return (
+        f" λ = {lam:g} is the end of the grid: on validation, the more weight H gets the better, "
+        "so this SUA is in effect entropy alone."
+        if lam < 0
+        else f" λ = {lam:g} is the end of the grid: on validation, the more weight −H gets the "
+        "better, so this SUA is in effect negative entropy."
+    )
+
+
 def _unavailable(reason: str) -> dict[str, Any]:
     block = {"value": None, "ci": None, "reason": reason}
     return {m: dict(block) for m in METRICS}
@@ -399,13 +412,13 @@ def evaluate_items(
             "grid": None,
             "criterion": None,
         }
-    lam_block["meaning"] = lambda_meaning(lam_value)
-    lam_block["meaning_norm"] = lambda_meaning(lam_norm)
+    lam_block["meaning"] = lambda_meaning(lam_value) + _edge_note(lam_block, lam_value)
+    lam_block["meaning_norm"] = lambda_meaning(lam_norm) + _edge_note(lam_block, lam_norm)
 
     scores = base_scores(items, lam_value, lam_norm, normalize)
     temp_block, combined_info = fitted_scores(items, scores, val, test, seed)
     kinds = [kind_score(k) for k in kinds_of(items)]
-    names = [*SCORES, *kinds]
+    names = [*PERTURBATION_SCORES, *kinds, *BASELINES]
     if abstain_on not in scores:
         why = combined_info.get("reason") if abstain_on == "combined" else None
         raise ConfigError(
