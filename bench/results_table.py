@@ -139,6 +139,9 @@ def main() -> None:
     ap.add_argument("--cache", default=None, help="request cache (default: the user cache)")
     ap.add_argument("--audit-only", action="store_true", help="run the audits, write no document")
     ap.add_argument(
+        "--only", default=None, help="comma-separated data sets to audit (default: all)"
+    )
+    ap.add_argument(
         "--render",
         nargs="+",
         metavar="MODEL=WORK",
@@ -161,9 +164,9 @@ def main() -> None:
         src = SHARED_DATA / file
         if not src.is_file():
             sys.exit(f"error: {src} not found (the shared development data).")
-        if sizes[kind] <= 0:
-            continue
         name = file.removesuffix(".jsonl")
+        if sizes[kind] <= 0 or (args.only and name not in args.only.split(",")):
+            continue
         sub = work / f"{name}-{sizes[kind]}-s{args.seed}.jsonl"
         subset(src, sizes[kind], args.seed, sub)
         qa = kind == "qa"
