@@ -543,6 +543,7 @@ def decide(outcome: AuditOutcome, config: AuditConfig) -> None:
     uses, with the default grading, and applied to every item; when it cannot be fitted the
     run records why and decides nothing.
     """
+    from sua_audit.evaluation.core import FITTED_SCORES, KIND_PREFIX
     from sua_audit.scoring.abstention import DEFAULT_TAUS
     from sua_audit.scoring.table import sua_normalized
 
@@ -553,13 +554,12 @@ def decide(outcome: AuditOutcome, config: AuditConfig) -> None:
     name = config.abstain_on
     if name == "sua_norm":
         outcome.decision = list(outcome.sua_norm)
-    elif name in ("combined", "entropy_temp"):
+    elif name in FITTED_SCORES:
         outcome.decision = _fitted_decision(outcome, config)
     else:
-        outcome.decision = [s.get(name, math.nan) if s else math.nan for s in outcome.label_free]
-        if name.startswith("s_"):
-            # An item without a variant of that kind shows no sensitivity to it.
-            outcome.decision = [(s.get(name, 0.0) if s else math.nan) for s in outcome.label_free]
+        # An item without a variant of a kind shows no sensitivity to it: s_<kind> = 0.
+        missing = 0.0 if name.startswith(KIND_PREFIX) else math.nan
+        outcome.decision = [s.get(name, missing) if s else math.nan for s in outcome.label_free]
     scored = [d for d, f in zip(outcome.decision, outcome.failed, strict=True) if not f]
     if config.coverage is not None:
         outcome.rule = "coverage"

@@ -196,8 +196,10 @@ def audit(
 
 def check_abstention_score(config: AuditConfig, info: Any) -> None:
     """Refuse, before any model call, an --abstain-on score this run could not compute."""
+    from sua_audit.evaluation.core import FITTED_SCORES
+
     name = config.abstain_on
-    if name in ("combined", "entropy_temp") and info.n_with_gold < info.n_items:
+    if name in FITTED_SCORES and info.n_with_gold < info.n_items:
         raise ConfigError(
             f"--abstain-on {name}: this score is fitted on gold answers (a validation split), "
             f"but only {info.n_with_gold} of {info.n_items} items have gold. Choose a label-free "
