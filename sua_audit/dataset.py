@@ -12,14 +12,30 @@ Two entry points share one private parser, so they apply exactly the same rules:
   :class:`DatasetInfo` (counts and the sha256 of the whole file);
 * :func:`iter_items` streams parsed :class:`Item` objects and raises on the first bad line.
 
-Neither ever holds the whole file in memory.
+Both read through :func:`iter_json_lines`, the one reader of user JSONL in the package (the
+instruction-attack file of :mod:`sua_audit.perturb.adversarial` uses it too). It reads bytes
+with a bounded ``readline``, so a line longer than ``max_line_bytes`` (default
+:data:`MAX_LINE_BYTES`, 1 MiB; ``--max-line-bytes`` on the command line) is reported and
+skipped without being held in memory, and it refuses what would crash or silently mislead
+later: UTF-16 / UTF-32 files, invalid UTF-8, NUL bytes, duplicate keys, lone UTF-16
+surrogates, integers beyond Python's 4300-digit conversion limit, and NaN / Infinity /
+overflowing numbers. Standard input (``-``) and other non-regular files are refused: the path
+and sha256 of a dataset are recorded and the file is read again by later commands.
+
+Nothing ever holds the whole file in memory.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
+import math
+import numbers
 import re
+import stat
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +46,14 @@ from pydantic import BaseModel, ConfigDict
 from sua_audit.errors import DatasetError, DatasetProblem
 
 __all__ = [
+    "MAX_LINE_BYTES",
     "MAX_PROBLEMS",
     "TASKS",
     "DatasetInfo",
     "Item",
+    "JsonLine",
     "iter_items",
+    "iter_json_lines",
     "validate_dataset",
 ]
 
@@ -43,6 +62,18 @@ TASKS: tuple[str, ...] = ("qa", "classification", "nli")
 
 #: How many problems :func:`validate_dataset` lists before summarising the rest.
 MAX_PROBLEMS = 50
+
+#: Longest line, in bytes without its line ending, that the JSONL reader accepts unless told
+#: otherwise (``max_line_bytes=``, ``--max-line-bytes`` on the command line). 1 MiB is about
+#: 100 times the longest line of the shared development sets (10.6 kB, an AmbigNQ item with
+#: its interpretations) and about 250k tokens of text, more than most models' context window;
+#: it also bounds what one line can cost to parse (a few tens of MB of Python objects at
+#: worst), so a file that is not JSONL at all, e.g. one giant line, is rejected cheaply.
+MAX_LINE_BYTES = 1 << 20
+
+#: Most digits an integer literal may have: Python's default int-conversion limit
+#: (``sys.get_int_max_str_digits()``), applied even when the interpreter's limit is lifted.
+MAX_INT_DIGITS = 4300
 
 Task = Literal["qa", "classification", "nli"]
 
@@ -63,10 +94,15 @@ _SCHEMA_FIELDS = frozenset(
     }
 )
 
-_BOM = b"\xef\xbb\xbf"
+_BOM = codecs.BOM_UTF8
 _FILE = "(file)"
 _LINE = "(line)"
 _CHUNK = 1 << 20
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A ``\uD800``-``\uDFFF`` escape in JSON text: the only way a surrogate gets into a value
+#: (the UTF-8 decoder refuses encoded ones). A match may be a valid pair or an escaped
+#: backslash; it only means the decoded value is searched.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class Item(BaseModel):
@@ -136,6 +172,10 @@ class DatasetInfo:
         tasks: Item count per task, in order of first appearance.
         n_with_gold: Number of items that carry gold.
         input_chars: Characters of item text per task (for cost estimates).
+        resolved_path: The absolute path with symlinks resolved (what to record, so the
+            file can be found again from another directory); empty when not filled in.
+        max_line_bytes: The line-size limit the file was validated with; pass it on to
+            :func:`iter_items` so that reading applies the same limit.
     """
 
     path: str
@@ -144,6 +184,8 @@ class DatasetInfo:
     tasks: dict[str, int] = field(default_factory=dict)
     n_with_gold: int = 0
     input_chars: dict[str, int] = field(default_factory=dict)
+    resolved_path: str = ""
+    max_line_bytes: int = MAX_LINE_BYTES
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,9 +193,14 @@ class DatasetInfo:
 # --------------------------------------------------------------------------------------------
 
 
+def _escape_surrogates(text: str) -> str:
+    """Write lone surrogates as ``\\udXXX`` escapes so the text can be printed as UTF-8."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _show(value: Any, width: int = 60) -> str:
     """Render a JSON value for a message, shortened to about `width` characters."""
-    text = json.dumps(value, ensure_ascii=False)
+    text = _escape_surrogates(json.dumps(value, ensure_ascii=False))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -375,6 +422,15 @@ def _parse_record(
     if task in ("classification", "nli"):
         labels, gold = _check_labels(check, obj)
     elif task == "qa":
+        if obj.get("labels") is not None:
+            # Only an explicit "task": "qa" gets here with labels (else the task is inferred).
+            check.add(
+                "labels",
+                'is given on a "qa" item: qa items have free-text answers, not a fixed label '
+                "set, so the labels would be ignored",
+                'drop "labels" (list acceptable answers in "answers"), or use "task": '
+                '"classification" (or "nli") to ask the model to pick a label',
+            )
         answers = check.string_list(obj, "answers", example='["<answer 1>", "<answer 2>"]')
 
     if check.problems:
@@ -382,7 +438,8 @@ def _parse_record(
     assert item_id is not None and text is not None and task is not None
     extra = {key: value for key, value in obj.items() if key not in _SCHEMA_FIELDS}
     if task == "qa":
-        # Task-specific fields of other tasks are not interpreted for QA: keep them as-is.
+        # Task-specific fields of other tasks are not interpreted for QA: keep them as-is
+        # ("labels" can only be null here; a qa item with labels is refused above).
         extra.update({k: obj[k] for k in ("labels", "label", "gold_labels") if k in obj})
     else:
         extra.update({"answers": obj["answers"]} if "answers" in obj else {})
@@ -401,6 +458,17 @@ def _parse_record(
         extra=extra,
     )
     return item, []
+
+
+def _whitespace_clash(labels: list[str]) -> tuple[str, str] | None:
+    """The first two distinct labels that are equal once whitespace is collapsed, if any."""
+    first: dict[str, str] = {}
+    for label in labels:
+        key = " ".join(label.split())
+        if key in first and first[key] != label:
+            return first[key], label
+        first.setdefault(key, label)
+    return None
 
 
 def _check_labels(
@@ -428,6 +496,14 @@ def _check_labels(
                     "labels",
                     f"lists {', '.join(_show(x, 30) for x in repeated)} more than once",
                     "list each allowed label once",
+                )
+                labels = None
+            elif clash := _whitespace_clash(labels):
+                check.add(
+                    "labels",
+                    f"lists {_show(clash[0], 30)} and {_show(clash[1], 30)}, which differ only "
+                    "by whitespace (an answer could not tell them apart)",
+                    "keep one spelling of each label, without leading, trailing or doubled spaces",
                 )
                 labels = None
             elif len(labels) < 2:
@@ -490,7 +566,410 @@ def _check_labels(
 
 
 # --------------------------------------------------------------------------------------------
-# Streaming over the file
+# Reading JSON lines: the one reader of user JSONL
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class JsonLine:
+    """One non-blank line of a JSONL file, as read by :func:`iter_json_lines`.
+
+    Attributes:
+        line: 1-based line number.
+        value: The decoded JSON value; None when the line has problems.
+        problems: What is wrong with the line (too long, not UTF-8, not JSON, a duplicate
+            key, a lone surrogate, a number that is too big or not finite), else empty.
+    """
+
+    line: int
+    value: Any
+    problems: list[DatasetProblem]
+
+
+class _Flags(threading.local):
+    """Set by the decoder hooks when a line needs :func:`_value_problems` (per thread)."""
+
+    dirty = False
+
+
+_FLAGS = _Flags()
+
+
+class _BadNumber:
+    """Stands in for a number literal that must not be used; reported, never returned."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        _FLAGS.dirty = True
+
+
+class _RepeatedKeys(dict):  # type: ignore[type-arg]
+    """A decoded JSON object in which some keys appeared more than once."""
+
+    __slots__ = ("repeated",)
+
+    def __init__(self, pairs: list[tuple[str, Any]], repeated: dict[str, int]) -> None:
+        super().__init__(pairs)
+        self.repeated = repeated
+        _FLAGS.dirty = True
+
+
+def _parse_int(literal: str) -> int | _BadNumber:
+    digits = len(literal) - literal.startswith("-")
+    if digits > MAX_INT_DIGITS:
+        return _BadNumber(
+            f"is an integer with {digits} digits, more than the {MAX_INT_DIGITS} a number may have"
+        )
+    try:
+        return int(literal)
+    except ValueError:  # the interpreter's own limit is lower than ours
+        return _BadNumber(f"is an integer with {digits} digits, too many to convert")
+
+
+def _parse_float(literal: str) -> float | _BadNumber:
+    value = float(literal)
+    if math.isfinite(value):
+        return value
+    return _BadNumber(f"is not a finite number ({literal[:40]} overflows to infinity)")
+
+
+def _parse_constant(literal: str) -> _BadNumber:
+    return _BadNumber(f"is not a finite number ({literal} is not standard JSON)")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    counts = Counter(key for key, _ in pairs)
+    return _RepeatedKeys(pairs, {key: n for key, n in counts.items() if n > 1})
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object,
+    parse_int=_parse_int,
+    parse_float=_parse_float,
+    parse_constant=_parse_constant,
+)
+
+_SURROGATE_FIX = (
+    "remove it, or write the complete pair (e.g. \\ud83d\\ude00 for 😀): text must be valid "
+    "Unicode to be hashed, cached and sent to a model"
+)
+
+
+def _value_problems(value: Any, check: _LineChecker) -> None:
+    """Report lone surrogates, repeated keys and bad numbers anywhere in a decoded value.
+
+    Fields are named by their path in the record, e.g. ``interpretations[0].question``.
+    Iterative, so a deeply nested (but decodable) value cannot overflow the stack.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if m := _SURROGATE.search(value):
+                check.add(
+                    where or _LINE,
+                    f"contains a lone UTF-16 surrogate \\u{ord(m.group()):04x} "
+                    f"(character {m.start() + 1})",
+                    _SURROGATE_FIX,
+                )
+        elif isinstance(value, dict):
+            if isinstance(value, _RepeatedKeys):
+                for key, n in value.repeated.items():
+                    name = f"{where}.{key}" if where else key
+                    check.add(
+                        _escape_surrogates(name),
+                        f"{_show(key, 40)} appears {n} times in the same object (JSON keeps "
+                        "only the last value)",
+                        f"keep one {_show(key, 40)} and remove the other(s)",
+                    )
+            children = []
+            for key, child in value.items():
+                name = f"{where}.{key}" if where else key
+                if m := _SURROGATE.search(key):
+                    check.add(
+                        _escape_surrogates(name),
+                        f"the key contains a lone UTF-16 surrogate \\u{ord(m.group()):04x}",
+                        _SURROGATE_FIX,
+                    )
+                    name = _escape_surrogates(name)
+                children.append((name, child))
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{where}[{i}]", child) for i, child in enumerate(value)]))
+        elif isinstance(value, _BadNumber):
+            check.add(
+                where or _LINE,
+                value.problem,
+                "use a finite number of at most "
+                f"{MAX_INT_DIGITS} digits, null, or quote it as a string",
+            )
+
+
+def _decode_line(raw: bytes, offset: int, check: _LineChecker) -> Any | None:
+    """Decode one line's bytes to a JSON value; report the problems and return None if bad.
+
+    Args:
+        raw: The line, without a UTF-8 BOM and without its line ending.
+        offset: File offset of ``raw[0]``, for messages.
+        check: Where problems go.
+    """
+    if raw.startswith(_BOM):  # line 1's BOM is already removed
+        check.add(
+            _LINE,
+            "starts with a UTF-8 byte-order mark (BOM), which is allowed only at the start "
+            "of the file (were files concatenated?)",
+            "remove the three bytes EF BB BF from the start of this line",
+        )
+        return None
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        check.add(
+            _LINE,
+            f"contains a NUL byte (0x00) at byte {nul + 1} of the line; the file may be "
+            "UTF-16 / UTF-32 or binary",
+            "save the file as UTF-8 text, one JSON object per line",
+        )
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        check.add(
+            _LINE,
+            f"is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the "
+            f"line, offset {offset + exc.start} in the file)",
+            "save the file as UTF-8 (convert it from its actual encoding, e.g. with "
+            "iconv -f <encoding> -t UTF-8)",
+        )
+        return None
+    _FLAGS.dirty = False
+    try:
+        value = _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        check.add(
+            _LINE,
+            f"is not valid JSON: {exc.msg} (column {exc.colno})",
+            "fix the JSON syntax; each line must hold one complete JSON object",
+        )
+        return None
+    except RecursionError:
+        check.add(_LINE, "is not valid JSON: nested too deeply", "flatten the record")
+        return None
+    if _FLAGS.dirty or _SURROGATE_ESCAPE.search(text):
+        _value_problems(value, check)
+    return None if check.problems else value
+
+
+def _file_error(path: str, problem: str, fix: str) -> DatasetError:
+    return DatasetError([DatasetProblem(path, 0, _FILE, problem, fix)])
+
+
+def _open(path: Path, shown: str) -> IO[bytes]:
+    """Open the dataset for binary reading, turning OS errors into a DatasetError.
+
+    Standard input (``-``) and anything that is not a regular file (a pipe, a device) are
+    refused before opening: they cannot be hashed and read again later, and opening a pipe
+    with no writer would block.
+    """
+    if shown == "-":
+        raise _file_error(
+            shown,
+            "means standard input, which is not supported: the dataset's path and sha256 are "
+            "recorded and the file is read again by later commands",
+            "save the lines to a file first (e.g. `... > data.jsonl`) and pass its path "
+            "(a file really named '-' can be given as ./-)",
+        )
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise _file_error(
+            shown, "does not exist", "check the path (a JSONL file, one JSON object per line)"
+        ) from None
+    except OSError as exc:
+        raise _file_error(
+            shown, f"cannot be read ({exc.strerror or exc})", "check the path and permissions"
+        ) from None
+    if stat.S_ISDIR(mode):
+        raise _file_error(
+            shown, "is a directory, not a file", "pass the path of a .jsonl file inside it"
+        )
+    if not stat.S_ISREG(mode):
+        raise _file_error(
+            shown,
+            "is not a regular file (a pipe, device or socket); it cannot be hashed and read "
+            "again later",
+            "save the lines to a file and pass its path",
+        )
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise _file_error(
+            shown, f"cannot be read ({exc.strerror or exc})", "check the file's permissions"
+        ) from None
+
+
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32 LE"),  # before UTF-16 LE: it starts with the same 2 bytes
+    (codecs.BOM_UTF32_BE, "UTF-32 BE"),
+    (codecs.BOM_UTF16_LE, "UTF-16 LE"),
+    (codecs.BOM_UTF16_BE, "UTF-16 BE"),
+)
+
+#: Which of the first 4 bytes are NUL -> encoding, for a file starting with ASCII text.
+_NUL_PATTERNS: dict[tuple[bool, ...], str] = {
+    (True, True, True, False): "UTF-32 BE",
+    (False, True, True, True): "UTF-32 LE",
+    (True, False, True, False): "UTF-16 BE",
+    (False, True, False, True): "UTF-16 LE",
+}
+_NUL_PATTERNS_SHORT: dict[tuple[bool, ...], str] = {
+    (True, False): "UTF-16 BE",
+    (False, True): "UTF-16 LE",
+}
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """Name the UTF-16 / UTF-32 encoding a file starting with ``head`` is in, if any."""
+    for bom, encoding in _WIDE_BOMS:
+        if head.startswith(bom):
+            return f"{encoding} (with BOM)"
+    nul = tuple(b == 0 for b in head[:4])
+    name: str | None
+    if len(nul) == 4:
+        name = _NUL_PATTERNS.get(nul)
+    else:  # a file of fewer than 4 bytes: one UTF-16 character at most
+        name = _NUL_PATTERNS_SHORT.get(nul[:2])
+    return f"{name} (no BOM)" if name else None
+
+
+def _size(n: int) -> str:
+    text = f"{n:,} bytes"
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{text} ({n // scale} {unit})"
+    return text
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0
+    ):
+        what = "items" if name == "limit" else "bytes"
+        raise ValueError(f"{name} must be a positive number of {what}, got {value!r}")
+
+
+def iter_json_lines(
+    path: str | Path,
+    *,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    limit: int | None = None,
+    hasher: Any | None = None,
+) -> Iterator[JsonLine]:
+    """Stream the non-blank lines of a JSONL file, decoded, with their problems.
+
+    This is the one reader of user JSONL: bytes are read with a bounded ``readline``, so a
+    line longer than ``max_line_bytes`` is reported and skipped (drained in chunks) without
+    ever being held whole. A UTF-8 BOM on line 1 is ignored; blank lines are skipped but
+    counted in line numbers.
+
+    Per line (a :class:`JsonLine` with problems, the file goes on): too long, a NUL byte,
+    invalid UTF-8 (with its byte offset), invalid JSON, a key repeated in an object, a lone
+    UTF-16 surrogate in a string or key, an integer of more than :data:`MAX_INT_DIGITS`
+    digits, and NaN / Infinity / a number that overflows to infinity.
+
+    Args:
+        path: The JSONL file (not ``-``: standard input is refused).
+        max_line_bytes: Longest accepted line in bytes, not counting its line ending (nor a
+            UTF-8 BOM); ``--max-line-bytes`` on the command line.
+        limit: Stop after this many non-blank lines; None for all.
+        hasher: When given (e.g. ``hashlib.sha256()``), every byte of the file is fed to
+            it, including over-long lines and the bytes after ``limit``.
+
+    Yields:
+        One :class:`JsonLine` per non-blank line within the limit.
+
+    Raises:
+        DatasetError: On first use, when the file is missing, a directory, standard input or
+            not a regular file, cannot be read, or is UTF-16 / UTF-32 (line 0, ``(file)``).
+        ValueError: At once, when ``max_line_bytes`` or ``limit`` is not positive.
+    """
+    _positive("max_line_bytes", max_line_bytes)
+    _positive("limit", limit)
+    return _iter_json_lines(path, max_line_bytes=max_line_bytes, limit=limit, hasher=hasher)
+
+
+def _iter_json_lines(
+    path: str | Path, *, max_line_bytes: int, limit: int | None, hasher: Any | None
+) -> Iterator[JsonLine]:
+    shown = str(path)
+    with _open(Path(path), shown) as fh:
+        wide = _wide_encoding(fh.read(4))
+        if wide:
+            raise _file_error(
+                shown,
+                f"is {wide}, not UTF-8",
+                "save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8, or your editor's "
+                '"Save with encoding: UTF-8")',
+            )
+        fh.seek(0)
+        line = 0
+        count = 0
+        offset = 0
+        while True:
+            if limit is not None and count >= limit:
+                if hasher is not None:
+                    while chunk := fh.read(_CHUNK):
+                        hasher.update(chunk)
+                return
+            # Room for the limit, "\r\n", and a BOM on line 1: one byte more means too long.
+            raw = fh.readline(max_line_bytes + 2 + (len(_BOM) if line == 0 else 0))
+            if not raw:
+                return
+            if hasher is not None:
+                hasher.update(raw)
+            start = offset
+            offset += len(raw)
+            line += 1
+            size = len(raw)
+            tail = raw
+            if not raw.endswith(b"\n"):  # cut by the bound (or the last line): skip the rest
+                while more := fh.readline(_CHUNK):
+                    if hasher is not None:
+                        hasher.update(more)
+                    offset += len(more)
+                    size += len(more)
+                    tail = more
+                    if more.endswith(b"\n"):
+                        break
+            bom = len(_BOM) if line == 1 and raw.startswith(_BOM) else 0
+            ending = 2 if tail.endswith(b"\r\n") else 1 if tail.endswith(b"\n") else 0
+            size -= bom + ending
+            if size > max_line_bytes:
+                count += 1
+                check = _LineChecker(shown, line)
+                check.add(
+                    _LINE,
+                    f"is {_size(size)} long, over the limit of {_size(max_line_bytes)}",
+                    "if the record really is this long, raise the limit with --max-line-bytes "
+                    f"(at least {size}); otherwise check the file has one object per line",
+                )
+                yield JsonLine(line, None, check.problems)
+                continue
+            body = raw[bom : len(raw) - ending]
+            if not body.strip():
+                continue
+            count += 1
+            check = _LineChecker(shown, line)
+            value = _decode_line(body, start + bom, check)
+            yield JsonLine(line, value, check.problems)
+
+
+# --------------------------------------------------------------------------------------------
+# Items over the reader
 # --------------------------------------------------------------------------------------------
 
 
@@ -503,100 +982,36 @@ class _Parsed:
     problems: list[DatasetProblem]
 
 
-def _file_error(path: str, problem: str, fix: str) -> DatasetError:
-    return DatasetError([DatasetProblem(path, 0, _FILE, problem, fix)])
-
-
-def _open(path: Path, shown: str) -> IO[bytes]:
-    """Open the dataset for binary reading, turning OS errors into a DatasetError."""
-    if path.is_dir():
-        raise _file_error(
-            shown, "is a directory, not a file", "pass the path of a .jsonl file inside it"
-        )
-    try:
-        return path.open("rb")
-    except FileNotFoundError:
-        raise _file_error(
-            shown, "does not exist", "check the path (a JSONL file, one JSON object per line)"
-        ) from None
-    except OSError as exc:
-        raise _file_error(
-            shown, f"cannot be read ({exc.strerror or exc})", "check the file's permissions"
-        ) from None
-
-
-def _decode_line(raw: bytes, check: _LineChecker) -> Any | None:
-    """Decode one line's bytes to a JSON value; report the problem and return None if bad."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        check.add(
-            _LINE,
-            f"is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1})",
-            "save the file as UTF-8 (it looks like another encoding, e.g. Latin-1)",
-        )
-        return None
-    try:
-        return json.loads(text.rstrip("\r\n"))
-    except json.JSONDecodeError as exc:
-        check.add(
-            _LINE,
-            f"is not valid JSON: {exc.msg} (column {exc.colno})",
-            "fix the JSON syntax; each line must hold one complete JSON object",
-        )
-        return None
-    except RecursionError:
-        check.add(_LINE, "is not valid JSON: nested too deeply", "flatten the record")
-        return None
-
-
-def _scan(path: str | Path, *, limit: int | None, hasher: Any | None) -> Iterator[_Parsed]:
+def _scan(
+    path: str | Path, *, limit: int | None, hasher: Any | None, max_line_bytes: int
+) -> Iterator[_Parsed]:
     """Stream the non-blank lines of a dataset, parsed with the shared rules.
+
+    A line the reader already found problems in (see :func:`iter_json_lines`) is reported
+    with those problems only; the schema is checked once it reads cleanly.
 
     Args:
         path: The dataset file.
         limit: Stop after this many items (non-blank lines); None for all.
-        hasher: When given, every byte of the file is fed to it, including the bytes after
-            the limit (they are drained in chunks once the limit is reached).
+        hasher: When given, every byte of the file is fed to it.
+        max_line_bytes: Longest accepted line.
 
     Yields:
         One :class:`_Parsed` per non-blank line within the limit.
 
     Raises:
-        DatasetError: When the file cannot be opened.
-        ValueError: When ``limit`` is not positive.
+        DatasetError: When the file cannot be used at all.
+        ValueError: When ``limit`` or ``max_line_bytes`` is not positive.
     """
-    if limit is not None and limit <= 0:
-        raise ValueError(f"limit must be a positive number of items, got {limit}")
     shown = str(path)
     seen_ids: dict[str, int] = {}
-    with _open(Path(path), shown) as fh:
-        line = 0
-        count = 0
-        while True:
-            if limit is not None and count >= limit:
-                if hasher is not None:
-                    while chunk := fh.read(_CHUNK):
-                        hasher.update(chunk)
-                return
-            raw = fh.readline()
-            if not raw:
-                return
-            if hasher is not None:
-                hasher.update(raw)
-            line += 1
-            if line == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
-            if not raw.strip():
-                continue
-            count += 1
-            check = _LineChecker(shown, line)
-            value = _decode_line(raw, check)
-            if check.problems:
-                yield _Parsed(line, None, check.problems)
-                continue
-            item, problems = _parse_record(value, path=shown, line=line, seen_ids=seen_ids)
-            yield _Parsed(line, item, problems)
+    rows = iter_json_lines(path, max_line_bytes=max_line_bytes, limit=limit, hasher=hasher)
+    for row in rows:
+        if row.problems:
+            yield _Parsed(row.line, None, row.problems)
+            continue
+        item, problems = _parse_record(row.value, path=shown, line=row.line, seen_ids=seen_ids)
+        yield _Parsed(row.line, item, problems)
 
 
 def _no_items(path: str | Path) -> DatasetError:
@@ -607,24 +1022,35 @@ def _no_items(path: str | Path) -> DatasetError:
     )
 
 
-def validate_dataset(path: str | Path, *, limit: int | None = None) -> DatasetInfo:
+def validate_dataset(
+    path: str | Path, *, limit: int | None = None, max_line_bytes: int = MAX_LINE_BYTES
+) -> DatasetInfo:
     """Check a dataset in one streaming pass and summarise it.
 
     Every problem in the first ``limit`` items is collected. At most :data:`MAX_PROBLEMS` are
     kept; then one more problem (on the line of the first one left out, field ``(file)``) says
     how many more were found. The sha256 always covers the whole file.
 
+    Lines are read by :func:`iter_json_lines`: a line longer than ``max_line_bytes`` (default
+    :data:`MAX_LINE_BYTES` = 1 MiB, not counting its line ending) is one problem, and is
+    skipped without being read into memory; ``--max-line-bytes N`` on the command line
+    raises the limit. Standard input (``-``) is refused: save the lines to a file.
+
     Args:
         path: The JSONL file.
         limit: Check only the first ``limit`` items (non-blank lines); None for all.
+        max_line_bytes: Longest accepted line in bytes (``--max-line-bytes``).
 
     Returns:
-        The dataset summary.
+        The dataset summary; ``resolved_path`` is the absolute path to record, and
+        ``max_line_bytes`` the limit to pass on to :func:`iter_items`.
 
     Raises:
         DatasetError: With every problem found, when there is any.
-        ValueError: When ``limit`` is not positive.
+        ValueError: When ``limit`` or ``max_line_bytes`` is not positive.
     """
+    _positive("limit", limit)
+    _positive("max_line_bytes", max_line_bytes)
     hasher = hashlib.sha256()
     kept: list[DatasetProblem] = []
     more = 0
@@ -633,7 +1059,7 @@ def validate_dataset(path: str | Path, *, limit: int | None = None) -> DatasetIn
     n_items = 0
     n_with_gold = 0
     chars: dict[str, int] = {}
-    for parsed in _scan(path, limit=limit, hasher=hasher):
+    for parsed in _scan(path, limit=limit, hasher=hasher, max_line_bytes=max_line_bytes):
         n_items += 1
         for problem in parsed.problems:
             if len(kept) < MAX_PROBLEMS:
@@ -667,36 +1093,41 @@ def validate_dataset(path: str | Path, *, limit: int | None = None) -> DatasetIn
         tasks=tasks,
         n_with_gold=n_with_gold,
         input_chars=chars,
+        resolved_path=str(Path(path).resolve()),
+        max_line_bytes=max_line_bytes,
     )
 
 
-def iter_items(path: str | Path, *, limit: int | None = None) -> Iterator[Item]:
+def iter_items(
+    path: str | Path, *, limit: int | None = None, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[Item]:
     """Stream the items of a dataset.
 
-    Meant to run after :func:`validate_dataset` passed; a bad line still raises instead of
-    yielding anything wrong.
+    Meant to run after :func:`validate_dataset` passed (give it the same ``max_line_bytes``,
+    e.g. ``info.max_line_bytes``); a bad line still raises instead of yielding anything wrong.
 
     Args:
         path: The JSONL file.
         limit: Yield at most this many items; None for all.
+        max_line_bytes: Longest accepted line in bytes (``--max-line-bytes``).
 
     Yields:
         The items, in file order.
 
     Raises:
         DatasetError: On the first bad line (with all of that line's problems), when the file
-            cannot be opened, or when it holds no items.
-        ValueError: When ``limit`` is not positive.
+            cannot be used, or when it holds no items.
+        ValueError: When ``limit`` or ``max_line_bytes`` is not positive.
     """
-    if limit is not None and limit <= 0:
-        raise ValueError(f"limit must be a positive number of items, got {limit}")
-    return _iter_items(path, limit=limit)
+    _positive("limit", limit)
+    _positive("max_line_bytes", max_line_bytes)
+    return _iter_items(path, limit=limit, max_line_bytes=max_line_bytes)
 
 
-def _iter_items(path: str | Path, *, limit: int | None) -> Iterator[Item]:
+def _iter_items(path: str | Path, *, limit: int | None, max_line_bytes: int) -> Iterator[Item]:
     """Generator behind :func:`iter_items` (kept separate so argument errors raise at once)."""
     n_items = 0
-    for parsed in _scan(path, limit=limit, hasher=None):
+    for parsed in _scan(path, limit=limit, hasher=None, max_line_bytes=max_line_bytes):
         if parsed.problems:
             raise DatasetError(parsed.problems)
         assert parsed.item is not None

@@ -71,8 +71,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sua_audit.dataset import Item
-from sua_audit.errors import ConfigError
+from sua_audit.dataset import MAX_LINE_BYTES, Item, iter_json_lines
+from sua_audit.errors import ConfigError, DatasetError, DatasetProblem
 from sua_audit.perturb import PerturbContext, Variant, register_perturber, rng_for
 from sua_audit.perturb.rules import (
     _NEGATIONS,
@@ -476,16 +476,28 @@ class InstructionAttack:
     line: int
 
 
-def load_instruction_attacks(path: str | Path) -> tuple[InstructionAttack, ...]:
+def load_instruction_attacks(
+    path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES
+) -> tuple[InstructionAttack, ...]:
     """Read a JSONL file of attacked prompts in the PromptBench schema.
 
     Each line needs ``attacked_prompt`` (str); ``original_prompt``, ``dataset`` and
-    ``attack`` are used when present. Loaded files are cached by path, size and mtime.
+    ``attack`` are used when present. Lines are read by the dataset reader
+    (:func:`sua_audit.dataset.iter_json_lines`), so the same rules apply: a line over
+    ``max_line_bytes`` (``--max-line-bytes``) is refused without being read whole, as are
+    UTF-16 / UTF-32 files, invalid UTF-8, duplicate keys, lone surrogates and giant or
+    non-finite numbers. Loaded files are cached by path, size, mtime and line limit.
 
     Raises:
         ConfigError: When the file cannot be read or a line is malformed (one line per
             problem: file, line, what is wrong).
+        ValueError: When ``max_line_bytes`` is not positive.
     """
+    if str(path) == "-":
+        raise ConfigError(
+            "instruction_attacks: reading from standard input ('-') is not supported; save "
+            "the attacked prompts to a JSONL file and pass its path"
+        )
     p = Path(path).expanduser()
     try:
         stat = p.stat()
@@ -494,43 +506,38 @@ def load_instruction_attacks(path: str | Path) -> tuple[InstructionAttack, ...]:
             f"instruction_attacks: {p}: cannot be read ({exc.strerror or exc}); "
             "give the path of a JSONL file of attacked prompts (PromptBench schema)"
         ) from None
-    return _load_attacks(str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _load_attacks(str(p.resolve()), stat.st_size, stat.st_mtime_ns, max_line_bytes)
+
+
+def _attack_line_problem(problem: DatasetProblem) -> str:
+    """``file:line: field: what is wrong — fix`` (no field for whole-line problems)."""
+    if problem.field == "(line)":
+        return (
+            f"{problem.path}:{problem.line}: {problem.problem.removeprefix('is ')} — {problem.fix}"
+        )
+    return f"{problem.path}:{problem.line}: {problem.field}: {problem.problem} — {problem.fix}"
 
 
 @lru_cache(maxsize=8)
-def _load_attacks(path: str, size: int, mtime_ns: int) -> tuple[InstructionAttack, ...]:
+def _load_attacks(
+    path: str, size: int, mtime_ns: int, max_line_bytes: int
+) -> tuple[InstructionAttack, ...]:
     problems: list[str] = []
     out: list[InstructionAttack] = []
+    rows = iter_json_lines(path, max_line_bytes=max_line_bytes)
     try:
-        lines = Path(path).read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        for row in rows:
+            if row.problems:
+                problems.extend(_attack_line_problem(p) for p in row.problems)
+                continue
+            out.extend(_attack_from(row.value, path, row.line, problems))
+    except DatasetError as exc:  # the file as a whole: a directory, UTF-16, a pipe, ...
+        raise ConfigError(
+            "instruction_attacks: "
+            + "; ".join(f"{p.path}: {p.problem} — {p.fix}" for p in exc.problems)
+        ) from None
+    except OSError as exc:
         raise ConfigError(f"instruction_attacks: {path}: cannot be read ({exc})") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{path}:{number}: not valid JSON ({exc.msg})")
-            continue
-        attacked = row.get("attacked_prompt") if isinstance(row, dict) else None
-        if not isinstance(attacked, str) or not attacked.strip():
-            problems.append(f"{path}:{number}: attacked_prompt: missing or not a string")
-            continue
-        original = row.get("original_prompt")
-        original = original if isinstance(original, str) else ""
-        attacked = " ".join(attacked.split())
-        out.append(
-            InstructionAttack(
-                dataset=str(row.get("dataset", "")),
-                attack=str(row.get("attack", "")),
-                original=" ".join(original.split()),
-                attacked=attacked,
-                labels=quoted_labels(attacked),
-                edits=_word_edits(" ".join(original.split()), attacked) if original else 0,
-                line=number,
-            )
-        )
     if problems:
         shown = problems[:10] + (
             [f"... and {len(problems) - 10} more"] if len(problems) > 10 else []
@@ -539,6 +546,28 @@ def _load_attacks(path: str, size: int, mtime_ns: int) -> tuple[InstructionAttac
     if not out:
         raise ConfigError(f"instruction_attacks: {path}: holds no attacked prompts")
     return tuple(out)
+
+
+def _attack_from(row: Any, path: str, number: int, problems: list[str]) -> list[InstructionAttack]:
+    """The attack of one decoded line (a list of one), or ``[]`` with the problem recorded."""
+    attacked = row.get("attacked_prompt") if isinstance(row, dict) else None
+    if not isinstance(attacked, str) or not attacked.strip():
+        problems.append(f"{path}:{number}: attacked_prompt: missing or not a string")
+        return []
+    original = row.get("original_prompt")
+    original = original if isinstance(original, str) else ""
+    attacked = " ".join(attacked.split())
+    return [
+        InstructionAttack(
+            dataset=str(row.get("dataset", "")),
+            attack=str(row.get("attack", "")),
+            original=" ".join(original.split()),
+            attacked=attacked,
+            labels=quoted_labels(attacked),
+            edits=_word_edits(" ".join(original.split()), attacked) if original else 0,
+            line=number,
+        )
+    ]
 
 
 def matching_attacks(
