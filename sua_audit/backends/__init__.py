@@ -2,14 +2,24 @@
 
 * no spec, or ``embedded/smollm2-135m-instruct`` — the embedded SmolLM2-135M (transformers);
 * ``hf/<directory>`` — any local transformers model saved with ``save_pretrained``;
+* ``gpt-4o`` (a bare name) or ``openai/<model>`` — OpenAI, or any OpenAI-compatible server
+  given ``--base-url``;
+* ``litellm/<provider>/<model>`` — a vendor through LiteLLM;
 * ``fake/<name>`` — a deterministic stand-in for tests and dry runs (``fake/rewrite`` writes
   simple rewrites for rewriter tests; ``fake/slow`` waits
   100 ms per request).
+
+:func:`model_spec_problem` and :func:`base_url_problem` check a spec and a server URL without
+importing any backend, so that a run's configuration refuses bad ones before any cache opens or
+request is sent; :func:`get_backend` checks them again for callers that build no config.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sua_audit.backends.base import (
     Backend,
@@ -22,14 +32,133 @@ from sua_audit.backends.base import (
 from sua_audit.errors import ConfigError
 
 __all__ = [
+    "BASE_URL_EXAMPLE",
+    "MODEL_FORMS",
     "Backend",
     "Capabilities",
     "Completion",
     "CompletionRequest",
     "GenerationParams",
     "Message",
+    "base_url_problem",
     "get_backend",
+    "model_spec_problem",
+    "parse_model_spec",
 ]
+
+#: Providers a ``provider/...`` spec may name; any other bare name is an OpenAI model.
+PROVIDERS = ("embedded", "hf", "fake", "litellm", "openai")
+
+#: The accepted spec forms, listed by every spec error.
+MODEL_FORMS = (
+    "accepted: a bare OpenAI model name (gpt-4o), openai/<model>, "
+    "litellm/<provider>/<model>, hf/<directory>, or embedded/smollm2-135m-instruct "
+    "(the default when --model is not given)"
+)
+
+#: The example every base-URL error shows.
+BASE_URL_EXAMPLE = "http://host:8000/v1"
+
+#: Default of ``max_retry_wait`` (seconds), shared with the run's configuration.
+MAX_RETRY_WAIT = 60.0
+
+
+def _split(spec: str) -> tuple[str, str]:
+    provider, slash, name = spec.partition("/")
+    if not slash and provider not in PROVIDERS:
+        return "openai", spec  # a bare model name (gpt-4o) means OpenAI
+    return provider, name
+
+
+def model_spec_problem(spec: str | None) -> str | None:
+    """What is wrong with a model spec, in a few words that list the accepted forms (``None``
+    when it is well-formed; ``None`` itself means the embedded model). Loads nothing: whether
+    an ``hf/`` directory or a hosted model exists is found out when the backend is built."""
+    if spec is None:
+        return None
+    if not spec.strip():
+        return f"the model spec is empty; {MODEL_FORMS}"
+    if spec != spec.strip():
+        return f"model spec {spec!r} has spaces around it; {MODEL_FORMS}"
+    provider, name = _split(spec)
+    if provider not in PROVIDERS:
+        return f"Unknown model provider {provider!r} in {spec!r}; {MODEL_FORMS}"
+    if provider == "fake":
+        return None  # fake/ alone is the echo stand-in
+    if provider == "embedded":
+        from sua_audit.config import EMBEDDED_MODEL
+
+        if spec != EMBEDDED_MODEL:
+            return (
+                f"Unknown embedded model {name!r}; the embedded model is {EMBEDDED_MODEL}; "
+                f"{MODEL_FORMS}"
+            )
+        return None
+    if provider == "litellm":
+        vendor, _, model = name.partition("/")
+        if not vendor.strip() or not model.strip():
+            return (
+                f"{spec!r} needs a provider and a model after litellm/ "
+                f"(litellm/anthropic/<model>); {MODEL_FORMS}"
+            )
+        return None
+    if not name.strip():
+        what = "a directory" if provider == "hf" else "a model name"
+        example = "hf/path/to/model" if provider == "hf" else "openai/gpt-4o"
+        return f"{spec!r} needs {what} after {provider}/ ({example}); {MODEL_FORMS}"
+    return None
+
+
+def parse_model_spec(spec: str | None) -> tuple[str, str]:
+    """``(provider, name)`` of a model spec; ``None`` is the embedded model. A malformed spec
+    is a one-line :class:`ConfigError` (exit 2)."""
+    problem = model_spec_problem(spec)
+    if problem is not None:
+        raise ConfigError(f"--model: {problem}.")
+    if spec is None:
+        from sua_audit.config import EMBEDDED_MODEL
+
+        spec = EMBEDDED_MODEL
+    return _split(spec)
+
+
+def _hide_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` masked, for error messages."""
+    return re.sub(r"(?<=//)[^/?#@]*@", "***@", url)
+
+
+def base_url_problem(url: str | None) -> str | None:
+    """What is wrong with a server URL, in a few words with an example (``None``: fine, or not
+    given). It must be ``http://`` or ``https://`` with a host, and may have a port and a path.
+    Credentials in it (``user:password@``) are allowed and never repeated in the message."""
+    if url is None:
+        return None
+    shown = _hide_userinfo(url)
+    if not url.strip():
+        reason = "it is empty"
+    else:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises ValueError for a bad port)
+        except ValueError:
+            reason = "its host or port cannot be read"
+        else:
+            if parts.scheme.lower() not in ("http", "https"):
+                reason = "it must start with http:// or https://"
+            elif not parts.hostname:
+                reason = "it has no host"
+            elif any(c.isspace() or not c.isprintable() for c in url):
+                reason = "it contains spaces or control characters"
+            else:
+                return None
+    return f"{shown!r} is not a server URL ({reason}); give one like {BASE_URL_EXAMPLE}"
+
+
+def retry_wait_problem(seconds: float) -> str | None:
+    """What is wrong with a ``max_retry_wait`` (``None``: a positive, finite number)."""
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+        return f"{seconds!r} is not a positive, finite number of seconds (e.g. 60)"
+    return None
 
 
 def get_backend(
@@ -42,19 +171,31 @@ def get_backend(
     concurrency: int = 16,
     timeout: float = 60.0,
     max_attempts: int = 6,
+    max_retry_wait: float = MAX_RETRY_WAIT,
 ) -> Backend:
-    """Build the backend a model spec names. Heavy libraries load only here."""
-    from sua_audit.config import EMBEDDED_MODEL
+    """Build the backend a model spec names. Heavy libraries load only here.
 
-    spec = spec or EMBEDDED_MODEL
-    provider, _, name = spec.partition("/")
-    if "/" not in spec and provider not in ("embedded", "hf", "fake", "litellm", "openai"):
-        provider, name = "openai", spec  # a bare model name (gpt-4o) means OpenAI
-    hosted = dict(concurrency=concurrency, timeout=timeout, max_attempts=max_attempts)
+    ``max_retry_wait`` (hosted backends): the longest a request waits before a retry, and the
+    longest a server's Retry-After may pause the other requests; a server that asks for longer
+    fails that request for good (``rate_limit``) instead.
+    """
+    provider, name = parse_model_spec(spec)
+    problem = base_url_problem(base_url)
+    if problem is not None:
+        raise ConfigError(f"--base-url: {problem}.")
+    problem = retry_wait_problem(max_retry_wait)
+    if problem is not None:
+        raise ConfigError(f"--max-retry-wait: {problem}.")
+    hosted = dict(
+        concurrency=concurrency,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        max_retry_wait=max_retry_wait,
+    )
     if provider == "embedded":
         from sua_audit.backends.embedded import EMBEDDED_NAME, ensure_converted
 
-        if name != EMBEDDED_NAME:
+        if name != EMBEDDED_NAME:  # pragma: no cover - model_spec_problem refused it
             raise ConfigError(
                 f"Unknown embedded model {name!r}. The embedded model is {EMBEDDED_NAME!r}."
             )
@@ -64,32 +205,18 @@ def get_backend(
             ensure_converted(), name=name, device=device, dtype=dtype, batch_size=batch_size
         )
     if provider == "hf":
-        if not name:
-            raise ConfigError("--model hf/ needs a directory: --model hf/path/to/model.")
         from sua_audit.backends.hf import HFBackend
 
         return HFBackend(Path(name), device=device, dtype=dtype, batch_size=batch_size)
     if provider == "openai":
-        if not name:
-            raise ConfigError("--model openai/ needs a model name: --model openai/gpt-4o.")
         from sua_audit.backends.openai_backend import OpenAIBackend
 
         return OpenAIBackend(name, base_url=base_url, **hosted)  # type: ignore[arg-type]
     if provider == "litellm":
-        if "/" not in name:
-            raise ConfigError(
-                "--model litellm/ needs a provider and a model: --model litellm/anthropic/<model>."
-            )
         from sua_audit.backends.litellm_backend import LiteLLMBackend
 
         return LiteLLMBackend(name, base_url=base_url, **hosted)  # type: ignore[arg-type]
-    if provider == "fake":
-        from sua_audit.backends.fake import FakeBackend
+    from sua_audit.backends.fake import FakeBackend
 
-        # "fake/slow" answers after 100 ms: lets tests interrupt a run part-way.
-        return FakeBackend(name or "echo", delay=0.1 if name == "slow" else 0.0)
-    raise ConfigError(
-        f"Unknown model provider {provider!r} in {spec!r}. Use a bare OpenAI model name "
-        "(gpt-4o), openai/<model>, litellm/<provider>/<model>, hf/<directory>, or omit "
-        "--model for the embedded default."
-    )
+    # "fake/slow" answers after 100 ms: lets tests interrupt a run part-way.
+    return FakeBackend(name or "echo", delay=0.1 if name == "slow" else 0.0)

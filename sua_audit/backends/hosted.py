@@ -15,12 +15,16 @@ kind). This base class turns :class:`CompletionRequest` into those calls:
 * **resilience** — every HTTP call runs under an :class:`AdaptiveLimit` (halves the requests in
   flight on a 429 and pauses for its Retry-After, then grows back by one per window of
   successes) and is retried with exponential backoff and jitter for rate limits, 5xx, timeouts,
-  dropped connections and malformed bodies, up to ``max_attempts``. What still fails, and
-  every non-retryable error (auth, context length, content filter, other 4xx), is raised as
-  :class:`RequestFailed` for the run to record against the item.
+  dropped connections and malformed bodies, up to ``max_attempts``. No wait is longer than
+  ``max_retry_wait``: a server whose Retry-After asks for longer fails that request for good at
+  once (its own kind, ``rate_limit`` for a 429) and pauses nobody else, so one
+  ``Retry-After: 86400`` cannot freeze the run. What still fails, and every non-retryable error
+  (auth, context length, content filter, other 4xx), is raised as :class:`RequestFailed` for
+  the run to record against the item.
 
 Keys never leave the environment: they are passed to the SDK client and appear in no identity,
-request payload, error message or log line.
+request payload or error message; :func:`~sua_audit.errors.install_log_redaction` keeps them (and Authorization
+headers, and URL credentials) out of log lines too, the HTTP libraries' DEBUG lines included.
 """
 
 from __future__ import annotations
@@ -62,12 +66,15 @@ class AdaptiveLimit:
     """A concurrency limit that halves on rate limiting and grows back slowly.
 
     ``acquire``/``release`` bracket one HTTP attempt. :meth:`throttle` (on a 429) halves the
-    limit and, given a Retry-After, pauses new attempts until it has passed. Each
-    ``limit`` consecutive successes raise the limit by one, up to ``ceiling``.
+    limit and, given a Retry-After of at most ``max_pause`` seconds, pauses new attempts until
+    it has passed; a longer Retry-After pauses nobody (the request that got it gives up, see
+    :meth:`HostedBackend._attempt`). Each ``limit`` consecutive successes raise the limit by
+    one, up to ``ceiling``.
     """
 
-    def __init__(self, ceiling: int) -> None:
+    def __init__(self, ceiling: int, *, max_pause: float = math.inf) -> None:
         self.ceiling = max(1, ceiling)
+        self.max_pause = max_pause
         self.limit = self.ceiling
         self.in_flight = 0
         self.peak = 0
@@ -108,7 +115,7 @@ class AdaptiveLimit:
             self.throttles += 1
             self.limit = max(1, self.limit // 2)
             self._successes = 0
-            if retry_after:
+            if retry_after and 0 < retry_after <= self.max_pause:
                 self._resume_at = max(self._resume_at, time.monotonic() + retry_after)
             self._cond.notify_all()
 
@@ -193,17 +200,21 @@ class HostedBackend(Backend):
         timeout: float = 60.0,
         max_attempts: int = 6,
         backoff_base: float = 0.5,
-        backoff_cap: float = 60.0,
+        max_retry_wait: float = 60.0,
         top_logprobs: int = TOP_LOGPROBS,
     ) -> None:
+        if not math.isfinite(max_retry_wait) or max_retry_wait <= 0:
+            raise ValueError(f"max_retry_wait must be positive and finite, not {max_retry_wait}")
         self.model = model
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
         self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        # The longest wait before a retry, and the longest pause a Retry-After may impose on
+        # every request; a server asking for longer fails the request instead.
+        self.max_retry_wait = max_retry_wait
         self.top_logprobs = top_logprobs
-        self.limit = AdaptiveLimit(concurrency)
+        self.limit = AdaptiveLimit(concurrency, max_pause=max_retry_wait)
         # Learned from the server's answers during the run (None: not yet known).
         self.honours_n: bool | None = None
         self.returns_logprobs: bool | None = None
@@ -431,7 +442,7 @@ class HostedBackend(Backend):
                 state.attempt_number,
                 getattr(exc, "retry_after", None),
                 base=self.backoff_base,
-                cap=self.backoff_cap,
+                cap=self.max_retry_wait,
             )
 
         def before_sleep(state: RetryCallState) -> None:
@@ -449,9 +460,7 @@ class HostedBackend(Backend):
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.max_attempts),
                 wait=wait,
-                retry=retry_if_exception(
-                    lambda e: isinstance(e, RequestFailed) and e.kind in RETRYABLE
-                ),
+                retry=retry_if_exception(self._retryable),
                 before_sleep=before_sleep,
                 reraise=True,
             ):
@@ -462,6 +471,17 @@ class HostedBackend(Backend):
             failure.attempts = attempts
             raise
         raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+    def _retryable(self, exc: BaseException) -> bool:
+        """Worth another attempt: a retryable kind the server lets us retry soon enough."""
+        return (
+            isinstance(exc, RequestFailed)
+            and exc.kind in RETRYABLE
+            and not self._waits_too_long(exc)
+        )
+
+    def _waits_too_long(self, failure: RequestFailed) -> bool:
+        return failure.retry_after is not None and failure.retry_after > self.max_retry_wait
 
     async def _attempt(self, body: dict[str, Any]) -> dict[str, Any]:
         """One HTTP call under the adaptive limit; API errors become :class:`RequestFailed`."""
@@ -485,7 +505,22 @@ class HostedBackend(Backend):
             await self.limit.release(ok=ok)
         if failure.kind == "rate_limit":
             await self.limit.throttle(failure.retry_after)
+        if failure.kind in RETRYABLE and self._waits_too_long(failure):
+            # Waiting that long would stall the item (and, shared, the run): give up now.
+            raise _too_long(failure, self.max_retry_wait)
         raise failure
+
+
+def _too_long(failure: RequestFailed, cap: float) -> RequestFailed:
+    """``failure``, saying that its Retry-After is past the cap (so it is not retried)."""
+    longer = RequestFailed(
+        failure.kind,
+        f"{failure} (the server asks to retry after {failure.retry_after:g}s, longer than "
+        f"--max-retry-wait {cap:g}s)",
+        status=failure.status,
+    )
+    longer.retry_after = failure.retry_after
+    return longer
 
 
 def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:

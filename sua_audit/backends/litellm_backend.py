@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from sua_audit.backends.hosted import HostedBackend
 from sua_audit.backends.openai_backend import classify_sdk_error, public_url
-from sua_audit.errors import MissingDependencyError, RequestFailed
+from sua_audit.errors import ConfigError, MissingDependencyError, RequestFailed
 
 
 def import_litellm() -> Any:
@@ -37,6 +37,12 @@ class LiteLLMBackend(HostedBackend):
     provider: ClassVar[str] = "litellm"
 
     def __init__(self, model: str, *, base_url: str | None = None, **options: Any) -> None:
+        if base_url is not None:
+            from sua_audit.backends import base_url_problem
+
+            problem = base_url_problem(base_url)
+            if problem is not None:
+                raise ConfigError(f"--base-url: {problem}.")
         self._litellm = import_litellm()
         import openai
 

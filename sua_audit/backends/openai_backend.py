@@ -24,9 +24,20 @@ NO_KEY = "no-key-needed"
 
 
 def resolve_base_url(base_url: str | None) -> str:
-    """``--base-url``, else the first base-URL variable set, else OpenAI's; no trailing ``/``."""
-    for candidate in (base_url, *(os.environ.get(v) for v in BASE_URL_ENVS)):
-        if candidate:
+    """``--base-url``, else the first base-URL variable set (an empty one counts as unset),
+    else OpenAI's; no trailing ``/``. A URL that is not ``http(s)://host[:port][/path]`` is a
+    one-line :class:`ConfigError` naming where it came from."""
+    from sua_audit.backends import base_url_problem
+
+    candidates: list[tuple[str, str | None]] = []
+    if base_url is not None:
+        candidates.append(("--base-url", base_url))
+    candidates += [(name, os.environ.get(name) or None) for name in BASE_URL_ENVS]
+    for source, candidate in candidates:
+        if candidate is not None:
+            problem = base_url_problem(candidate)
+            if problem is not None:
+                raise ConfigError(f"{source}: {problem}.")
             return candidate.rstrip("/")
     return OPENAI_URL
 

@@ -348,6 +348,45 @@ def test_unauthorized_from_the_start_exits_3_and_writes_no_outputs(tmp_path: Pat
 
 
 # ---------------------------------------------------------------------------------------------
+# 4b. a Retry-After of a day fails its item at once and freezes nothing
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_day_long_retry_after_fails_its_item_and_the_run_goes_on(tmp_path: Path) -> None:
+    # Prompts with "soup" (item sent-01 only) get 429 with Retry-After: 86400 every time. Past
+    # the default --max-retry-wait (60 s) the request fails for good at once, and the shared
+    # rate-limit pause is not applied, so the other items are answered as usual. (Before: every
+    # request waited a day.) The subprocess limit is far below one capped 60 s wait.
+    plan = FaultPlan().add(status(429, retry_after=86400), contains="soup")
+    with StubServer(faults=plan) as server:
+        args = audit_args(server, EXAMPLE, tmp_path / "a", tmp_path / "c.db")
+        res = subprocess.run(
+            [sys.executable, "-m", "sua_audit", *args, "--max-attempts", "6"],
+            capture_output=True,
+            text=True,
+            timeout=45,
+            env={**os.environ, "COLUMNS": "160"},
+            check=False,
+        )
+        limited = server.requests_for("soup")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    rows = rows_of(tmp_path / "a")
+    assert [r["id"] for r in rows] == dataset_ids(EXAMPLE)
+    failed = {r["id"]: r["error"] for r in rows if r["status"] == "failed"}
+    assert set(failed) == {"sent-01"}
+    error = failed["sent-01"]
+    assert error["kind"] == "rate_limit" and error["status"] == 429 and error["attempts"] == 1
+    assert "86400" in error["message"] and "--max-retry-wait" in error["message"]
+    assert summary["results"]["failures_by_kind"] == {"rate_limit": 1}
+    assert summary["results"]["items_scored"] == 12
+    # Each rate-limited request was sent once; nothing was retried.
+    assert set(Counter(body_key(r) for r in limited).values()) == {1}
+    assert summary["model"]["retries"] == 0
+    assert summary["model"]["rate_limit_slowdowns"] == len(limited)
+
+
+# ---------------------------------------------------------------------------------------------
 # 5. the cheapest answer path the server supports, with exact request counts
 # ---------------------------------------------------------------------------------------------
 
@@ -437,19 +476,21 @@ def test_a_failed_seeded_sample_cancels_its_siblings(tmp_path: Path) -> None:
     samples must not go on retrying (paid requests whose answers nobody uses) while the rest
     of the run goes on."""
     dataset = write_jsonl(tmp_path / "two.jsonl", [SMALL[3], SMALL[1]])
+    # The faults hit the clean question only (its one typo variant differs from it somewhere).
+    clean = SMALL[3]["input"]
     plan = (
         FaultPlan()
-        .add(status(400, code="content_filter"), contains="Red Planet", when=seeded, times=1)
+        .add(status(400, code="content_filter"), contains=clean, when=seeded, times=1)
         # Its siblings fail too, retryably: each would be sent --max-attempts times, 0.5 s apart,
-        .add(status(503, retry_after=0.5), contains="Red Planet", when=seeded)
+        .add(status(503, retry_after=0.5), contains=clean, when=seeded)
         # while the other item's answers keep the run going for longer than that.
-        .add(latency(0.8), contains="France")
+        .add(latency(0.8), contains=SMALL[1]["input"])
     )
-    extra = ("--perturbations", "0", "--samples", "4", "--max-attempts", "3")
+    extra = ("--perturbations", "typo:1", "--samples", "4", "--max-attempts", "3")
     with StubServer(faults=plan, ignore_n=True) as server:
         args = audit_args(server, dataset, tmp_path / "o", tmp_path / "c.db", *extra, timeout=5)
         summary = run_ok(*args)
-        samples = [r for r in server.requests_for("Red Planet") if seeded(r.json)]
+        samples = [r for r in server.requests_for(clean) if seeded(r.json)]
     failed, ok = rows_of(tmp_path / "o")
     assert failed["status"] == "failed" and failed["error"]["kind"] == "content_filter"
     assert ok["status"] == "ok"

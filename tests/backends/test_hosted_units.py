@@ -107,6 +107,30 @@ def test_adaptive_limit_pauses_for_retry_after() -> None:
     assert asyncio.run(go()) >= 0.18
 
 
+def test_adaptive_limit_pause_is_capped_by_max_pause() -> None:
+    """A Retry-After within ``max_pause`` pauses everyone; a longer one pauses nobody (the
+    request that got it fails instead), so one ``Retry-After: 86400`` cannot freeze a run."""
+
+    async def waited(limit: AdaptiveLimit, retry_after: float) -> float:
+        await limit.throttle(retry_after)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.wait_for(limit.acquire(), timeout=5)
+        await limit.release(ok=True)
+        return loop.time() - t0
+
+    async def go() -> tuple[float, float, int]:
+        capped = AdaptiveLimit(4, max_pause=1.0)
+        long_wait = await waited(capped, 86400.0)
+        short_wait = await waited(capped, 0.2)
+        return long_wait, short_wait, capped.throttles
+
+    long_wait, short_wait, throttles = asyncio.run(go())
+    assert long_wait < 0.1
+    assert short_wait >= 0.18
+    assert throttles == 2  # both 429s still count, and halve the limit
+
+
 def test_adaptive_limit_bounds_in_flight() -> None:
     async def go() -> int:
         limit = AdaptiveLimit(3)

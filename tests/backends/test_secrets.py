@@ -8,16 +8,23 @@ byte the run left behind is searched for the key.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import logging
 import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sua_audit.backends.base import CompletionRequest, GenerationParams, Message
+from sua_audit.backends.openai_backend import OpenAIBackend
+from sua_audit.errors import RequestFailed, install_log_redaction, redact_log_text, redact_record
 from tests.conftest import EXAMPLE
 from tests.support.stub_openai import FaultPlan, StubServer, status
 
@@ -188,3 +195,178 @@ def test_credentials_in_the_base_url_are_not_stored(tmp_path: Path) -> None:
     assert len(auth) == 1 and auth != {"Bearer no-key-needed"}  # httpx sent them (Basic)
     assert password not in res.stdout and password not in res.stderr
     assert files_containing(tmp_path, [password]) == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# DEBUG logs of the HTTP libraries (httpx, httpcore, openai) print response headers
+# ---------------------------------------------------------------------------------------------
+
+
+class EchoingServer(StubServer):
+    """The stub behind a proxy that echoes the caller's key in response headers (every
+    response, errors included): bare, and as a bearer token under an unrelated name."""
+
+    def __init__(self, key: str, **options: Any) -> None:
+        super().__init__(api_key=key, **options)
+        self.key = key
+
+    async def _write(
+        self,
+        writer: asyncio.StreamWriter,
+        code: int,
+        body: Any,
+        keep_alive: bool,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        echoed = [("x-debug-key", self.key), ("x-echo-authorization", f"Bearer {self.key}")]
+        await super()._write(writer, code, body, keep_alive, [*extra_headers, *echoed])
+
+
+@pytest.fixture
+def debug_log() -> Iterator[io.StringIO]:
+    """Every log record at DEBUG, from every logger, formatted into a string buffer."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def ask(text: str) -> CompletionRequest:
+    return CompletionRequest(
+        messages=(Message("user", text),), params=GenerationParams(temperature=0.0, max_tokens=4)
+    )
+
+
+@pytest.mark.parametrize("shape", ["sk", "plain"])
+def test_debug_logs_of_the_http_libraries_never_show_the_key(
+    shape: str, debug_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = sentinel(shape)
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    echo = status(500, message=f"upstream rejected Authorization: Bearer {key}")
+    plan = FaultPlan().add(echo, contains="soup")
+
+    async def two_requests(server: StubServer) -> RequestFailed:
+        backend = OpenAIBackend("stub-model", base_url=server.base_url, timeout=5, max_attempts=1)
+        try:
+            assert (await backend.complete(ask("tea or coffee"))).text
+            with pytest.raises(RequestFailed) as info:
+                await backend.complete(ask("the soup was cold"))
+            return info.value
+        finally:
+            await backend.aclose()
+
+    uninstall = install_log_redaction()
+    try:
+        with EchoingServer(key, faults=plan) as server:
+            failure = asyncio.run(two_requests(server))
+            auth = bearer_of(server)
+        logging.getLogger("sua_audit.test").debug("failed: %s (key %s)", failure, key)
+    finally:
+        uninstall()
+    log = debug_log.getvalue()
+    assert auth == {f"Bearer {key}"}  # the key was really sent, and really echoed back
+    assert "x-debug-key" in log and "x-echo-authorization" in log  # headers were logged
+    assert "HTTP/1.1 500" in log or " 500" in log
+    assert key not in log and masked(key) not in log
+    assert "[redacted]" in log
+
+
+def test_without_redaction_the_echoed_key_reaches_the_debug_log(
+    debug_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leak the test above guards against is real (so that test can fail)."""
+    key = sentinel("plain")
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+
+    async def one(server: StubServer) -> None:
+        backend = OpenAIBackend("stub-model", base_url=server.base_url, timeout=5, max_attempts=1)
+        try:
+            await backend.complete(ask("tea or coffee"))
+        finally:
+            await backend.aclose()
+
+    with EchoingServer(key) as server:
+        asyncio.run(one(server))
+    assert key in debug_log.getvalue()
+
+
+def test_redact_log_text_covers_headers_tokens_and_url_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "envsecret0123456789")
+    cases = [
+        "Authorization: Bearer tok3n-not-in-env",
+        "{'authorization': 'Bearer tok3n-not-in-env', 'accept': 'json'}",
+        "[(b'Authorization', b'Basic dXNlcjpwYXNzd29yZA==')]",
+        "(b'x-api-key', b'tok3n-not-in-env')",
+        "headers={'api-key': 'tok3n-not-in-env'}",
+        "sent with bearer tok3n-not-in-env",
+        "POST http://auditor:tok3n-not-in-env@host:8000/v1/chat/completions",
+        "x-echo: envsecret0123456789",
+        "Incorrect API key provided: sk-proj-tok3n****wxyz",
+    ]
+    for text in cases:
+        clean = redact_log_text(text)
+        assert "tok3n" not in clean and "envsecret" not in clean, clean
+        assert "dXNlcjpwYXNzd29yZA" not in clean and "[redacted]" in clean, clean
+    assert redact_log_text("POST http://host:8000/v1 200 OK") == "POST http://host:8000/v1 200 OK"
+
+
+def test_redact_record_covers_message_args_and_exceptions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "envsecret0123456789"
+    monkeypatch.setenv("SOME_TOKEN", secret)
+
+    def record(msg: str, args: Any, exc: BaseException | None = None) -> logging.LogRecord:
+        exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+        return logging.LogRecord("httpcore.http11", logging.DEBUG, __file__, 1, msg, args, exc_info)
+
+    in_args = redact_record(record("headers=%s", ([(b"x-key", secret.encode())],)))
+    assert secret not in in_args.getMessage() and "[redacted]" in in_args.getMessage()
+    in_dict = redact_record(record("%(h)s", ({"h": secret},)))
+    assert in_dict.getMessage() == "[redacted]"
+    in_msg = redact_record(record(f"key {secret}", None))
+    assert secret not in in_msg.getMessage()
+    untouched = record("%d requests", (3,))
+    assert redact_record(untouched).args == (3,)  # nothing secret: left for lazy formatting
+    try:
+        raise RuntimeError(f"proxy said {secret}")
+    except RuntimeError as exc:
+        failed = redact_record(record("request failed", None, exc))
+    text = logging.Formatter().format(failed)
+    assert "RuntimeError" in text and secret not in text
+
+
+def test_install_log_redaction_is_idempotent_and_undoable(debug_log: io.StringIO) -> None:
+    before = logging.getLogRecordFactory()
+    uninstall = install_log_redaction()
+    try:
+        again = install_log_redaction()
+        again()  # the second install did nothing, so undoing it does nothing
+        logging.getLogger("httpx").debug("Authorization: Bearer abcdefgh12345")
+    finally:
+        uninstall()
+    assert logging.getLogRecordFactory() is before
+    logging.getLogger("httpx").debug("after: Bearer abcdefgh12345")
+    log = debug_log.getvalue()
+    assert "Authorization: Bearer [redacted]" in log
+    assert "after: Bearer abcdefgh12345" in log  # uninstalled
+
+
+def test_cli_debug_log_never_shows_an_echoed_key(tmp_path: Path) -> None:
+    key = sentinel("plain")
+    with EchoingServer(key) as server:
+        res, _ = run(server, tmp_path, key, "--limit", "2")
+    assert res.returncode == 0, res.stderr
+    assert "x-debug-key" in res.stderr  # httpcore's DEBUG lines with the headers were printed
+    assert_nowhere(key, res, tmp_path)
