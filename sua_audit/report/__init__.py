@@ -3,11 +3,15 @@
 Formats: a self-contained HTML page (inline SVG plots, no scripts, opens offline), short
 Markdown for CI job summaries, and JSON. Reports read only a run's files (summary.json,
 results.jsonl, evaluation.json), never the cache.
+
+No format carries a terminal control character raw, so any of them can be printed on a
+terminal: HTML and Markdown show them as escapes (:func:`sua_audit.ui.console.visible`), JSON
+writes them as ``\\uNNNN`` escapes that read back to the original text
+(:func:`sua_audit.ui.console.dumps_json`).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ from sua_audit.report._data import METRICS, Metric, Reading, Run, RunReadError, 
 from sua_audit.report._data import read_metric as read_metric
 from sua_audit.report._data import same_dataset as same_dataset
 from sua_audit.results import atomic_write
+from sua_audit.ui.console import dumps_json, visible
 
 FORMATS = ("html", "md", "json")
 
@@ -130,12 +135,12 @@ def render_report(run: Run, fmt: str) -> str:
     if fmt == "html":
         from sua_audit.report.html import render_report_html
 
-        return render_report_html(run)
+        return visible(render_report_html(run))
     if fmt == "md":
         from sua_audit.report.markdown import render_report_md
 
         return render_report_md(run)
-    return json.dumps(report_json(run), indent=2, ensure_ascii=False) + "\n"
+    return dumps_json(report_json(run)) + "\n"
 
 
 def render_compare(runs: list[Run], fmt: str) -> str:
@@ -147,7 +152,7 @@ def render_compare(runs: list[Run], fmt: str) -> str:
     if fmt == "html":
         from sua_audit.report.html import render_compare_html
 
-        return render_compare_html(runs)
+        return visible(render_compare_html(runs))
     if fmt == "md":
         from sua_audit.report.markdown import render_compare_md
 
@@ -174,7 +179,7 @@ def render_compare(runs: list[Run], fmt: str) -> str:
         ],
         "disagreements": disagreements(runs),
     }
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return dumps_json(data) + "\n"
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -2,7 +2,8 @@
 
 Text from datasets and models is flattened to one line, shortened, HTML-escaped (GitHub renders
 HTML inside Markdown) and stripped of Markdown syntax, so it cannot break a table or inject
-markup.
+markup; terminal control characters are shown as escapes (:func:`sua_audit.ui.console.visible`),
+so the Markdown is safe to print on a terminal too.
 """
 
 from __future__ import annotations
@@ -24,16 +25,23 @@ from sua_audit.report._text import (
     guarantee_sentence,
 )
 from sua_audit.report.html import COMPARE_METRICS
+from sua_audit.ui.console import visible
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+# A backslash needs escaping only before ASCII punctuation (CommonMark), so the escapes that
+# `visible` writes (\x1b, \u009b) stay as they are.
+_MD_SPECIAL = re.compile(r"([`*_\[\]|~#]|\\(?=[!-/:-@\[-`{-~]|$))")
+# Whitespace that ends a table row or widens it: every Unicode space but the controls that
+# `visible` shows (VT, FF, CR alone, FS to US, NEL); a CR before a newline is a line end.
+_SPACES = re.compile(r"(?:\r\n|[^\S\x0b-\x1f\x85])+")
 
 
 def cell(value: object, limit: int = 80) -> str:
-    """One table cell of untrusted text: one line, at most ``limit`` characters, inert."""
-    text = " ".join(str("—" if value is None else value).split())
+    """One table cell of untrusted text: one line, at most ``limit`` characters before control
+    characters are shown as escapes, inert."""
+    text = _SPACES.sub(" ", str("—" if value is None else value)).strip(" ")
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(visible(text), quote=False))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -202,7 +210,7 @@ def render_report_md(run: d.Run, *, worst: int = 5) -> str:
             for r in table_rows:
                 r.pop(2)
         lines += _table(head, table_rows)
-    return "\n".join(lines) + "\n"
+    return visible("\n".join(lines) + "\n")
 
 
 def render_compare_md(runs: list[d.Run], *, max_items: int = 10) -> str:
@@ -234,4 +242,4 @@ def render_compare_md(runs: list[d.Run], *, max_items: int = 10) -> str:
         )
         if len(disagree) > max_items:
             lines += ["", f"… and {len(disagree) - max_items} more (see the HTML comparison)."]
-    return "\n".join(lines) + "\n"
+    return visible("\n".join(lines) + "\n")
