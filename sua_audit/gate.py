@@ -29,6 +29,7 @@ point values.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 import xml.etree.ElementTree as ET
@@ -129,6 +130,9 @@ def _known(path: Path, where: str, metric: str) -> None:
 def _number(path: Path, where: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _problem(path, where, f"the limit must be a number, not {value!r}.")
+    if not math.isfinite(value):
+        # TOML allows nan and inf; a nan limit would make every comparison false.
+        raise _problem(path, where, f"the limit must be a finite number, not {value!r}.")
     return float(value)
 
 
@@ -323,15 +327,17 @@ def junit_xml(outcome: GateOutcome, *, suite: str = "sua-audit gate") -> str:
         errors="0",
         skipped=str(sum(r.status == "skip" for r in outcome.results)),
     )
+    from sua_audit.ui.console import visible
+
     for result in outcome.results:
         case = ET.SubElement(ts, "testcase", classname="sua_audit.gate", name=result.name)
+        # Control characters are not allowed in XML 1.0: written out as escape text.
+        message = visible(result.message)
         if result.status == "fail":
-            ET.SubElement(
-                case, "failure", message=result.message, type="GateFailure"
-            ).text = result.message
+            ET.SubElement(case, "failure", message=message, type="GateFailure").text = message
         elif result.status == "skip":
-            ET.SubElement(case, "skipped", message=result.message)
+            ET.SubElement(case, "skipped", message=message)
         else:
-            ET.SubElement(case, "system-out").text = result.message
+            ET.SubElement(case, "system-out").text = message
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,21 +1,40 @@
-"""Writing a run's outputs: ``results.jsonl`` (one line per item) and ``summary.json``.
+"""A run folder's files: ``results.jsonl``, ``summary.json`` and what is derived from them.
 
-Both files are written under temporary names and renamed into place only when complete, so a
-crash or Ctrl-C never leaves a half-written output that looks finished.
+A run folder is written as a unit. A new run into an existing folder first removes the older
+run's ``summary.json`` (the mark of a finished run) and every file derived from it
+(``evaluation.json``, ``report.*``), then writes ``results.jsonl`` and ``summary.json`` under
+temporary names, renamed into place only when complete: a crash or Ctrl-C never leaves a
+half-written output, nor an older run's numbers beside newer results.
+
+``summary.json`` records the sha256 and row count of its ``results.jsonl``; derived files
+record the run id and that hash. Readers check both, so a file that belongs to another run,
+or a results file that was truncated, emptied or edited, is an error (exit 3), never read as
+if it were this run's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sua_audit.errors import RunReadError
+
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
+EVALUATION_FILE = "evaluation.json"
+#: Files derived from a run's results; removed when a new run is written into the folder.
+DERIVED_FILES = (EVALUATION_FILE, "report.html", "report.md", "report.json")
+#: Summary key binding summary.json to its results.jsonl.
+OUTPUTS_KEY = "outputs"
+
+_RERUN = "Run `sua-audit run` again to rewrite the folder, or pass another run folder."
 
 
 def new_run_id() -> str:
@@ -38,24 +57,241 @@ def atomic_write(path: Path, chunks: Iterable[str]) -> None:
         raise
 
 
+class _Hashing:
+    """Wraps the JSON lines of results.jsonl, counting rows and hashing the bytes written."""
+
+    def __init__(self, items: Iterable[dict[str, Any]]) -> None:
+        self._items = items
+        self.digest = hashlib.sha256()
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for row in self._items:
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            self.digest.update(line.encode("utf-8"))
+            self.rows += 1
+            yield line
+
+
+def clear_run_folder(out_dir: Path) -> None:
+    """Remove an older run's finished mark and derived files from ``out_dir``.
+
+    summary.json goes first: from then on the folder holds no finished run until the new
+    summary.json is renamed into place, whatever happens in between.
+    """
+    for name in (SUMMARY_FILE, *DERIVED_FILES):
+        (out_dir / name).unlink(missing_ok=True)
+
+
 def write_outputs(out_dir: Path, items: Iterable[dict[str, Any]], summary: dict[str, Any]) -> None:
     """Write results.jsonl (streamed from ``items``), then summary.json (its presence marks a
-    finished run)."""
+    finished run). ``summary`` gains the ``outputs`` record that binds it to the results."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(
-        out_dir / RESULTS_FILE,
-        (json.dumps(row, ensure_ascii=False) + "\n" for row in items),
-    )
+    clear_run_folder(out_dir)
+    lines = _Hashing(items)
+    atomic_write(out_dir / RESULTS_FILE, lines)
+    summary[OUTPUTS_KEY] = {"results_sha256": lines.digest.hexdigest(), "results_rows": lines.rows}
     atomic_write(out_dir / SUMMARY_FILE, [json.dumps(summary, indent=2, ensure_ascii=False) + "\n"])
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json_file(path: Path) -> Any:
+    """Parse one JSON file of a run folder; unreadable or invalid JSON is a RunReadError."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunReadError(f"cannot read '{path}': {exc}. {_RERUN}") from exc
+
+
+#: Summary fields that must be numbers (or null) when present; anything else is corruption.
+_NUMERIC_RESULTS = (
+    "items",
+    "items_scored",
+    "items_failed",
+    "items_with_gold",
+    "accuracy",
+    "robust_accuracy",
+    "selective_accuracy",
+    "abstention_rate",
+    "abstained",
+    "confident_flip_rate",
+)
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    """Load a finished run's summary.json."""
-    data: dict[str, Any] = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    """Load and check a finished run's summary.json.
+
+    Raises:
+        RunReadError: unreadable, not an object, no run id or results, or a results field
+            that should be a number is something else.
+    """
+    path = Path(run_dir) / SUMMARY_FILE
+    data = read_json_file(path)
+    if not isinstance(data, dict):
+        raise RunReadError(f"'{path}' is not a JSON object. {_RERUN}")
+    if not isinstance(data.get("run_id"), str) or not data["run_id"]:
+        raise RunReadError(f"'{path}': no run_id; it was not written by `sua-audit run`. {_RERUN}")
+    results = data.get("results")
+    if not isinstance(results, dict):
+        raise RunReadError(f"'{path}': no 'results' object. {_RERUN}")
+    for key in _NUMERIC_RESULTS:
+        value = results.get(key)
+        if value is not None and not _is_number(value):
+            raise RunReadError(
+                f"'{path}': results.{key} is {json.dumps(value)[:40]}, not a number. {_RERUN}"
+            )
+    mean_scores = results.get("mean_scores")
+    if mean_scores is not None:
+        if not isinstance(mean_scores, dict) or any(
+            v is not None and not _is_number(v) for v in mean_scores.values()
+        ):
+            raise RunReadError(f"'{path}': results.mean_scores holds a value that is not a number.")
     return data
 
 
-def read_results(run_dir: Path) -> list[dict[str, Any]]:
-    """Load a finished run's per-item results."""
-    with (run_dir / RESULTS_FILE).open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+def read_results(run_dir: Path, summary: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Load a finished run's per-item rows, checked against its summary.
+
+    Every line must be a JSON object with a unique ``id``. When ``summary`` records the
+    results file's sha256 (runs from this version on), the file must match it; older runs are
+    checked by row count.
+
+    Raises:
+        RunReadError: a bad line, a duplicate id, or a file that is not the one the summary
+            was written with (truncated, emptied, edited, or from another run).
+    """
+    path = Path(run_dir) / RESULTS_FILE
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                digest.update(raw)
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+                except (UnicodeDecodeError, ValueError) as exc:
+                    raise RunReadError(
+                        f"{path}:{number}: not a valid JSON line ({exc}). {_RERUN}"
+                    ) from exc
+                if not isinstance(row, dict) or "id" not in row:
+                    raise RunReadError(
+                        f"{path}:{number}: not a result row (an object with an 'id'). {_RERUN}"
+                    )
+                key = str(row["id"])
+                if key in seen:
+                    raise RunReadError(f"{path}:{number}: id {key!r} appears twice. {_RERUN}")
+                seen.add(key)
+                rows.append(row)
+    except OSError as exc:
+        raise RunReadError(f"cannot read '{path}': {exc}. {_RERUN}") from exc
+    if summary is not None:
+        _check_results(path, summary, digest.hexdigest(), len(rows))
+    return rows
+
+
+def _check_results(path: Path, summary: dict[str, Any], sha256: str, n_rows: int) -> None:
+    outputs = summary.get(OUTPUTS_KEY)
+    if isinstance(outputs, dict) and outputs.get("results_sha256"):
+        if outputs["results_sha256"] != sha256:
+            raise RunReadError(
+                f"'{path}' is not the results file its summary.json was written with "
+                f"({n_rows} rows, sha256 {sha256[:12]}…; the summary records "
+                f"{outputs.get('results_rows')} rows, {str(outputs['results_sha256'])[:12]}…): "
+                f"it was changed after the run, or comes from another run. {_RERUN}"
+            )
+        return
+    expected = (summary.get("results") or {}).get("items")
+    if _is_number(expected) and int(expected) != n_rows:
+        raise RunReadError(
+            f"'{path}' has {n_rows} rows but its summary.json counts {int(expected)} items: "
+            f"the file was truncated or changed after the run. {_RERUN}"
+        )
+
+
+def run_binding(summary: dict[str, Any]) -> dict[str, Any]:
+    """What a derived file records to say which run it was derived from."""
+    outputs = summary.get(OUTPUTS_KEY) or {}
+    return {"run_id": summary.get("run_id"), "results_sha256": outputs.get("results_sha256")}
+
+
+def check_binding(path: Path, derived: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Refuse a derived file (evaluation.json, ...) that belongs to another run."""
+    own = run_binding(summary)
+    theirs_id = derived.get("run_id")
+    theirs_sha = (derived.get("run") or {}).get("results_sha256")
+    if theirs_id != own["run_id"] or (
+        own["results_sha256"] and theirs_sha and theirs_sha != own["results_sha256"]
+    ):
+        raise RunReadError(
+            f"'{path}' belongs to run {theirs_id!r}, not to this folder's run "
+            f"{own['run_id']!r}: it is stale. Run `sua-audit evaluate {path.parent}` to "
+            "recompute it."
+        )
+
+
+def check_writable_dir(path: Path, flag: str) -> None:
+    """Refuse, before any work, a folder that cannot be created or written (exit 2).
+
+    Nothing is left behind: the probe file is written in the nearest folder that exists and
+    removed at once; ``path`` itself is not created.
+    """
+    import tempfile
+
+    from sua_audit.errors import ConfigError
+
+    if str(path) == "":
+        raise ConfigError(f"{flag} is empty. Pass a folder path.")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: this is a file, not a folder. Pass a folder path.")
+    probe_in = path
+    while not probe_in.exists():
+        if probe_in.parent == probe_in:
+            break
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise ConfigError(
+            f"{flag} {path}: '{probe_in}' is a file, so the folder cannot be created there."
+        )
+    try:
+        fd, name = tempfile.mkstemp(prefix=".sua-audit-probe-", dir=probe_in)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise ConfigError(
+            f"{flag} {path}: cannot write in '{probe_in}' ({exc.strerror or exc}). "
+            "Pass a writable folder."
+        ) from exc
+
+
+def check_writable_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output file path that cannot be written (exit 2)."""
+    from sua_audit.errors import ConfigError
+
+    if str(path) == "":
+        raise ConfigError(f"{flag} is empty. Pass a file path.")
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: this is a folder. Pass a file path.")
+    check_writable_dir(path.parent if str(path.parent) else Path("."), flag)

@@ -41,9 +41,49 @@ def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
         raise ConfigError(f"{flag}: {msg}. See sua-audit run --help.") from exc
 
 
+def run_status(results: dict[str, Any], max_failed_share: float) -> str:
+    """``complete`` (every item scored), ``partial`` (some failed, within the allowed share)
+    or ``failed`` (no item scored, or a failed share above ``--max-failed-share``).
+
+    A failed run still writes its outputs, so that its failures can be read; ``run`` exits 3
+    on it and ``gate`` refuses it.
+    """
+    n = int(results.get("items") or 0)
+    failed = int(results.get("items_failed") or 0)
+    if n == 0 or failed >= n or failed / n > max_failed_share:
+        return "failed"
+    return "partial" if failed else "complete"
+
+
+def check_status(summary: dict[str, Any]) -> None:
+    """Raise NothingScored (exit 3) for a run whose status is ``failed``."""
+    from sua_audit.errors import NothingScored
+
+    if summary.get("status") != "failed":
+        return
+    res = summary.get("results") or {}
+    n, failed = int(res.get("items") or 0), int(res.get("items_failed") or 0)
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted((res.get("failures_by_kind") or {}).items()))
+    share = (summary.get("config") or {}).get("max_failed_share", 1.0)
+    why = (
+        "no item could be scored"
+        if failed >= n
+        else f"{failed / n:.0%} of items failed, above --max-failed-share {share:g}"
+    )
+    raise NothingScored(
+        f"{why}: {failed} of {n} items failed"
+        + (f" ({kinds})" if kinds else "")
+        + f". Each item's error is in {summary.get('out_dir')}/results.jsonl; finished "
+        "requests are cached, so a rerun pays only for the failed ones."
+    )
+
+
 def recorded_config(config: AuditConfig) -> dict[str, Any]:
-    """The config as runs record it: a ``user:password@`` in --base-url is dropped."""
+    """The config as runs record it: a ``user:password@`` in --base-url is dropped, and the
+    dataset path is absolute (rescore reads it from any working directory)."""
     data = config.model_dump()
+    if data.get("dataset") and data["dataset"] != "-":
+        data["dataset"] = str(Path(data["dataset"]).resolve())
     if data.get("base_url"):
         from sua_audit.backends.openai_backend import public_url
 
@@ -58,15 +98,28 @@ def audit(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     backend: Any | None = None,
+    require_gold: str | None = None,
 ) -> dict[str, Any]:
-    """Run one audit and write ``results.jsonl`` and ``summary.json``; return the summary."""
+    """Run one audit and write ``results.jsonl`` and ``summary.json``; return the summary.
+
+    ``require_gold`` names an option that needs gold answers (``--target-risk``): a dataset
+    without any is refused before any model call. The summary's ``status`` is ``complete``,
+    ``partial`` or ``failed`` (see :func:`run_status`); a failed run's outputs are written.
+    """
     from sua_audit.audit import summarize
     from sua_audit.dataset import validate_dataset
-    from sua_audit.results import new_run_id, write_outputs
+    from sua_audit.results import check_writable_dir, new_run_id, write_outputs
 
     if config.limit is not None and config.limit <= 0:
         raise ConfigError("--limit must be at least 1.")
-    info = validate_dataset(config.dataset, limit=config.limit)
+    info = validate_dataset(
+        config.dataset, limit=config.limit, max_line_bytes=config.max_line_bytes
+    )
+    if require_gold and not info.n_with_gold:
+        raise ConfigError(
+            f"{require_gold} needs gold answers (label / answers), and {config.dataset} has "
+            "none. Add them, or drop the option: the audit itself needs no gold."
+        )
     check_abstention_score(config, info)
     if config.instruction_attacks:
         from sua_audit.perturb.adversarial import load_instruction_attacks
@@ -75,10 +128,18 @@ def audit(
     cost_plan = plan_cost(info, config)
     run_id = new_run_id()
     out_dir = out_dir or Path("audits") / "runs" / run_id
+    # Where the results go is checked before any model call: a bad --out or --cache must not
+    # be found after the requests are paid for.
+    check_writable_dir(out_dir, "--out")
+    if config.cache_mode != "off":
+        cache_path = Path(cache_path or paths.default_cache_path())
+        if cache_path.is_dir():
+            raise ConfigError(f"--cache {cache_path}: this is a folder. Pass a file path.")
     started = utc_now()
     t0 = time.perf_counter()
     dataset = {
-        "path": str(info.path),
+        # Absolute, so that rescore finds it from any working directory (sha256 checked).
+        "path": str(info.resolved_path),
         "sha256": info.sha256,
         "items": info.n_items,
         "tasks": info.tasks,
@@ -98,6 +159,7 @@ def audit(
             concurrency=config.concurrency,
             timeout=config.timeout,
             max_attempts=config.max_attempts,
+            max_retry_wait=config.max_retry_wait,
         )
     rewriter_backend = _rewriter_backend(config, backend)
     if cost_plan.price is not None and cost_plan.price.source != LOCAL:
@@ -125,7 +187,7 @@ def audit(
         )
     store = None
     if config.cache_mode != "off":
-        store = Store.open(cache_path or paths.default_cache_path())
+        store = Store.open(cache_path)
     try:
         if store is not None:
             store.begin_run(run_id, recorded_config(config), dataset)
@@ -153,13 +215,15 @@ def audit(
         finally:
             if store is not None and status != "finished":
                 store.finish_run(run_id, status)
+        results = summarize(outcome)
         summary: dict[str, Any] = {
             "run_id": run_id,
+            "status": run_status(results, config.max_failed_share),
             "tool_version": __version__,
             "config": recorded_config(config),
             "model": backend.describe(),
             "dataset": dataset,
-            "results": summarize(outcome),
+            "results": results,
             "model_calls": generator.stats.model_calls,
             "cache_hits": generator.stats.cache_hits,
             "failed_requests": generator.stats.failed,
@@ -187,7 +251,9 @@ def audit(
         finally:
             outcome.close()
         if store is not None:
-            store.finish_run(run_id, "finished", summary)
+            store.finish_run(
+                run_id, "finished" if summary["status"] != "failed" else "failed", summary
+            )
         return summary
     finally:
         if store is not None:
@@ -316,6 +382,7 @@ def _rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:
         concurrency=config.concurrency,
         timeout=config.timeout,
         max_attempts=config.max_attempts,
+        max_retry_wait=config.max_retry_wait,
     )
 
 
@@ -339,8 +406,10 @@ def run_from_cli(
     cache: Path | None,
     out: Path | None,
     show_progress: bool,
+    require_gold: str | None = None,
 ) -> dict[str, Any]:
-    """The ``run`` command's body: config, progress bar, audit, summary table."""
+    """The ``run`` command's body: config, progress bar, audit, summary table; exit 3 (by
+    NothingScored) when the run's status is ``failed``."""
     from sua_audit.ui.console import err_console, summary_notes, summary_table
 
     config = make_config(dataset, **options)
@@ -349,8 +418,11 @@ def run_from_cli(
         from sua_audit.ui.progress import RichProgress
 
         progress = RichProgress()
-    summary = audit(config, cache_path=cache, out_dir=out, progress=progress)
+    summary = audit(
+        config, cache_path=cache, out_dir=out, progress=progress, require_gold=require_gold
+    )
     err_console.print(summary_table(summary))
     for note in summary_notes(summary):
         err_console.print(note, highlight=False, soft_wrap=True, markup=False)
+    check_status(summary)
     return summary

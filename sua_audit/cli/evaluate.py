@@ -3,7 +3,6 @@ and scores recomputed from the cache with zero model calls."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -160,7 +159,9 @@ def evaluate(
     )
     print_evaluation(ev)
     if as_json:
-        typer.echo(json.dumps(ev, indent=2, ensure_ascii=False))
+        from sua_audit.ui.console import dumps_json
+
+        typer.echo(dumps_json(ev))
 
 
 @app.command()
@@ -184,6 +185,15 @@ def rescore(
     cache: Annotated[
         Path | None,
         typer.Option(envvar="SUA_AUDIT_CACHE", help="Request cache (default: the run's)."),
+    ] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="The run's dataset, where it is now (default: the path the run recorded). "
+            "Its sha256 must match the run's.",
+        ),
     ] = None,
     target_risk: TargetRiskOpt = None,
     delta: DeltaOpt = 0.1,
@@ -219,6 +229,7 @@ def rescore(
         divergence=divergence,
         out=out,
         cache=cache,
+        dataset=dataset,
     )
     err_console.print(summary_table(summary))
     for note in summary_notes(summary):
@@ -237,4 +248,6 @@ def rescore(
         )
         print_evaluation(ev)
     if as_json:
-        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        from sua_audit.ui.console import dumps_json
+
+        typer.echo(dumps_json(summary))

@@ -59,9 +59,13 @@ def report(
     The HTML page has no scripts and no external files; it opens offline.
     """
     from sua_audit.report import load_run, render_report
+    from sua_audit.results import check_writable_file
 
+    target = out if out is not None else run_dir / f"report.{fmt}"
+    if str(target) != "-":
+        check_writable_file(target, "--out")
     text = render_report(load_run(run_dir, target_risk=target_risk, delta=delta), fmt)
-    _emit(text, out if out is not None else run_dir / f"report.{fmt}")
+    _emit(text, target)
 
 
 @app.command()
@@ -86,6 +90,10 @@ def compare(
 
     if len(run_dirs) < 2:
         raise ConfigError("compare needs at least two run folders.")
+    if out is not None and str(out) != "-":
+        from sua_audit.results import check_writable_file
+
+        check_writable_file(out, "--out")
     # Check the datasets before evaluating anything: a refused comparison should be instant.
     runs = [load_run(path, evaluate=False) for path in run_dirs]
     same_dataset(runs)
@@ -131,16 +139,24 @@ def gate(
     from sua_audit.errors import EXIT_GATE_FAILED
     from sua_audit.gate import evaluate_gate, junit_xml, load_checklist
     from sua_audit.report import load_run, same_dataset, write_atomic
+    from sua_audit.results import check_writable_file
+    from sua_audit.runner import check_status
 
     spec = load_checklist(checklist)
+    if junit is not None:
+        check_writable_file(junit, "--junit")  # before anything is printed as passed
     run = load_run(run_dir, evaluate=spec.needs_evaluation)
+    check_status(run.summary)  # a run that scored nothing (or too little) is never passed
     base = None
     if baseline is not None:
         base = load_run(baseline, evaluate=spec.needs_evaluation)
+        check_status(base.summary)
         same_dataset([run, base])
     outcome = evaluate_gate(run, spec, base)
+    from sua_audit.ui.console import visible
+
     for result in outcome.results:
-        typer.echo(f"{result.status.upper()} {result.message}")
+        typer.echo(f"{result.status.upper()} {visible(result.message)}")
     n_fail = len(outcome.failures)
     n_skip = sum(r.status == "skip" for r in outcome.results)
     typer.echo(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -126,7 +125,11 @@ def run(
         str, typer.Option(help="use: read and write; refresh: write only; off: no cache.")
     ] = "use",
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: audits/runs/<run-id>).")
+        str | None,
+        typer.Option(
+            help="Output folder (default: audits/runs/<run-id>). An older run's files in it "
+            "are replaced."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Local model batch size.")] = 16,
     device: Annotated[str, typer.Option(help="Local model device: auto, cpu, cuda.")] = "auto",
@@ -143,6 +146,13 @@ def run(
     max_attempts: Annotated[
         int, typer.Option(help="Attempts per hosted request (429, 5xx, timeouts are retried).")
     ] = 6,
+    max_retry_wait: Annotated[
+        float,
+        typer.Option(
+            help="Longest pause (s) a server's Retry-After may impose; a request asked to wait "
+            "longer fails as rate_limit for its item, and the run goes on."
+        ),
+    ] = 60.0,
     max_cost: Annotated[
         float | None, typer.Option(help="Refuse to start if the estimated cost (USD) is higher.")
     ] = None,
@@ -173,6 +183,17 @@ def run(
     judge_model: Annotated[
         str | None, typer.Option(help="Judge model of --correctness judge.")
     ] = None,
+    max_line_bytes: Annotated[
+        int,
+        typer.Option(help="Longest dataset line accepted, in bytes (default 1 MiB)."),
+    ] = 1 << 20,
+    max_failed_share: Annotated[
+        float,
+        typer.Option(
+            help="Exit 3 when more than this share of items could not be scored (requests "
+            "that failed for good). A run where no item was scored always exits 3."
+        ),
+    ] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
@@ -200,6 +221,11 @@ def run(
         raise ConfigError(f"--target-risk must be in (0, 1), got {target_risk}.")
     if not 0.0 < delta < 1.0:
         raise ConfigError(f"--delta must be in (0, 1), got {delta}.")
+    if out is not None and not out.strip():
+        raise ConfigError("--out is empty. Pass a folder path, or leave it out for audits/runs/.")
+    needs_gold = (
+        "--lambda auto" if lam_choice == "auto" else "--target-risk" if target_risk else None
+    )
     summary = run_from_cli(
         dataset=dataset,
         options=dict(
@@ -231,13 +257,17 @@ def run(
             concurrency=concurrency,
             timeout=timeout,
             max_attempts=max_attempts,
+            max_retry_wait=max_retry_wait,
             max_cost=max_cost,
             price_in=price_in,
             price_out=price_out,
+            max_failed_share=max_failed_share,
+            max_line_bytes=max_line_bytes,
         ),
         cache=cache,
-        out=out,
+        out=Path(out) if out is not None else None,
         show_progress=progress,
+        require_gold=needs_gold,
     )
     with_gold = summary["results"].get("items_with_gold") or 0
     if with_gold > AUTO_EVALUATE_MAX_ITEMS:
@@ -266,4 +296,6 @@ def run(
         )
         print_evaluation(ev)
     if as_json:
-        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        from sua_audit.ui.console import dumps_json
+
+        typer.echo(dumps_json(summary))

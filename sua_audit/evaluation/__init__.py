@@ -15,13 +15,12 @@ evaluation) and :mod:`.rescore` (scores recomputed from the cache, no model call
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EVALUATION_FILE", "evaluate_run", "load_evaluation"]
+from sua_audit.results import EVALUATION_FILE
 
-EVALUATION_FILE = "evaluation.json"
+__all__ = ["EVALUATION_FILE", "evaluate_run", "load_evaluation"]
 
 
 def evaluate_run(
@@ -71,7 +70,13 @@ def evaluate_run(
         write_json_atomic,
     )
     from sua_audit.evaluation.correctness import DEFAULT_RULE, Grader
-    from sua_audit.results import RESULTS_FILE, SUMMARY_FILE, read_results, read_summary
+    from sua_audit.results import (
+        RESULTS_FILE,
+        SUMMARY_FILE,
+        read_results,
+        read_summary,
+        run_binding,
+    )
 
     run = Path(run_dir)
     if not (run / RESULTS_FILE).is_file() or not (run / SUMMARY_FILE).is_file():
@@ -80,7 +85,7 @@ def evaluate_run(
             "Pass the folder `sua-audit run` wrote."
         )
     summary = read_summary(run)
-    rows = read_results(run)
+    rows = read_results(run, summary)
     grader = Grader(
         correctness or DEFAULT_RULE, f1_threshold=f1_threshold, judge_model=judge_model, cache=cache
     )
@@ -100,15 +105,30 @@ def evaluate_run(
         bootstrap=DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap,
         correctness_rule=grader.name if has_qa else "label",
     )
+    # Binds the file to these exact results: readers refuse it beside any other run's.
+    result["run"] = run_binding(summary)
     if write:
         write_json_atomic(run / EVALUATION_FILE, result)
     return result
 
 
-def load_evaluation(run_dir: Path | str) -> dict[str, Any] | None:
-    """The run's evaluation.json, or ``None`` when it has not been evaluated."""
+def load_evaluation(
+    run_dir: Path | str, summary: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The run's evaluation.json, or ``None`` when it has not been evaluated.
+
+    Raises:
+        RunReadError: the file is corrupt, or it was computed for another run or for other
+            results than the folder's (run id and results sha256 are checked; exit 3).
+    """
+    from sua_audit.errors import RunReadError
+    from sua_audit.results import check_binding, read_json_file, read_summary
+
     path = Path(run_dir) / EVALUATION_FILE
     if not path.is_file():
         return None
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json_file(path)
+    if not isinstance(data, dict):
+        raise RunReadError(f"'{path}' is not a JSON object. Run `sua-audit evaluate` again.")
+    check_binding(path, data, summary if summary is not None else read_summary(Path(run_dir)))
     return data

@@ -33,7 +33,6 @@ from sua_audit.evaluation.correctness import Grader
 from sua_audit.evaluation.splits import make_split
 
 SCHEMA = 1
-EVALUATION_FILE = "evaluation.json"
 MULTI_ANSWER = "multi_answer"
 
 #: Scores built from the model's answers under perturbation (this tool's evidence), in report

@@ -71,6 +71,7 @@ def _backend_for(spec: str, config: Any) -> Backend:
         concurrency=config.concurrency,
         timeout=config.timeout,
         max_attempts=config.max_attempts,
+        max_retry_wait=config.max_retry_wait,
     )
 
 
@@ -105,8 +106,13 @@ def rescore_run(
     abstain_on: str | None = None,
     tau: float | None = None,
     coverage: float | None = None,
+    dataset: Path | None = None,
 ) -> dict[str, Any]:
-    """Rescore ``run_dir`` into ``out``; return the new summary (``model_calls`` is 0)."""
+    """Rescore ``run_dir`` into ``out``; return the new summary (``model_calls`` is 0).
+
+    ``dataset`` is the run's dataset where it is now, when it moved or the run recorded a
+    relative path; its sha256 must match the run's either way.
+    """
     from pydantic import ValidationError
 
     from sua_audit import __version__, paths
@@ -115,14 +121,30 @@ def rescore_run(
     from sua_audit.dataset import validate_dataset
     from sua_audit.engine import Generator
     from sua_audit.evaluation.core import EvaluationError
-    from sua_audit.results import SUMMARY_FILE, new_run_id, read_summary, write_outputs
+    from sua_audit.results import (
+        SUMMARY_FILE,
+        check_writable_dir,
+        new_run_id,
+        read_summary,
+        write_outputs,
+    )
     from sua_audit.runner import recorded_config
     from sua_audit.store import Store, utc_now
 
     if not (run_dir / SUMMARY_FILE).is_file():
         raise EvaluationError(f"{run_dir} is not a finished run (no summary.json).")
     old = read_summary(run_dir)
+    if not isinstance(old.get("config"), dict) or "dataset" not in old["config"]:
+        raise EvaluationError(f"{run_dir}/summary.json records no config; it cannot be rescored.")
     recorded = dict(old["config"])
+    if dataset is not None:
+        recorded["dataset"] = str(Path(dataset).resolve())
+    elif not Path(recorded["dataset"]).is_file():
+        raise ConfigError(
+            f"rescore: the run's dataset {recorded['dataset']} is not there (moved, or a "
+            "relative path from another working directory). Pass --dataset PATH; its sha256 "
+            "is checked against the run's."
+        )
     if lam is not None:
         recorded["lam"] = lam
     if divergence is not None:
@@ -148,7 +170,9 @@ def rescore_run(
         raise CacheMissError(
             "rescore: the run was made with --cache-mode off, so its answers are not cached."
         )
-    info = validate_dataset(config.dataset, limit=config.limit)
+    info = validate_dataset(
+        config.dataset, limit=config.limit, max_line_bytes=config.max_line_bytes
+    )
     from sua_audit.runner import check_abstention_score
 
     check_abstention_score(config, info)
@@ -162,6 +186,7 @@ def rescore_run(
     if not cache_path.is_file():
         raise CacheMissError(f"rescore: the cache {cache_path} does not exist.")
     out = out or default_out(run_dir, lam, divergence, normalize, abstain_on)
+    check_writable_dir(out, "--out")
     backend = CacheOnlyBackend(_backend_for(config.model, config), cache_path)
     from sua_audit.audit import MODEL_KINDS
 

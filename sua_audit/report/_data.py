@@ -7,24 +7,19 @@ only these files, never the cache, so any run can be re-rendered offline.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sua_audit.errors import ConfigError, SuaAuditError
-from sua_audit.results import RESULTS_FILE, SUMMARY_FILE
+from sua_audit.errors import ConfigError, RunReadError, SuaAuditError
+from sua_audit.results import RESULTS_FILE, SUMMARY_FILE, read_results, read_summary
 
 logger = logging.getLogger(__name__)
 
 #: Scores drawn in the risk–coverage plot, in legend order (all oriented as uncertainty).
 PLOT_SCORES = ("sua", "sensitivity", "entropy", "max_prob", "self_consistency", "semantic_entropy")
-
-
-class RunReadError(SuaAuditError):
-    """A run directory exists but its files cannot be read (exit 3)."""
 
 
 @dataclass
@@ -76,40 +71,6 @@ class Run:
         return [row for row in self.items if row.get("status", "ok") == "ok"]
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunReadError(
-            f"cannot read '{path}': {exc}. Run `sua-audit run` again to rewrite it."
-        ) from exc
-
-
-def _read_results(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise RunReadError(
-                        f"{path}:{number}: not valid JSON ({exc.msg}). "
-                        "Run `sua-audit run` again to rewrite it."
-                    ) from exc
-                if not isinstance(row, dict) or "id" not in row:
-                    raise RunReadError(
-                        f"{path}:{number}: not a result row (an object with an 'id'). "
-                        "Run `sua-audit run` again to rewrite it."
-                    )
-                rows.append(row)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunReadError(f"cannot read '{path}': {exc}.") from exc
-    return rows
-
-
 def load_run(
     run_dir: Path | str,
     *,
@@ -138,19 +99,22 @@ def load_run(
             f"'{path}' holds no finished run (no {SUMMARY_FILE}). "
             "Pass the --out folder of a finished `sua-audit run`."
         )
-    summary = _read_json(path / SUMMARY_FILE)
-    if not isinstance(summary, dict):
-        raise RunReadError(f"'{path / SUMMARY_FILE}' is not a JSON object.")
+    summary = read_summary(path)
     if not (path / RESULTS_FILE).is_file():
         raise RunReadError(f"'{path}' has {SUMMARY_FILE} but no {RESULTS_FILE}.")
-    run = Run(path=path, summary=summary, items=_read_results(path / RESULTS_FILE))
+    run = Run(path=path, summary=summary, items=read_results(path, summary))
     if evaluate:
-        run.evaluation, run.evaluation_note = _evaluation(path, target_risk, delta)
+        run.evaluation, run.evaluation_note = _evaluation(path, summary, target_risk, delta)
+    else:
+        # Not needed, but a folder holding another run's evaluation is refused all the same.
+        from sua_audit.evaluation import load_evaluation
+
+        load_evaluation(path, summary)
     return run
 
 
 def _evaluation(
-    path: Path, target_risk: float | None, delta: float
+    path: Path, summary: dict[str, Any], target_risk: float | None, delta: float
 ) -> tuple[dict[str, Any] | None, str | None]:
     """evaluation.json, computed on the fly when absent; or ``None`` and why."""
     try:
@@ -164,17 +128,19 @@ def _evaluation(
     if target_risk is not None:
         try:
             fresh = evaluate_run(path, target_risk=target_risk, delta=delta, write=False)
-        except ConfigError:
-            raise  # a bad --target-risk / --delta is the user's to fix (exit 2)
+        except (ConfigError, RunReadError):
+            raise  # a bad --target-risk / --delta (exit 2), a corrupt folder (exit 3)
         except SuaAuditError as exc:
             logger.warning("run %s not evaluated: %s", path, exc)
             return None, str(exc)
         return dict(fresh), None
-    loaded = load(path)
+    loaded = load(path, summary)  # refuses an evaluation.json of another run (exit 3)
     if loaded is not None:
         return dict(loaded), None
     try:
         return dict(evaluate_run(path)), None
+    except RunReadError:
+        raise
     except SuaAuditError as exc:
         # No gold labels, too few items: the report still renders, marked "not evaluated".
         logger.warning("run %s not evaluated: %s", path, exc)
@@ -541,8 +507,10 @@ def same_dataset(runs: list[Run]) -> None:
             "share a dataset. Rerun them with this sua-audit."
         )
     if len(shas) > 1:
+        from sua_audit.ui.console import visible
+
         listing = "; ".join(
-            f"{run.path} → {(run.summary.get('dataset') or {}).get('path')} "
+            f"{run.path} → {visible(str((run.summary.get('dataset') or {}).get('path')))} "
             f"(sha256 {str(run.dataset_sha256)[:12]})"
             for run in runs
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from sua_audit.errors import SchemaVersionError, StoreError
+from sua_audit.errors import ConfigError, SchemaVersionError, StoreError
 from sua_audit.store.keys import canonical_json, request_key
 from sua_audit.store.migrations import migrations
 
@@ -29,6 +29,28 @@ logger = logging.getLogger(__name__)
 def utc_now() -> str:
     """Current time as ISO-8601 UTC."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def _check_writable(conn: sqlite3.Connection, path: Path) -> None:
+    """Take and release the write lock: a read-only cache is refused when it opens, before any
+    model call, not when the first answers are flushed."""
+    try:
+        # A read-only database takes the lock but refuses the first write: write the header's
+        # user_version back unchanged, then roll back.
+        version = int(conn.execute("pragma user_version").fetchone()[0])
+        conn.execute("begin immediate")
+        try:
+            conn.execute(f"pragma user_version = {version}")
+        finally:
+            conn.execute("rollback")
+    except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc) or "read-only" in str(exc) or "read only" in str(exc):
+            conn.close()
+            raise ConfigError(
+                f"--cache {path}: the cache database is read-only ({exc}). Pass --cache with "
+                "a writable file, or --cache-mode off."
+            ) from exc
+        raise
 
 
 class Store:
@@ -58,15 +80,21 @@ class Store:
             # crash or kill -9 of this process; only a power cut may lose the last commits,
             # which a rerun then asks again. FULL syncs on every flush and halves write speed.
             conn.execute("pragma synchronous=NORMAL")
+            _check_writable(conn, p)
             db = Database(conn)
             return cls(db, path=str(p))
+        except ConfigError:
+            raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"Cannot use the cache database {p}: {exc}. "
                 "Pass --cache with another path, or delete the file to start afresh."
             ) from exc
         except OSError as exc:
-            raise StoreError(f"Cannot create the cache database {p}: {exc}.") from exc
+            raise ConfigError(
+                f"--cache {p}: cannot create the cache database there ({exc.strerror or exc}). "
+                "Pass --cache with a writable path."
+            ) from exc
 
     def close(self) -> None:
         """Close the connection."""
