@@ -221,6 +221,21 @@ def test_every_item_failed_is_exit_3_with_the_failures_written(tmp_path: Path) -
     assert len(rows) == 4 and all(r.get("failure") or r.get("error") for r in rows), rows[0]
 
 
+def test_429_to_everything_is_exit_3(tmp_path: Path) -> None:
+    with StubServer(faults=FaultPlan().add(status(429, retry_after=0.01))) as server:
+        res = hosted_run(server.base_url, tmp_path / "o", tmp_path / "c.db", "--max-attempts", "2")
+    no_traceback(res)
+    assert res.returncode == 3 and "rate_limit" in res.stderr, res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1/v1", "http://"])
+def test_bad_base_url_is_refused_before_the_run(tmp_path: Path, url: str) -> None:
+    res = hosted_run(url, tmp_path / "o", tmp_path / "c.db")
+    no_traceback(res)
+    assert res.returncode == 2 and "--base-url" in res.stderr, res.stderr[-2000:]
+    assert not (tmp_path / "o").exists() and _no_calls(tmp_path / "c.db")
+
+
 def test_closed_port_is_exit_3(tmp_path: Path) -> None:
     res = hosted_run("http://127.0.0.1:9/v1", tmp_path / "o", tmp_path / "c.db")
     no_traceback(res)
@@ -280,6 +295,8 @@ def test_ctrl_c_prints_the_resume_line(tmp_path: Path) -> None:
          "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+        # A shell's background job ignores SIGINT, and children inherit that: restore it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
