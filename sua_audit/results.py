@@ -94,15 +94,6 @@ def write_outputs(out_dir: Path, items: Iterable[dict[str, Any]], summary: dict[
     atomic_write(out_dir / SUMMARY_FILE, [json.dumps(summary, indent=2, ensure_ascii=False) + "\n"])
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
