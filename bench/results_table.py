@@ -33,6 +33,8 @@ from typing import Any
 
 from _common import ROOT, SHARED_DATA, quiet_hf
 
+from sua_audit.evaluation.core import MIN_MINORITY
+
 DATASETS = (
     # (file, kind) — kind picks the subset size
     ("sst2_dev.jsonl", "label"),
@@ -270,6 +272,9 @@ def dataset_section(label: str, e: dict[str, Any]) -> str:
         if comp["winner"] is None:
             lines.append(f"* {words}: AUROC undefined (one class only).")
             continue
+        if fl[lab].get("note"):
+            lines.append(f"* {words}: {fl[lab]['note']}.")
+            continue
         lines.append(
             f"* {words}: winner **{comp['winner']}**; best uncertainty baseline "
             f"{comp['best_baseline']}."
@@ -319,15 +324,29 @@ def dataset_section(label: str, e: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def too_few(ev: dict[str, Any]) -> str | None:
+    """Why the clean-failure AUROCs of ``ev`` support no conclusion, or ``None``."""
+    counts = ev["failure_labels"]["clean"]
+    n, failures = counts["n"], counts["failures"]
+    minority = counts.get("minority", min(failures, n - failures))
+    if minority == 0:
+        return "one class"
+    if minority < MIN_MINORITY:
+        which = "right" if n - failures == minority else "wrong"
+        return f"{minority} of {n} {which}: too few"
+    return None
+
+
 def summary_rows(label: str, entries: list[dict[str, Any]]) -> list[str]:
     rows = []
     for e in entries:
         ev = e["ev"]
         comp = ev["comparison"]["clean"]
-        cells = [label, e["name"], str(ev["n_items"]), comp["winner"] or "— (one class)"]
+        why = too_few(ev)
+        cells = [label, e["name"], str(ev["n_items"]), f"— ({why})" if why else comp["winner"]]
         for score in HEADLINE:
             vs = comp.get("versus", {}).get(score, {}).get("minus_entropy")
-            cells.append(fmt(vs, 2) if vs and vs.get("value") is not None else "—")
+            cells.append(fmt(vs, 2) if vs and vs.get("value") is not None and not why else "—")
         ab = e["summary"]["results"].get("abstention") or {}
         cells.append(f"{ab.get('abstained', '—')}/{ab.get('decided', '—')}")
         rows.append("| " + " | ".join(cells) + " |")
@@ -338,8 +357,11 @@ def findings(models: list[tuple[str, list[dict[str, Any]]]]) -> str:
     """Plain statements computed from the evaluations."""
     out = ["## Findings (computed from the tables below)", ""]
     for label, entries in models:
-        defined = [e for e in entries if e["ev"]["comparison"]["clean"]["winner"]]
-        out.append(f"**{label}** ({len(defined)} data sets with both classes):")
+        defined = [e for e in entries if not too_few(e["ev"])]
+        out.append(
+            f"**{label}** ({len(defined)} data sets with at least {MIN_MINORITY} right and "
+            f"{MIN_MINORITY} wrong clean answers among the test items):"
+        )
         out.append("")
         winners = [f"{e['name']}: {e['ev']['comparison']['clean']['winner']}" for e in defined]
         out.append("* winner by clean-failure AUROC — " + "; ".join(winners) + ".")

@@ -34,6 +34,10 @@ from sua_audit.evaluation.splits import make_split
 
 SCHEMA = 1
 MULTI_ANSWER = "multi_answer"
+#: Below this many test items in the smaller class (right or wrong), AUROCs are still computed
+#: but marked: with 1 or 2 right answers among 70 an AUROC of 0.9 and its bootstrap interval
+#: say nothing a reader should act on.
+MIN_MINORITY = 10
 
 #: Scores built from the model's answers under perturbation (this tool's evidence), in report
 #: order. Per-kind sensitivities ``s_<kind>`` are added after them for the kinds a run has.
@@ -263,6 +267,21 @@ def _sklearn_point(metric: str, scores: np.ndarray, fail: np.ndarray) -> float |
     if metric == "auroc":
         return float(roc_auc_score(fail, scores))
     return float(average_precision_score(fail, scores))
+
+
+def label_counts(fail: np.ndarray) -> dict[str, Any]:
+    """Test items, failures, the smaller class's size, and a note when it is too small to
+    conclude from (fewer than :data:`MIN_MINORITY`)."""
+    n, failures = int(fail.size), int(fail.sum())
+    minority = min(failures, n - failures)
+    out: dict[str, Any] = {"n": n, "failures": failures, "minority": minority}
+    if 0 < minority < MIN_MINORITY:
+        which = "right" if n - failures == minority else "wrong"
+        out["note"] = (
+            f"only {minority} of {n} test items are {which}: AUROCs and their intervals rest "
+            f"on too few to conclude anything (fewer than {MIN_MINORITY})"
+        )
+    return out
 
 
 def _row_mean(values: np.ndarray) -> np.ndarray:
@@ -496,9 +515,7 @@ def evaluate_items(
         "robust_accuracy": estimate(
             float(robust[t].mean()), per_resample(_row_mean, idx, robust[t])
         ),
-        "failure_labels": {
-            k: {"n": int(v.size), "failures": int(v.sum())} for k, v in fail.items()
-        },
+        "failure_labels": {k: label_counts(v) for k, v in fail.items()},
         "metrics": metrics,
         "comparison": comparison,
         "calibration": {

@@ -36,6 +36,9 @@ def evaluation_lines(ev: dict[str, Any]) -> list[str]:
             f"  AUROC ({label} failure): winner {comp.get('winner') or '—'}; best uncertainty "
             f"baseline {best or '—'} {_fmt(best_auc)}"
         )
+        note = (ev.get("failure_labels", {}).get(label) or {}).get("note")
+        if note:
+            lines.append(f"    note: {note}")
         for name in ("sua", "sua_norm", "combined", "flip_rate"):
             block = ev["metrics"][label].get(name, {}).get("auroc")
             vs = (comp.get("versus") or {}).get(name, {})

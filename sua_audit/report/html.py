@@ -393,6 +393,8 @@ def _scores_table(run: d.Run) -> Markup:
                     comparison.get("winner") or "none (AUROC undefined)",
                 )
             )
+        if counts.get("note"):
+            parts.append(Markup('<p class="callout">Note: {}.</p>').format(counts["note"]))
         parts.append(
             Markup(
                 "<details><summary>AUROC, AUPRC, PRR, AURC and selective accuracy at 80% "
