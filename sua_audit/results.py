@@ -185,7 +185,7 @@ def read_results(run_dir: Path, summary: dict[str, Any] | None = None) -> list[d
                     row = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
                 except (UnicodeDecodeError, ValueError) as exc:
                     raise RunReadError(
-                        f"{path}:{number}: not a valid JSON line ({exc}). {_RERUN}"
+                        f"{path}:{number}: not valid JSON ({exc}). {_RERUN}"
                     ) from exc
                 if not isinstance(row, dict) or "id" not in row:
                     raise RunReadError(

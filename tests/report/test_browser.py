@@ -97,7 +97,11 @@ def test_injected_script_stays_inert_and_visible(
             variant["prediction"] = f"answer {payload}"
         # Every item a confident flip, so the payload is in that section too.
         row.update(confident_flip=True, flipped_variants=[1], confidence=0.99)
-    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # Through the tool's writer: a hand edit of results.jsonl no longer matches the hash the
+    # summary records, and report would refuse the folder (exit 3).
+    from sua_audit.results import write_outputs
+
+    write_outputs(run, rows, json.loads((run / "summary.json").read_text()))
 
     html = tmp_path / "xss.html"
     done = sua("report", str(run), "--format", "html", "--out", str(html))
