@@ -278,7 +278,8 @@ def label_counts(fail: np.ndarray) -> dict[str, Any]:
     if 0 < minority < MIN_MINORITY:
         which = "right" if n - failures == minority else "wrong"
         out["note"] = (
-            f"only {minority} of {n} test items are {which}: AUROCs and their intervals rest "
+            f"only {minority} of {n} test items {'is' if minority == 1 else 'are'} {which}: "
+            "AUROCs and their intervals rest "
             f"on too few to conclude anything (fewer than {MIN_MINORITY})"
         )
     return out
