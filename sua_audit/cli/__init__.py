@@ -4,8 +4,9 @@
 | ---- | ------- |
 | 0 | the command succeeded |
 | 1 | a gate failed (``gate``, later) |
-| 2 | usage, configuration or dataset error; nothing was written |
-| 3 | the audit could not complete (model, cache); finished requests stay cached |
+| 2 | usage, configuration or dataset error, unwritable output; nothing was written, no call made |
+| 3 | the audit could not complete (model, cache, no item scored), or a run folder is corrupt or |
+|   | mixes files of different runs; finished requests stay cached |
 | 130 | interrupted (Ctrl-C); finished requests stay cached, rerun to resume |
 """
 
