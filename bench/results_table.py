@@ -456,15 +456,16 @@ python bench/results_table.py --render SmolLM2-135M=W/smollm Gemma-3-270M=W/gemm
 (K = 4, 4 samples per QA variant, ≤ 16 tokens and seed 0 are the script's defaults.)
 
 **QA sets.** Neither model can be ranked on QA, and more items would not change that. The
-135M model answers 0–3 of 100 questions right (graded by `contains`), so each QA test split
+135M model answers 1–2 of 100 questions right (graded by `contains`), so each QA test split
 holds one class or a handful of right answers; the evaluation marks AUROCs that rest on fewer
 than 10 right (or wrong) test items, and the table does not count them (NQ-open, 2 of 70 right:
 SUA "beat" entropy by 0.41 with a tight-looking interval — noise on two items). Gemma's QA sets
 were audited at 30 items each, not 100: a Gemma QA item takes about 26 s on the idle 2-core
 CPU (5 prompts × (4 samples + greedy) × 16 tokens over a 262k vocabulary), so 300 items are
-2.2 hours, and at the accuracy measured on 30 items (below) 100 items would still hold too few
-right answers to conclude anything. QA evidence needs a model that answers a real share of the
-questions — a hosted or larger local model; the tables above are the label sets' evidence.
+2.2 hours, and at the accuracy measured on 30 items (0 right on TruthfulQA and NQ-open, 1 on
+AmbigNQ) 100 items would still hold too few right answers to conclude anything. QA evidence
+needs a model that answers a real share of the questions — a hosted or larger local model; the
+evidence below is the label sets'.
 
 **Reading the tables.** On these label sets and both models, the paper's SUA at λ = 1 is
 −entropy in disguise (Spearman(SUA, −H) ≥ 0.99 on every label set) and its default rule never
