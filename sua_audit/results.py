@@ -286,3 +286,40 @@ def check_writable_file(path: Path, flag: str) -> None:
     if path.is_dir():
         raise ConfigError(f"{flag} {path}: this is a folder. Pass a file path.")
     check_writable_dir(path.parent if str(path.parent) else Path("."), flag)
+
+
+def run_status(results: dict[str, Any], max_failed_share: float) -> str:
+    """``complete`` (every item scored), ``partial`` (some failed, within the allowed share)
+    or ``failed`` (no item scored, or a failed share above ``--max-failed-share``).
+
+    A failed run still writes its outputs, so that its failures can be read; ``run`` exits 3
+    on it and ``gate`` refuses it.
+    """
+    n = int(results.get("items") or 0)
+    failed = int(results.get("items_failed") or 0)
+    if n == 0 or failed >= n or failed / n > max_failed_share:
+        return "failed"
+    return "partial" if failed else "complete"
+
+
+def check_status(summary: dict[str, Any]) -> None:
+    """Raise NothingScored (exit 3) for a run whose status is ``failed``."""
+    from sua_audit.errors import NothingScored
+
+    if summary.get("status") != "failed":
+        return
+    res = summary.get("results") or {}
+    n, failed = int(res.get("items") or 0), int(res.get("items_failed") or 0)
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted((res.get("failures_by_kind") or {}).items()))
+    share = (summary.get("config") or {}).get("max_failed_share", 1.0)
+    why = (
+        "no item could be scored"
+        if failed >= n
+        else f"{failed / n:.0%} of items failed, above --max-failed-share {share:g}"
+    )
+    raise NothingScored(
+        f"{why}: {failed} of {n} items failed"
+        + (f" ({kinds})" if kinds else "")
+        + f". Each item's error is in {summary.get('out_dir')}/results.jsonl; finished "
+        "requests are cached, so a rerun pays only for the failed ones."
+    )

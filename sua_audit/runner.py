@@ -41,48 +41,11 @@ def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
         raise ConfigError(f"{flag}: {msg}. See sua-audit run --help.") from exc
 
 
-def run_status(results: dict[str, Any], max_failed_share: float) -> str:
-    """``complete`` (every item scored), ``partial`` (some failed, within the allowed share)
-    or ``failed`` (no item scored, or a failed share above ``--max-failed-share``).
-
-    A failed run still writes its outputs, so that its failures can be read; ``run`` exits 3
-    on it and ``gate`` refuses it.
-    """
-    n = int(results.get("items") or 0)
-    failed = int(results.get("items_failed") or 0)
-    if n == 0 or failed >= n or failed / n > max_failed_share:
-        return "failed"
-    return "partial" if failed else "complete"
-
-
-def check_status(summary: dict[str, Any]) -> None:
-    """Raise NothingScored (exit 3) for a run whose status is ``failed``."""
-    from sua_audit.errors import NothingScored
-
-    if summary.get("status") != "failed":
-        return
-    res = summary.get("results") or {}
-    n, failed = int(res.get("items") or 0), int(res.get("items_failed") or 0)
-    kinds = ", ".join(f"{k} {v}" for k, v in sorted((res.get("failures_by_kind") or {}).items()))
-    share = (summary.get("config") or {}).get("max_failed_share", 1.0)
-    why = (
-        "no item could be scored"
-        if failed >= n
-        else f"{failed / n:.0%} of items failed, above --max-failed-share {share:g}"
-    )
-    raise NothingScored(
-        f"{why}: {failed} of {n} items failed"
-        + (f" ({kinds})" if kinds else "")
-        + f". Each item's error is in {summary.get('out_dir')}/results.jsonl; finished "
-        "requests are cached, so a rerun pays only for the failed ones."
-    )
-
-
 def recorded_config(config: AuditConfig) -> dict[str, Any]:
     """The config as runs record it: a ``user:password@`` in --base-url is dropped, and the
     dataset path is absolute (rescore reads it from any working directory)."""
     data = config.model_dump()
-    if data.get("dataset") and data["dataset"] != "-":
+    if data.get("dataset"):
         data["dataset"] = str(Path(data["dataset"]).resolve())
     if data.get("base_url"):
         from sua_audit.backends.openai_backend import public_url
@@ -104,11 +67,12 @@ def audit(
 
     ``require_gold`` names an option that needs gold answers (``--target-risk``): a dataset
     without any is refused before any model call. The summary's ``status`` is ``complete``,
-    ``partial`` or ``failed`` (see :func:`run_status`); a failed run's outputs are written.
+    ``partial`` or ``failed`` (see :func:`sua_audit.results.run_status`); a failed run's
+    outputs are written.
     """
     from sua_audit.audit import summarize
     from sua_audit.dataset import validate_dataset
-    from sua_audit.results import check_writable_dir, new_run_id, write_outputs
+    from sua_audit.results import check_writable_dir, new_run_id, run_status, write_outputs
 
     if config.limit is not None and config.limit <= 0:
         raise ConfigError("--limit must be at least 1.")
@@ -133,8 +97,6 @@ def audit(
     check_writable_dir(out_dir, "--out")
     if config.cache_mode != "off":
         cache_path = Path(cache_path or paths.default_cache_path())
-        if cache_path.is_dir():
-            raise ConfigError(f"--cache {cache_path}: this is a folder. Pass a file path.")
     started = utc_now()
     t0 = time.perf_counter()
     dataset = {
@@ -424,5 +386,7 @@ def run_from_cli(
     err_console.print(summary_table(summary))
     for note in summary_notes(summary):
         err_console.print(note, highlight=False, soft_wrap=True, markup=False)
+    from sua_audit.results import check_status
+
     check_status(summary)
     return summary

@@ -139,8 +139,7 @@ def gate(
     from sua_audit.errors import EXIT_GATE_FAILED
     from sua_audit.gate import evaluate_gate, junit_xml, load_checklist
     from sua_audit.report import load_run, same_dataset, write_atomic
-    from sua_audit.results import check_writable_file
-    from sua_audit.runner import check_status
+    from sua_audit.results import check_status, check_writable_file
 
     spec = load_checklist(checklist)
     if junit is not None:

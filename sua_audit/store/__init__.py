@@ -73,6 +73,8 @@ class Store:
     def open(cls, path: str | Path) -> Store:
         """Open (creating if needed) the cache database at ``path``."""
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"--cache {p}: this is a folder. Pass a file path.")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(p), timeout=30)
