@@ -284,8 +284,12 @@ def _kind_of(value: Any) -> str:
     return "an object"
 
 
-def _rebuild(path: str) -> str:
-    return f"rebuild the set with `sua-audit perturb --out {path}` (same options)"
+def _rebuild(path: str, dataset: str | Path | None = None) -> str:
+    data = f"--dataset {dataset} " if dataset is not None else ""
+    return (
+        f"rebuild the set with `sua-audit perturb {data}--out {path}` (with the set's plan, "
+        "seed and rewriter)"
+    )
 
 
 def _rehash_or_rebuild(path: str) -> str:
@@ -696,33 +700,41 @@ def match_dataset(
 ) -> None:
     """Check that the set holds the dataset's (first ``limit``) items, in order, unchanged.
 
+    When this passes, the set's first items are exactly the audited ones, so the audit reads
+    the two files side by side.
+
     Raises:
         DatasetError: one line per item missing from the set, changed since the set was built
             (its ``item_sha256`` or clean text differs), listed in another order, or in the set
-            but no longer in the dataset (without ``limit``).
+            but not in the dataset (for a ``limit``: not among its first items).
     """
     from sua_audit.dataset import iter_items
 
     shown = str(variant_set.path)
-    by_id = {e.id: e for e in variant_set.entries}
+    rebuild = _rebuild(shown, dataset)
+    position = {e.id: i for i, e in enumerate(variant_set.entries)}
     problems: list[DatasetProblem] = []
-    i = 0
+    matched: set[str] = set()
+    last = -1
     for item in iter_items(dataset, limit=limit, max_line_bytes=max_line_bytes):
         if len(problems) >= MAX_PROBLEMS:
             break
-        entry = by_id.get(item.id)
         where = f"{dataset}:{item.line}"
-        if entry is None:
+        i = position.get(item.id)
+        if i is None:
             problems.append(
                 DatasetProblem(
                     str(dataset),
                     item.line,
                     "id",
                     f"item {json.dumps(item.id)} has no variants in {shown}",
-                    f"build a set from this dataset: {_rebuild(shown)}",
+                    rebuild,
                 )
             )
-        elif entry.item_sha256 != item_sha256(item):
+            continue
+        entry = variant_set.entries[i]
+        matched.add(item.id)
+        if entry.item_sha256 != item_sha256(item):
             problems.append(
                 DatasetProblem(
                     shown,
@@ -730,7 +742,7 @@ def match_dataset(
                     "item_sha256",
                     f"item {json.dumps(item.id)} changed in the dataset ({where}) since the "
                     "set was built (its id, task, text or labels differ)",
-                    _rebuild(shown),
+                    rebuild,
                 )
             )
         elif entry.clean_sha256 != _fields_sha256(item.text_fields()):
@@ -741,35 +753,38 @@ def match_dataset(
                     "variants[0]",
                     f"the clean variant of {json.dumps(item.id)} is not the dataset's text "
                     f"({where})",
-                    "variant 0 must be the item itself; " + _rebuild(shown),
+                    "variant 0 must be the item itself; " + rebuild,
                 )
             )
-        elif i >= len(variant_set.entries) or variant_set.entries[i].id != item.id:
+        if i < last:
             problems.append(
                 DatasetProblem(
                     shown,
                     entry.line,
                     "id",
-                    f"item {json.dumps(item.id)} is item {i + 1} of the dataset ({where}) but "
-                    f"not of the set: the set lists items in another order",
-                    _rebuild(shown),
+                    f"item {json.dumps(item.id)} comes after "
+                    f"{json.dumps(variant_set.entries[last].id)} in the dataset ({where}) but "
+                    "before it in the set: the set lists the items in another order",
+                    rebuild,
                 )
             )
-        i += 1
-    if limit is None and not problems:
-        for entry in variant_set.entries[i:]:
-            problems.append(
-                DatasetProblem(
-                    shown,
-                    entry.line,
-                    "id",
-                    f"item {json.dumps(entry.id)} is not in the dataset {dataset}: the set was "
-                    "built from another version of it",
-                    _rebuild(shown),
-                )
+        last = max(last, i)
+    # Set items the dataset lacks: all of them, or (with a limit) those among the audited ones.
+    upto = len(variant_set.entries) if limit is None else last + 1
+    extra = [e for e in variant_set.entries[:upto] if e.id not in matched]
+    if extra:
+        among = "" if limit is None else f" (among its first {limit} items)"
+        more = f" (nor are {len(extra) - 1} more set items after it)" if len(extra) > 1 else ""
+        problems.append(
+            DatasetProblem(
+                shown,
+                extra[0].line,
+                "id",
+                f"item {json.dumps(extra[0].id)} is not in the dataset {dataset}{among}{more}: "
+                "the set was built from another version of it",
+                rebuild,
             )
-            if len(problems) >= MAX_PROBLEMS:
-                break
+        )
     if problems:
         raise DatasetError(problems)
 
@@ -829,7 +844,7 @@ def variant_options(options: dict[str, Any]) -> dict[str, Any]:
             + (" (or unset SUA_AUDIT_REWRITER_MODEL)" if key == "rewriter_model" else "")
             + f", or build a new set with `sua-audit perturb {flag} ...`."
         )
-    return {**options, "perturbations": plan, "variants": str(Path(path).resolve())}
+    return {**options, "perturbations": plan}
 
 
 # --------------------------------------------------------------------------------------------
