@@ -57,6 +57,13 @@ class Run:
         return (self.summary.get("dataset") or {}).get("sha256")
 
     @property
+    def variants_sha256(self) -> str | None:
+        """The content hash of the variant set the run audited (``None``: variants made at
+        run time, or a run from before variant sets)."""
+        record = self.summary.get("variants")
+        return record.get("sha256") if isinstance(record, dict) else None
+
+    @property
     def lam(self) -> float:
         return float((self.summary.get("config") or {}).get("lam", 1.0))
 
@@ -518,6 +525,40 @@ def same_dataset(runs: list[Run]) -> None:
             f"runs are over different datasets and cannot be compared: {listing}. "
             "Compare runs made on the same dataset file."
         )
+
+
+def same_variants(runs: list[Run], *, allow: bool = False) -> None:
+    """Refuse runs audited on different variant sets, exit 2: different set hashes, or one run
+    on a variant set and another with variants made at run time. ``allow`` (the option
+    ``--allow-different-variants``) lets them through.
+
+    Runs that all made their variants at run time are not compared here (as before variant
+    sets existed): their plans and rewriters are in their summaries.
+    """
+    shas = {run.variants_sha256 for run in runs}
+    if allow or len(shas) <= 1:
+        return
+    from sua_audit.ui.console import visible
+
+    def describe(run: Run) -> str:
+        record = run.summary.get("variants")
+        if isinstance(record, dict):
+            return (
+                f"{run.path} → variant set {visible(str(record.get('path')))} "
+                f"(sha256 {str(record.get('sha256'))[:12]})"
+            )
+        config = run.summary.get("config") or {}
+        return (
+            f"{run.path} → variants made at run time (plan {config.get('perturbations')}, "
+            f"seed {config.get('seed')})"
+        )
+
+    raise ConfigError(
+        "runs were audited on different variant sets, so their robustness numbers are not "
+        f"comparable: {'; '.join(describe(run) for run in runs)}. Audit every run on one set "
+        "(`sua-audit run --variants FILE`), or pass --allow-different-variants to compare "
+        "them anyway."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
