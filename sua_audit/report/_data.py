@@ -527,6 +527,35 @@ def same_dataset(runs: list[Run]) -> None:
         )
 
 
+def variants_line(runs: list[Run]) -> str | None:
+    """One plain sentence on the variant sets of compared runs; ``None`` when every run made
+    its variants at run time."""
+    records = [run.summary.get("variants") for run in runs]
+    if not any(isinstance(r, dict) for r in records):
+        return None
+    shas = {run.variants_sha256 for run in runs}
+    if len(shas) == 1:
+        first = records[0] or {}
+        return (
+            f"Every run audited the variant set {first.get('path')} "
+            f"(sha256 {str(first.get('sha256'))[:12]}, plan {first.get('plan')})."
+        )
+    parts = [
+        f"{run.run_id}: "
+        + (
+            f"set {r.get('path')} (sha256 {str(r.get('sha256'))[:12]})"
+            if isinstance(r, dict)
+            else "variants made at run time"
+        )
+        for run, r in zip(runs, records, strict=True)
+    ]
+    return (
+        "Warning: the runs were audited on different variant sets (allowed by "
+        f"--allow-different-variants), so robustness numbers are not like for like: "
+        f"{'; '.join(parts)}."
+    )
+
+
 def same_variants(runs: list[Run], *, allow: bool = False) -> None:
     """Refuse runs audited on different variant sets, exit 2: different set hashes, or one run
     on a variant set and another with variants made at run time. ``allow`` (the option

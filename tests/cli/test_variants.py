@@ -255,6 +255,7 @@ def test_edited_variant_is_refused_then_rehashed_and_compared_only_when_allowed(
         "compare", str(built.on_set), str(out), "--allow-different-variants", home=built.home
     )
     assert allowed.returncode == 0, allowed.stderr
+    assert "audited on different variant sets (allowed by" in allowed.stdout  # said, not hidden
     checklist = tmp_path / "gate.toml"
     checklist.write_text("[limits]\nmin_accuracy = 0\n[baseline]\nmax_drop_accuracy = 1\n")
     gate = ["gate", str(out), "--checklist", str(checklist), "--baseline", str(built.on_set)]
@@ -270,6 +271,8 @@ def test_compare_and_gate_plain_run_against_run_on_a_set(built: Built, tmp_path:
     same = sua("compare", str(built.on_set), str(built.root / "again"), home=built.home)
     if (built.root / "again").is_dir():  # made by the empty-cache test when it ran first
         assert same.returncode == 0, same.stderr
+        assert "Every run audited the variant set" in same.stdout
+        assert f"(sha256 {built.header['content_sha256'][:12]}, plan" in same.stdout
     checklist = tmp_path / "gate.toml"
     checklist.write_text("[limits]\nmin_accuracy = 0\n[baseline]\nmax_drop_accuracy = 1\n")
     gate = ["gate", str(built.on_set), "--checklist", str(checklist)]
