@@ -456,7 +456,11 @@ def _parse_variant(
     if "flags" in v:
         flags = v["flags"]
         if not isinstance(flags, list) or not all(isinstance(x, str) for x in flags):
-            check.add(f"{where}.flags", f"is {_kind_of(flags)}, not a list of strings", "")
+            check.add(
+                f"{where}.flags",
+                f"is {_kind_of(flags)}, not a list of strings",
+                'write it as a list, e.g. "flags": ["multi_answer"], or remove it',
+            )
         else:
             for flag in flags:
                 if flag not in KNOWN_FLAGS:
@@ -467,11 +471,19 @@ def _parse_variant(
                     )
     for key in ("rewriter", "template", "template_sha256"):
         if key in v and not isinstance(v[key], str):
-            check.add(f"{where}.{key}", f"is {_kind_of(v[key])}, not a string", "")
+            check.add(
+                f"{where}.{key}",
+                f"is {_kind_of(v[key])}, not a string",
+                f'make "{key}" a string as perturb wrote it, or remove it',
+            )
     if "meaning" in v and not (
         isinstance(v["meaning"], list) and all(isinstance(m, dict) for m in v["meaning"])
     ):
-        check.add(f"{where}.meaning", f"is {_kind_of(v['meaning'])}, not a list of objects", "")
+        check.add(
+            f"{where}.meaning",
+            f"is {_kind_of(v['meaning'])}, not a list of objects",
+            'write it as [{"field": "input", "verdict": "accepted", "score": 0.9}], or remove it',
+        )
     return v if len(check.problems) == problems else None
 
 
