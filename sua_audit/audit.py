@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,6 +50,10 @@ from sua_audit.scoring import (
 )
 from sua_audit.scoring.ambiguity import collapse_summary, item_collapse
 from sua_audit.scoring.qa import answer_contains
+
+if TYPE_CHECKING:
+    from sua_audit.variants import SetEntry as VariantSetEntry
+    from sua_audit.variants import VariantSet
 
 CHUNK_ITEMS = 32
 
@@ -217,7 +221,8 @@ def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """The items in lists of ``size`` (the last one shorter)."""
     chunk: list[Item] = []
     for item in items:
         chunk.append(item)
@@ -471,16 +476,37 @@ def _perturbation_summary(config: AuditConfig, context: PerturbContext) -> dict[
     return out
 
 
+async def perturb_chunk(
+    chunk: Sequence[Item], config: AuditConfig, context: PerturbContext
+) -> list[list[Variant]]:
+    """Every item's variants (clean first) for one chunk: how ``run`` perturbs, and how
+    ``perturb`` builds a variant set, so that both make the same variants.
+
+    All items of a chunk at once, so a model rewriter gets its requests in batches.
+    """
+    return list(
+        await asyncio.gather(
+            *(
+                perturb_item(item, seed=config.seed, slots=config.plan.slots, context=context)
+                for item in chunk
+            )
+        )
+    )
+
+
 async def run_audit(
     config: AuditConfig,
     info: DatasetInfo,
     generator: Generator,
     rewriter: Generator | None = None,
+    variant_set: VariantSet | None = None,
 ) -> AuditOutcome:
     """Run the whole audit through ``generator``; the outcome's rows are read back at the end.
 
     ``rewriter`` writes model-based perturbations (paraphrase, ambiguity, adversarial); it
-    may be ``generator`` itself when the audited model is also the rewriter.
+    may be ``generator`` itself when the audited model is also the rewriter. With
+    ``config.variants``, the variants come from that variant set instead (``variant_set``,
+    opened and checked against the dataset here when not given) and nothing is rewritten.
     """
     t0 = time.perf_counter()
     outcome = AuditOutcome(
@@ -489,7 +515,15 @@ async def run_audit(
         lam=config.lam,
         confident_threshold=config.confident_threshold,
     )
-    context = perturb_context(config, rewriter)
+    stored = None
+    if config.variants is not None:
+        from sua_audit.variants import prepare_for_run
+
+        variant_set = variant_set or prepare_for_run(config, info)
+        stored = variant_set.iter_variants(limit=config.limit)
+        context = PerturbContext()
+    else:
+        context = perturb_context(config, rewriter)
     total = sum(requests_per_item(task, config) * n for task, n in info.tasks.items())
     generator.progress.start(total, "auditing")
     try:
@@ -499,19 +533,16 @@ async def run_audit(
         chunk_items = max(
             CHUNK_ITEMS, math.ceil(8 * generator.backend.max_concurrency() / per_item)
         )
-        for chunk in _chunks(
+        for chunk in chunks(
             iter_items(info.path, limit=config.limit, max_line_bytes=config.max_line_bytes),
             chunk_items,
         ):
             plans = []
             requests: list[CompletionRequest] = []
-            # All items of a chunk at once, so a model rewriter gets its requests in batches.
-            all_variants = await asyncio.gather(
-                *(
-                    perturb_item(item, seed=config.seed, slots=config.plan.slots, context=context)
-                    for item in chunk
-                )
-            )
+            if stored is not None:
+                all_variants = [_stored_variants(item, stored, info.path) for item in chunk]
+            else:
+                all_variants = await perturb_chunk(chunk, config, context)
             for item, variants in zip(chunk, all_variants, strict=True):
                 item_requests = _item_requests(item, variants, config)
                 plans.append((item, variants, len(requests), len(item_requests)))
@@ -524,7 +555,11 @@ async def run_audit(
                 else:
                     done = [r for r in mine if isinstance(r, Completion)]
                     outcome.add(_score_item(item, variants, done, config))
-        outcome.perturbation = _perturbation_summary(config, context)
+        outcome.perturbation = (
+            variant_set.perturbation_summary()
+            if variant_set is not None and stored is not None
+            else _perturbation_summary(config, context)
+        )
     except BaseException:
         outcome.close()
         raise
@@ -536,6 +571,31 @@ async def run_audit(
     decide(outcome, config)
     outcome.wall_seconds = time.perf_counter() - t0
     return outcome
+
+
+def _stored_variants(
+    item: Item, stored: Iterator[tuple[VariantSetEntry, list[Variant]]], dataset: str
+) -> list[Variant]:
+    """The next item's variants from a variant set (checked against the dataset before the
+    run; re-checked here in case either file changed since)."""
+    from sua_audit.errors import DatasetError, DatasetProblem
+    from sua_audit.variants import item_sha256
+
+    entry, variants = next(stored, (None, []))
+    if entry is None or entry.id != item.id or entry.item_sha256 != item_sha256(item):
+        raise DatasetError(
+            [
+                DatasetProblem(
+                    dataset,
+                    item.line,
+                    "id",
+                    f"item {item.id!r} no longer matches the variant set (a file changed "
+                    "during the run)",
+                    "rerun the command",
+                )
+            ]
+        )
+    return variants
 
 
 def decide(outcome: AuditOutcome, config: AuditConfig) -> None:

@@ -26,6 +26,11 @@ class AuditConfig(BaseModel):
         "4",
         description="K (the rule kinds typo, word, distractor in turn) or kind:count[@budget],...",
     )
+    variants: str | None = Field(
+        None,
+        description="A variant set written by `sua-audit perturb`: audit exactly those variants "
+        "(no rewriter call); the plan is the set's.",
+    )
     rewriter_model: str = Field(
         EMBEDDED_MODEL,
         description="Model that writes paraphrase / ambiguity / adversarial rewrites. Fixed by "

@@ -42,12 +42,17 @@ class PromptTemplate:
     system_source: str | None
 
     @cached_property
-    def version(self) -> str:
-        """First 12 hex digits of the SHA-256 of the template's text (and its system part's)."""
+    def sha256(self) -> str:
+        """SHA-256 of the template's text (and its system part's), in hex."""
         digest = hashlib.sha256(self.source.encode())
         if self.system_source is not None:
             digest.update(b"\0system\0" + self.system_source.encode())
-        return digest.hexdigest()[:12]
+        return digest.hexdigest()
+
+    @property
+    def version(self) -> str:
+        """First 12 hex digits of :attr:`sha256`."""
+        return self.sha256[:12]
 
     @property
     def ref(self) -> str:

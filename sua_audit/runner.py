@@ -43,10 +43,18 @@ def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
 
 def recorded_config(config: AuditConfig) -> dict[str, Any]:
     """The config as runs record it: a ``user:password@`` in --base-url is dropped, and the
-    dataset path is absolute (rescore reads it from any working directory)."""
+    dataset and variant set paths are absolute (rescore reads them from any working
+    directory). A run on a variant set records no rewrite options: nothing was rewritten
+    (how the set was made is in ``results.perturbation``)."""
     data = config.model_dump()
     if data.get("dataset"):
         data["dataset"] = str(Path(data["dataset"]).resolve())
+    if data.get("variants"):
+        from sua_audit.variants import REWRITE_OPTIONS
+
+        data["variants"] = str(Path(data["variants"]).resolve())
+        for key, _ in REWRITE_OPTIONS:
+            data[key] = None
     if data.get("base_url"):
         from sua_audit.backends.openai_backend import public_url
 
@@ -85,7 +93,13 @@ def audit(
             "none. Add them, or drop the option: the audit itself needs no gold."
         )
     check_abstention_score(config, info)
-    if config.instruction_attacks:
+    variant_set = None
+    if config.variants:
+        from sua_audit.variants import prepare_for_run
+
+        # A bad set, or one that does not hold this dataset's items, fails before any call.
+        variant_set = prepare_for_run(config, info)
+    elif config.instruction_attacks:
         from sua_audit.perturb.adversarial import load_instruction_attacks
 
         load_instruction_attacks(config.instruction_attacks)  # a bad file fails before any call
@@ -169,7 +183,7 @@ def audit(
         )
         status = "failed"
         try:
-            outcome = asyncio.run(_run_and_close(config, info, generator, rewriter))
+            outcome = asyncio.run(_run_and_close(config, info, generator, rewriter, variant_set))
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -185,6 +199,7 @@ def audit(
             "config": recorded_config(config),
             "model": backend.describe(),
             "dataset": dataset,
+            "variants": None if variant_set is None else variant_set.record(),
             "results": results,
             "model_calls": generator.stats.model_calls,
             "cache_hits": generator.stats.cache_hits,
@@ -296,7 +311,8 @@ def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
     rewriter_price = (
         price if config.rewriter_model == config.model else lookup(config.rewriter_model)
     )
-    est["rewriter"] = rewriter_estimate(info, config, rewriter_price)
+    # A run on a variant set rewrites nothing.
+    est["rewriter"] = None if config.variants else rewriter_estimate(info, config, rewriter_price)
     if config.max_cost is not None:
         if price is None:
             raise ConfigError(
@@ -330,8 +346,8 @@ def _rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:
     """The backend that writes model-based perturbations, when the plan has any."""
     from sua_audit.audit import MODEL_KINDS
 
-    if not MODEL_KINDS.intersection(config.plan.slots):
-        return None
+    if config.variants or not MODEL_KINDS.intersection(config.plan.slots):
+        return None  # a run on a variant set never builds (nor calls) a rewriter
     if config.rewriter_model == config.model:
         return backend
     from sua_audit.backends import get_backend
@@ -349,12 +365,16 @@ def _rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:
 
 
 async def _run_and_close(
-    config: AuditConfig, info: Any, generator: Generator, rewriter: Generator | None
+    config: AuditConfig,
+    info: Any,
+    generator: Generator,
+    rewriter: Generator | None,
+    variant_set: Any = None,
 ) -> Any:
     from sua_audit.audit import run_audit
 
     try:
-        return await run_audit(config, info, generator, rewriter)
+        return await run_audit(config, info, generator, rewriter, variant_set)
     finally:
         await generator.backend.aclose()
         if rewriter is not None and rewriter.backend is not generator.backend:
@@ -373,8 +393,9 @@ def run_from_cli(
     """The ``run`` command's body: config, progress bar, audit, summary table; exit 3 (by
     NothingScored) when the run's status is ``failed``."""
     from sua_audit.ui.console import err_console, summary_notes, summary_table
+    from sua_audit.variants import variant_options
 
-    config = make_config(dataset, **options)
+    config = make_config(dataset, **variant_options(options))
     progress: Progress | None = None
     if show_progress and err_console.is_terminal:
         from sua_audit.ui.progress import RichProgress

@@ -70,6 +70,7 @@ def _root(
 
 from sua_audit.cli import backends as _backends  # noqa: E402,F401  (registers the commands)
 from sua_audit.cli import evaluate as _evaluate  # noqa: E402,F401
+from sua_audit.cli import perturb as _perturb  # noqa: E402,F401
 from sua_audit.cli import perturbations as _perturbations  # noqa: E402,F401
 from sua_audit.cli import report as _report  # noqa: E402,F401
 from sua_audit.cli import run as _run  # noqa: E402,F401

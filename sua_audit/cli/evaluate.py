@@ -195,6 +195,14 @@ def rescore(
             "Its sha256 must match the run's.",
         ),
     ] = None,
+    variants: Annotated[
+        Path | None,
+        typer.Option(
+            "--variants",
+            help="For a run made with --variants: the set, where it is now (default: the path "
+            "the run recorded). Its content hash must match the run's.",
+        ),
+    ] = None,
     target_risk: TargetRiskOpt = None,
     delta: DeltaOpt = 0.1,
     correctness: CorrectnessOpt = "contains",
@@ -230,6 +238,7 @@ def rescore(
         out=out,
         cache=cache,
         dataset=dataset,
+        variants=variants,
     )
     err_console.print(summary_table(summary))
     for note in summary_notes(summary):

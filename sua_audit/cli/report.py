@@ -34,6 +34,14 @@ _TargetRisk = Annotated[
 _Delta = Annotated[
     float, typer.Option(help="With --target-risk: the guarantee holds with probability 1 − δ.")
 ]
+_AllowVariants = Annotated[
+    bool,
+    typer.Option(
+        "--allow-different-variants",
+        help="Accept runs audited on different variant sets (another set, or one on a set "
+        "and one with variants made at run time); refused by default.",
+    ),
+]
 
 
 @app.command()
@@ -77,16 +85,18 @@ def compare(
     out: Annotated[Path | None, typer.Option(help="Output file; default (or '-'): stdout.")] = None,
     target_risk: _TargetRisk = None,
     delta: _Delta = 0.1,
+    allow_different_variants: _AllowVariants = False,
 ) -> None:
     """Compare runs side by side on one dataset, and list the items where they disagree.
 
     Accuracy, robust accuracy, confident flips, Spearman(SUA, −H), mean [SUA]₊, collapse
     rate, AUROCs, each run's abstention rule and abstention at the target risk, and cost.
 
-    Runs over different datasets (dataset sha256 differs) are refused with exit code 2.
+    Runs over different datasets (dataset sha256 differs) are refused with exit code 2, and
+    so are runs on different variant sets unless --allow-different-variants is given.
     """
     from sua_audit.errors import ConfigError
-    from sua_audit.report import load_run, render_compare, same_dataset
+    from sua_audit.report import load_run, render_compare, same_dataset, same_variants
 
     if len(run_dirs) < 2:
         raise ConfigError("compare needs at least two run folders.")
@@ -97,8 +107,9 @@ def compare(
     # Check the datasets before evaluating anything: a refused comparison should be instant.
     runs = [load_run(path, evaluate=False) for path in run_dirs]
     same_dataset(runs)
+    same_variants(runs, allow=allow_different_variants)
     runs = [load_run(path, target_risk=target_risk, delta=delta) for path in run_dirs]
-    _emit(render_compare(runs, fmt), out)
+    _emit(render_compare(runs, fmt, allow_different_variants=allow_different_variants), out)
 
 
 @app.command()
@@ -123,6 +134,7 @@ def gate(
     junit: Annotated[
         Path | None, typer.Option(help="Also write JUnit XML here (one testcase per check).")
     ] = None,
+    allow_different_variants: _AllowVariants = False,
 ) -> None:
     """Check a run against a release checklist; the exit code tells CI what happened.
 
@@ -133,12 +145,13 @@ def gate(
     \b
     exit 0  every check passed
     exit 1  a check failed (each failure names metric, value and limit)
-    exit 2  usage: bad checklist, unknown metric, missing run folder, baseline on another dataset
+    exit 2  usage: bad checklist, unknown metric, missing run folder, baseline on another
+            dataset or (unless --allow-different-variants) another variant set
     exit 3  tool error: the run's files are unreadable or corrupt
     """
     from sua_audit.errors import EXIT_GATE_FAILED
     from sua_audit.gate import evaluate_gate, junit_xml, load_checklist
-    from sua_audit.report import load_run, same_dataset, write_atomic
+    from sua_audit.report import load_run, same_dataset, same_variants, write_atomic
     from sua_audit.results import check_status, check_writable_file
 
     spec = load_checklist(checklist)
@@ -151,6 +164,7 @@ def gate(
         base = load_run(baseline, evaluate=spec.needs_evaluation)
         check_status(base.summary)
         same_dataset([run, base])
+        same_variants([run, base], allow=allow_different_variants)
     outcome = evaluate_gate(run, spec, base)
     from sua_audit.ui.console import visible
 

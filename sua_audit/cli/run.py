@@ -32,15 +32,23 @@ def run(
     limit: Annotated[int | None, typer.Option(help="Audit only the first N items.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for perturbations and sampling.")] = 0,
     perturbations: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--perturbations",
             "-k",
             help="K variants per item (rule kinds typo, word, distractor in turn), or kinds "
-            "and counts: paraphrase:4,typo:2@3 (@ = edits per variant). "
-            "See sua-audit perturbations.",
+            "and counts: paraphrase:4,typo:2@3 (@ = edits per variant). Default: 4, or the "
+            "plan of --variants. See sua-audit perturbations.",
         ),
-    ] = "4",
+    ] = None,
+    variants: Annotated[
+        Path | None,
+        typer.Option(
+            "--variants",
+            help="A variant set from `sua-audit perturb`: audit exactly its variants (no "
+            "rewriter call). Its items must be the dataset's, unchanged.",
+        ),
+    ] = None,
     rewriter_model: Annotated[
         str | None,
         typer.Option(
@@ -50,15 +58,17 @@ def run(
         ),
     ] = None,
     rewrite_temperature: Annotated[
-        float, typer.Option(help="Rewriter sampling temperature.")
-    ] = 0.7,
+        float | None, typer.Option(help="Rewriter sampling temperature (default 0.7).")
+    ] = None,
     prompts_dir: Annotated[
         Path | None, typer.Option(help="Folder overriding the shipped prompt templates.")
     ] = None,
     meaning_filter: Annotated[
-        str,
-        typer.Option(help="Meaning check for model rewrites: lexical, judge, both or off."),
-    ] = "lexical",
+        str | None,
+        typer.Option(
+            help="Meaning check for model rewrites: lexical (default), judge, both or off."
+        ),
+    ] = None,
     meaning_threshold: Annotated[
         float | None,
         typer.Option(help="Judge acceptance threshold (0-1, default 0.5; judge and both only)."),
@@ -233,6 +243,7 @@ def run(
             limit=limit,
             seed=seed,
             perturbations=perturbations,
+            variants=str(variants) if variants is not None else None,
             rewriter_model=rewriter_model,
             rewrite_temperature=rewrite_temperature,
             prompts_dir=str(prompts_dir) if prompts_dir else None,

@@ -107,11 +107,14 @@ def rescore_run(
     tau: float | None = None,
     coverage: float | None = None,
     dataset: Path | None = None,
+    variants: Path | None = None,
 ) -> dict[str, Any]:
     """Rescore ``run_dir`` into ``out``; return the new summary (``model_calls`` is 0).
 
     ``dataset`` is the run's dataset where it is now, when it moved or the run recorded a
-    relative path; its sha256 must match the run's either way.
+    relative path; its sha256 must match the run's either way. A run made on a variant set
+    re-reads the set (``variants``: where it is now, if it moved); its content hash must be
+    the one the run recorded.
     """
     from pydantic import ValidationError
 
@@ -144,6 +147,25 @@ def rescore_run(
             f"rescore: the run's dataset {recorded['dataset']} is not there (moved, or a "
             "relative path from another working directory). Pass --dataset PATH; its sha256 "
             "is checked against the run's."
+        )
+    if recorded.get("variants"):
+        from sua_audit.variants import REWRITE_OPTIONS
+
+        # A run on a variant set records no rewrite options (it rewrote nothing).
+        for key, _ in REWRITE_OPTIONS:
+            if recorded.get(key) is None:
+                recorded.pop(key, None)
+        if variants is not None:
+            recorded["variants"] = str(Path(variants).resolve())
+        elif not Path(recorded["variants"]).is_file():
+            raise ConfigError(
+                f"rescore: the run's variant set {recorded['variants']} is not there (moved?). "
+                "Pass --variants PATH; its content hash is checked against the run's."
+            )
+    elif variants is not None:
+        raise ConfigError(
+            f"rescore: --variants {variants}: the run was not made on a variant set (its "
+            "variants were made at run time); drop --variants."
         )
     if lam is not None:
         recorded["lam"] = lam
@@ -182,6 +204,19 @@ def rescore_run(
             f"rescore: {config.dataset} changed since the run (sha256 differs); rescoring it "
             "would not reproduce the run. Restore the file or run the audit again."
         )
+    variant_set = None
+    if config.variants:
+        from sua_audit.variants import prepare_for_run
+
+        variant_set = prepare_for_run(config, info)
+        recorded_set = (old.get("variants") or {}).get("sha256")
+        if recorded_set != variant_set.content_sha256:
+            raise CacheMissError(
+                f"rescore: the variant set {config.variants} is not the one the run audited "
+                f"(content sha256 {variant_set.content_sha256[:12]}…, the run recorded "
+                f"{str(recorded_set)[:12]}…): it was rebuilt or edited since. Restore it, or "
+                "run the audit again on the new set."
+            )
     cache_path = Path(cache or old.get("cache") or paths.default_cache_path())
     if not cache_path.is_file():
         raise CacheMissError(f"rescore: the cache {cache_path} does not exist.")
@@ -191,7 +226,7 @@ def rescore_run(
     from sua_audit.audit import MODEL_KINDS
 
     rewriter_backend = None
-    if MODEL_KINDS.intersection(config.plan.slots):
+    if variant_set is None and MODEL_KINDS.intersection(config.plan.slots):
         rewriter_backend = (
             backend
             if config.rewriter_model == config.model
@@ -205,7 +240,7 @@ def rescore_run(
         rewriter = (
             Generator(rewriter_backend, store, cache_mode="use") if rewriter_backend else None
         )
-        outcome = asyncio.run(run_audit(config, info, generator, rewriter))
+        outcome = asyncio.run(run_audit(config, info, generator, rewriter, variant_set))
     finally:
         store.close()
     summary: dict[str, Any] = {
@@ -215,6 +250,7 @@ def rescore_run(
         "config": recorded_config(config),
         "model": old.get("model"),
         "dataset": old.get("dataset"),
+        "variants": None if variant_set is None else variant_set.record(),
         "results": summarize(outcome),
         "model_calls": generator.stats.model_calls,
         "cache_hits": generator.stats.cache_hits,

@@ -87,6 +87,10 @@ class Variant:
         detail: Short human description of the edit, e.g. ``typo: swapped "the"→"teh"``.
         flags: Markers for evaluation, e.g. ``"multi_answer"`` on ambiguity rewrites (several
             answers are valid, so the variant is left out of S and scored on its own).
+        provenance: How a model-written variant was made (``rewriter``, ``template``,
+            ``template_sha256``, per-field ``meaning`` verdicts), for variant sets
+            (:mod:`sua_audit.variants`). Not part of results rows nor of equality: two
+            variants with the same text are the same variant to the audit.
     """
 
     kind: str
@@ -94,6 +98,7 @@ class Variant:
     fields: dict[str, str]
     detail: str
     flags: tuple[str, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def text(self) -> str:

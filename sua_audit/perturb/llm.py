@@ -35,7 +35,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sua_audit.backends.base import CompletionRequest, GenerationParams
 from sua_audit.errors import ConfigError, RequestFailed
@@ -527,7 +527,20 @@ class LLMRewritePerturber:
             await self._check_meaning(context.meaning, fields, candidates, stats)
         for name in names:
             stats.accepted[self.kind] += len(candidates[name])
-        return self._variants(fields, names, candidates, n, template)
+        checked = self.checks_meaning and context.meaning is not None
+        return self._variants(
+            fields, names, candidates, n, template, self._provenance(context, template), checked
+        )
+
+    def _provenance(self, context: PerturbContext, template: PromptTemplate) -> dict[str, Any]:
+        """What made this kind's variants: the rewriter model and the template, by hash."""
+        ident = getattr(context.generator, "identity", None)
+        ident = ident if isinstance(ident, dict) else {}
+        return {
+            "rewriter": f"{ident.get('provider')}/{ident.get('model')}",
+            "template": template.ref,
+            "template_sha256": template.sha256,
+        }
 
     def _template(self, context: PerturbContext) -> PromptTemplate:
         from sua_audit.prompting import PromptLibrary
@@ -615,6 +628,8 @@ class LLMRewritePerturber:
         candidates: dict[str, list[_Candidate]],
         n: int,
         template: PromptTemplate,
+        provenance: dict[str, Any] | None = None,
+        checked: bool = False,
     ) -> list[Variant]:
         count = min(n, max(len(candidates[name]) for name in names))
         scored = any(c.score is not None for cs in candidates.values() for c in cs)
@@ -622,16 +637,29 @@ class LLMRewritePerturber:
         for j in range(count):
             new = dict(fields)
             notes: list[str] = []
+            meaning: list[dict[str, Any]] = []
             for name in names:
                 cand = candidates[name][j] if j < len(candidates[name]) else None
                 if cand is not None:
                     new[name] = cand.text
                 note = self._describe(cand, scored)
                 notes.append(note if names == ["input"] else f"{name}: {note}")
+                # The verdict of the meaning check on this field's rewrite: "accepted" (with
+                # the filter's score, None when it gives none), "not_checked" (no filter, or
+                # a kind that changes the meaning on purpose), "original" (field kept).
+                verdict = "original" if cand is None else "accepted" if checked else "not_checked"
+                meaning.append(
+                    {
+                        "field": name,
+                        "verdict": verdict,
+                        "score": None if cand is None else cand.score,
+                    }
+                )
             if names != ["input"]:
                 new["input"] = render_nli(new["premise"], new["hypothesis"])
             detail = f"{self.kind} via {template.ref} ({'; '.join(notes)})"
-            out.append(Variant(self.kind, 0, new, detail, self.flags))
+            made = {**(provenance or {}), "meaning": meaning}
+            out.append(Variant(self.kind, 0, new, detail, self.flags, made))
         return out
 
 

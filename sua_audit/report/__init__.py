@@ -19,6 +19,7 @@ from sua_audit.errors import ConfigError
 from sua_audit.report._data import METRICS, Metric, Reading, Run, RunReadError, load_run
 from sua_audit.report._data import read_metric as read_metric
 from sua_audit.report._data import same_dataset as same_dataset
+from sua_audit.report._data import same_variants as same_variants
 from sua_audit.results import atomic_write
 from sua_audit.ui.console import dumps_json, visible
 
@@ -36,6 +37,7 @@ __all__ = [
     "render_compare",
     "render_report",
     "same_dataset",
+    "same_variants",
     "write_atomic",
 ]
 
@@ -143,12 +145,14 @@ def render_report(run: Run, fmt: str) -> str:
     return dumps_json(report_json(run)) + "\n"
 
 
-def render_compare(runs: list[Run], fmt: str) -> str:
-    """Runs side by side as ``html``, ``md`` or ``json``; refuses runs over different datasets."""
+def render_compare(runs: list[Run], fmt: str, *, allow_different_variants: bool = False) -> str:
+    """Runs side by side as ``html``, ``md`` or ``json``; refuses runs over different datasets,
+    and (unless allowed) runs audited on different variant sets."""
     _check_format(fmt)
     if len(runs) < 2:
         raise ConfigError("compare needs at least two runs.")
     same_dataset(runs)
+    same_variants(runs, allow=allow_different_variants)
     if fmt == "html":
         from sua_audit.report.html import render_compare_html
 

@@ -57,6 +57,13 @@ class Run:
         return (self.summary.get("dataset") or {}).get("sha256")
 
     @property
+    def variants_sha256(self) -> str | None:
+        """The content hash of the variant set the run audited (``None``: variants made at
+        run time, or a run from before variant sets)."""
+        record = self.summary.get("variants")
+        return record.get("sha256") if isinstance(record, dict) else None
+
+    @property
     def lam(self) -> float:
         return float((self.summary.get("config") or {}).get("lam", 1.0))
 
@@ -518,6 +525,69 @@ def same_dataset(runs: list[Run]) -> None:
             f"runs are over different datasets and cannot be compared: {listing}. "
             "Compare runs made on the same dataset file."
         )
+
+
+def variants_line(runs: list[Run]) -> str | None:
+    """One plain sentence on the variant sets of compared runs; ``None`` when every run made
+    its variants at run time."""
+    records = [run.summary.get("variants") for run in runs]
+    if not any(isinstance(r, dict) for r in records):
+        return None
+    shas = {run.variants_sha256 for run in runs}
+    if len(shas) == 1:
+        first = records[0] or {}
+        return (
+            f"Every run audited the variant set {first.get('path')} "
+            f"(sha256 {str(first.get('sha256'))[:12]}, plan {first.get('plan')})."
+        )
+    parts = [
+        f"{run.run_id}: "
+        + (
+            f"set {r.get('path')} (sha256 {str(r.get('sha256'))[:12]})"
+            if isinstance(r, dict)
+            else "variants made at run time"
+        )
+        for run, r in zip(runs, records, strict=True)
+    ]
+    return (
+        "Warning: the runs were audited on different variant sets (allowed by "
+        f"--allow-different-variants), so robustness numbers are not like for like: "
+        f"{'; '.join(parts)}."
+    )
+
+
+def same_variants(runs: list[Run], *, allow: bool = False) -> None:
+    """Refuse runs audited on different variant sets, exit 2: different set hashes, or one run
+    on a variant set and another with variants made at run time. ``allow`` (the option
+    ``--allow-different-variants``) lets them through.
+
+    Runs that all made their variants at run time are not compared here (as before variant
+    sets existed): their plans and rewriters are in their summaries.
+    """
+    shas = {run.variants_sha256 for run in runs}
+    if allow or len(shas) <= 1:
+        return
+    from sua_audit.ui.console import visible
+
+    def describe(run: Run) -> str:
+        record = run.summary.get("variants")
+        if isinstance(record, dict):
+            return (
+                f"{run.path} → variant set {visible(str(record.get('path')))} "
+                f"(sha256 {str(record.get('sha256'))[:12]})"
+            )
+        config = run.summary.get("config") or {}
+        return (
+            f"{run.path} → variants made at run time (plan {config.get('perturbations')}, "
+            f"seed {config.get('seed')})"
+        )
+
+    raise ConfigError(
+        "runs were audited on different variant sets, so their robustness numbers are not "
+        f"comparable: {'; '.join(describe(run) for run in runs)}. Audit every run on one set "
+        "(`sua-audit run --variants FILE`), or pass --allow-different-variants to compare "
+        "them anyway."
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -101,6 +101,14 @@ def summary_table(summary: dict[str, Any]) -> Table:
     rows = [
         ("dataset", f"{_plain(summary['dataset']['path'])} ({res['items']} items)"),
     ]
+    variants = summary.get("variants")
+    if isinstance(variants, dict):
+        rows.append(
+            (
+                "variant set (no rewriter call)",
+                f"{_plain(str(variants.get('path')))} (sha256 {str(variants.get('sha256'))[:12]})",
+            )
+        )
     if res.get("items_failed"):
         kinds = ", ".join(f"{_plain(k)} {v}" for k, v in sorted(res["failures_by_kind"].items()))
         rows.append(
