@@ -1,42 +1,74 @@
-"""Meaning filters on hand-written pairs: how often each one keeps paraphrases and drops the rest.
+"""Meaning checks on labelled pairs: how often each one keeps paraphrases and drops the rest.
 
-What it measures: on ``tests/perturb/data/meaning_pairs.jsonl`` (pairs ``a``, ``b`` with
-``same`` true for a real paraphrase, false for a hard near-miss: negation flip, number change,
-entity swap, antonym, scope change, dropped qualifier, topic drift), three filters from
-``sua_audit.perturb.meaning``:
+What it measures: on one or more pair files (``--pairs``, repeatable; pairs ``a``, ``b`` with
+``same`` true for a real paraphrase), each meaning-check method in ``--methods``:
 
-* guard — ``LexicalGuard`` (no model);
-* judge — ``JudgeFilter`` on a model (default: the embedded SmolLM2-135M), both orders;
-* combined — the guard, then the judge on what the guard accepted.
+* ``lexical`` — ``LexicalGuard`` (no model);
+* ``judge`` — ``JudgeFilter`` on a model (default: the embedded SmolLM2-135M), both orders;
+* ``guard+judge`` — the guard, then the judge on what the guard accepted;
+* ``embedding`` — cosine similarity of sentence embeddings from ``sua_audit.equivalence``,
+  skipped with a message where that module does not exist yet.
 
-"Positive" means "same meaning" and "predicted positive" means "accepted". For each filter:
-accuracy, balanced accuracy, precision and recall of "same" at the default thresholds; for the
-judge, AUROC of its score min(P(yes | a, b), P(yes | b, a)) with a bootstrap 95% interval, the
-AUROC of each order alone, and the threshold that maximises balanced accuracy (in-sample: an
-optimistic figure on 90-odd pairs). A per-category table shows what each filter accepts.
+The pair files: ``tests/perturb/data/meaning_pairs.jsonl`` (default; 132 hand-written pairs,
+hard near-misses: negation flip, number change, entity swap, antonym, scope change, dropped
+qualifier, topic drift) and ``bench/data/meaning_pairs_public.jsonl`` (400 PAWS-Wiki pairs,
+high word overlap either way; provenance in bench/data/README.md).
 
-Each pair has a ``split``: ``dev`` pairs were written first and used to develop the guard's
-rules (its figures there are in-sample); ``heldout`` pairs were written after the rules were
-frozen and never used to change them. The judge's prompt was written once and not tuned. ``--model``/``--base-url`` evaluate a
-different judge (any spec ``--model`` takes, e.g. a hosted model), which is how to check whether
+"Positive" means "same meaning" and "predicted positive" means "accepted". For each method and
+file: accuracy, balanced accuracy, precision and recall of "same" at the method's own
+threshold; AUROC of its continuous score with a bootstrap 95% interval; and the threshold on
+that score which maximises accuracy, with that accuracy — chosen on the same pairs, so an
+optimistic (in-sample) figure. Scores: the judge's min(P(yes | a, b), P(yes | b, a)); the
+guard's content-word recall where no hard rule (numbers, negation, names, quantifiers,
+question form) fired and 0 where one did; guard + judge: the judge's score where the guard
+accepted, -1 elsewhere; embedding: the cosine.
+
+Each pair has a ``split``. Hand-written: ``dev`` pairs were written first and used to develop
+the guard's rules (its figures there are in-sample), ``heldout`` pairs were written after the
+rules were frozen. Public: ``dev`` is for choosing thresholds, ``heldout`` for reporting. The
+judge's prompt was written once and not tuned. ``--model``/``--base-url`` evaluate a different
+judge (any spec ``--model`` takes, e.g. a hosted model), which is how to check whether
 ``--meaning-filter both`` is worth it for a given rewriter.
+
+A method is a callable from the pairs to one ``(accepted, score)`` per pair; adding one is an
+entry in :func:`build_methods`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from _common import ROOT, emit, quiet_hf, table
 
 PAIRS = ROOT / "tests" / "perturb" / "data" / "meaning_pairs.jsonl"
+PUBLIC_PAIRS = ROOT / "bench" / "data" / "meaning_pairs_public.jsonl"
+METHOD_NAMES = ("lexical", "judge", "guard+judge", "embedding")
+DEFAULT_METHODS = "lexical,judge,guard+judge,embedding"
+
+#: A meaning check: all pairs in, one ``(accepted, score)`` per pair out.
+Method = Callable[[list[tuple[str, str]]], Awaitable[list[tuple[bool, float]]]]
+
+#: Guard rejections that do not depend on the content-word recall (its score is 0 for these).
+_HARD_RULES = frozenset(
+    {
+        "number_changed",
+        "negation_changed",
+        "entity_dropped",
+        "entity_added",
+        "quantifier_changed",
+        "question_changed",
+        "empty",
+    }
+)
 
 
 def load_pairs(path: Path) -> list[dict[str, Any]]:
@@ -89,17 +121,109 @@ def confusion(accepted: Sequence[bool], labels: Sequence[bool]) -> dict[str, flo
     }
 
 
-def best_threshold(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float, float]:
-    """The threshold t (accept iff score >= t) with the highest balanced accuracy, and that value.
+def best_threshold(
+    scores: Sequence[float], labels: Sequence[bool], *, key: str = "accuracy"
+) -> tuple[float, float]:
+    """The threshold t (accept iff score >= t) with the highest ``key`` metric, and that value.
 
-    Candidates are the observed scores (and 1.01: reject all). Ties go to the lowest threshold.
+    Candidates are the observed scores and one above the highest (reject all). Ties go to the
+    lowest threshold. Chosen on the same pairs it is measured on: an in-sample figure.
     """
     best = (0.0, -1.0)
-    for t in sorted(set(scores)) + [1.01]:
-        bal = confusion([s >= t for s in scores], labels)["balanced_accuracy"]
-        if bal > best[1] + 1e-12:
-            best = (t, bal)
+    for t in sorted(set(scores)) + [max(scores) + 1.0]:
+        value = confusion([s >= t for s in scores], labels)[key]
+        if value > best[1] + 1e-12:
+            best = (t, value)
     return best
+
+
+def guard_score(verdict: Any) -> float:
+    """The guard's continuous score: content-word recall, or 0 where a hard rule fired."""
+    if verdict.reason in _HARD_RULES:
+        return 0.0
+    return float(verdict.score or 0.0)
+
+
+class Methods:
+    """The meaning checks by name; the judge runs once per pair list and is shared."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.notes: dict[str, Any] = {}
+        self._judged: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+
+    async def lexical(self, pairs: list[tuple[str, str]]) -> list[tuple[bool, float]]:
+        from sua_audit.perturb.meaning import LexicalGuard
+
+        t0 = time.perf_counter()
+        verdicts = await LexicalGuard(self.args.min_recall).check_many(pairs)
+        self.notes["lexical_seconds"] = time.perf_counter() - t0
+        self.notes["lexical_verdicts"] = verdicts
+        return [(v.accepted, guard_score(v)) for v in verdicts]
+
+    async def judge_raw(self, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+        key = tuple(pairs)
+        if key not in self._judged:
+            self._judged[key] = await judge_scores(self.args, pairs)
+        return self._judged[key]
+
+    async def judge(self, pairs: list[tuple[str, str]]) -> list[tuple[bool, float]]:
+        judged = await self.judge_raw(pairs)
+        self.notes["judge"] = judged
+        scores = [min(f, b) for f, b in zip(judged["forward"], judged["backward"], strict=True)]
+        return [(s >= self.args.threshold, s) for s in scores]
+
+    async def guard_judge(self, pairs: list[tuple[str, str]]) -> list[tuple[bool, float]]:
+        from sua_audit.perturb.meaning import LexicalGuard
+
+        guard = await LexicalGuard(self.args.min_recall).check_many(pairs)
+        judged = await self.judge(pairs)
+        return [
+            (g.accepted and ok, s if g.accepted else -1.0)
+            for g, (ok, s) in zip(guard, judged, strict=True)
+        ]
+
+
+def embedding_method() -> tuple[Method | None, str]:
+    """The embedding check from ``sua_audit.equivalence`` (built on another branch), or why not.
+
+    Expects ``EmbeddingEquivalence()`` with ``similarities(pairs) -> list[float]`` (cosine) and
+    a ``threshold``; adapt these lines to that module's final interface.
+    """
+    try:
+        from sua_audit.equivalence import EmbeddingEquivalence  # type: ignore[import-not-found]
+    except ImportError as exc:
+        return None, f"skipped: no embedding equivalence in this checkout ({exc})"
+
+    async def run(pairs: list[tuple[str, str]]) -> list[tuple[bool, float]]:
+        model = EmbeddingEquivalence()
+        scores = await asyncio.to_thread(model.similarities, pairs)
+        return [(s >= model.threshold, float(s)) for s in scores]
+
+    return run, "ok"
+
+
+def build_methods(
+    args: argparse.Namespace, names: Sequence[str]
+) -> tuple[Methods, dict[str, Method]]:
+    """The methods asked for, by name (an unavailable one is left out with a printed reason)."""
+    state = Methods(args)
+    known: dict[str, Method] = {
+        "lexical": state.lexical,
+        "judge": state.judge,
+        "guard+judge": state.guard_judge,
+    }
+    chosen: dict[str, Method] = {}
+    for name in names:
+        if name == "embedding":
+            method, why = embedding_method()
+            if method is None:
+                print(f"embedding: {why}")
+                continue
+            chosen[name] = method
+        else:
+            chosen[name] = known[name]
+    return state, chosen
 
 
 def row(name: str, m: dict[str, float], extra: str = "") -> list[object]:
@@ -149,184 +273,218 @@ async def judge_scores(args: argparse.Namespace, pairs: list[tuple[str, str]]) -
     }
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from sua_audit.perturb.meaning import LexicalGuard
+def _rounded(m: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in m.items()}
 
-    rows = load_pairs(args.pairs)
+
+def _threshold_text(name: str, args: argparse.Namespace) -> str:
+    if name == "lexical":
+        return f"min_recall {args.min_recall:g}"
+    if name in ("judge", "guard+judge"):
+        return f"threshold {args.threshold:g}"
+    return ""
+
+
+async def evaluate_file(
+    path: Path, args: argparse.Namespace, names: Sequence[str]
+) -> dict[str, Any]:
+    """Every method on one pair file: printed tables, and the figures as a dict."""
+    rows = load_pairs(path)
     pairs = [(r["a"], r["b"]) for r in rows]
     labels = [bool(r["same"]) for r in rows]
     categories = [r["category"] for r in rows]
-    n_same = sum(labels)
-    print(
-        f"meaning filters: {len(rows)} pairs from {args.pairs.relative_to(ROOT)} "
-        f"({n_same} paraphrases, {len(rows) - n_same} non-paraphrases)"
-    )
-
-    guard = LexicalGuard(args.min_recall)
-    t0 = time.perf_counter()
-    guard_verdicts = await guard.check_many(pairs)
-    guard_s = time.perf_counter() - t0
-    guard_ok = [v.accepted for v in guard_verdicts]
-    guard_m = confusion(guard_ok, labels)
     splits = [r.get("split", "all") for r in rows]
-    guard_splits = {}
-    for split in sorted(set(splits)):
-        idx = [i for i, sp in enumerate(splits) if sp == split]
-        guard_splits[split] = (
-            confusion([guard_ok[i] for i in idx], [labels[i] for i in idx]),
-            len(idx),
+    n, n_same = len(rows), sum(labels)
+    try:
+        shown = path.relative_to(ROOT)
+    except ValueError:
+        shown = path
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    print(f"\n== {shown}: {n} pairs ({n_same} paraphrases, {n - n_same} non-paraphrases)")
+    print(f"sha256 {digest}")
+
+    state, methods = build_methods(args, names)
+    results: dict[str, dict[str, Any]] = {}
+    accepted: dict[str, list[bool]] = {}
+    scores: dict[str, list[float]] = {}
+    table_rows = []
+    for name, method in methods.items():
+        out = await method(pairs)
+        ok = [a for a, _ in out]
+        sc = [s for _, s in out]
+        accepted[name], scores[name] = ok, sc
+        m = confusion(ok, labels)
+        auc = auroc(sc, labels)
+        ci = bootstrap_auroc(sc, labels)
+        best_t, best_acc = best_threshold(sc, labels)
+        by_split = {}
+        for split in sorted(set(splits)):
+            idx = [i for i, sp in enumerate(splits) if sp == split]
+            by_split[split] = confusion([ok[i] for i in idx], [labels[i] for i in idx])
+            by_split[split]["auroc"] = auroc([sc[i] for i in idx], [labels[i] for i in idx])
+            by_split[split]["pairs"] = len(idx)
+        results[name] = {
+            **_rounded(m),
+            "auroc": round(auc, 4),
+            "auroc_ci95": [round(x, 4) for x in ci],
+            "best_threshold_in_sample": round(best_t, 4),
+            "best_threshold_accuracy_in_sample": round(best_acc, 4),
+            "by_split": {k: _rounded(v) for k, v in by_split.items()},
+        }
+        table_rows.append(
+            [
+                *row(name, m, _threshold_text(name, args))[:-1],
+                auc,
+                f"{ci[0]:.3f}-{ci[1]:.3f}",
+                f"{best_t:.3g} -> {best_acc:.3f}",
+            ]
         )
-    recall_sweep = []
-    for min_recall in (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5):
-        swept = await LexicalGuard(min_recall).check_many(pairs)
-        m = confusion([v.accepted for v in swept], labels)
-        recall_sweep.append((min_recall, m["balanced_accuracy"], m["recall"], m["specificity"]))
-
-    judged = await judge_scores(args, pairs)
-    fwd, bwd = judged["forward"], judged["backward"]
-    score = [min(f, b) for f, b in zip(fwd, bwd, strict=True)]
-    judge_ok = [s >= args.threshold for s in score]
-    judge_m = confusion(judge_ok, labels)
-    both_ok = [g and j for g, j in zip(guard_ok, judge_ok, strict=True)]
-    both_m = confusion(both_ok, labels)
-    judge_auc = auroc(score, labels)
-    judge_ci = bootstrap_auroc(score, labels)
-    best_t, best_bal = best_threshold(score, labels)
-    # Combined: the judge's score where the guard accepted, below every threshold elsewhere.
-    both_score = [s if g else -1.0 for s, g in zip(score, guard_ok, strict=True)]
-    both_auc = auroc(both_score, labels)
-    both_best_t, both_best_bal = best_threshold(both_score, labels)
-    guard_auc = auroc([v.score or 0.0 for v in guard_verdicts], labels)
-
+        for split, sm in by_split.items():
+            table_rows.append(
+                [*row(f"  {name}, {split}", sm)[:-1], sm["auroc"], f"{int(sm['pairs'])} pairs", ""]
+            )
+    if not methods:
+        print("no method to run")
+        return {"pairs": n, "paraphrases": n_same, "methods": {}}
     print(
         table(
             [
-                "filter",
+                "method",
                 "accuracy",
                 "bal. acc",
                 "precision",
                 "recall",
                 "specificity",
                 "accepted",
-                "",
+                "AUROC",
+                "AUROC 95% CI",
+                "best t -> acc (in-sample)",
             ],
-            [
-                row("guard", guard_m, f"min_recall {args.min_recall:g}"),
-                *(
-                    row(f"  guard, {split}", m, f"{count} pairs")
-                    for split, (m, count) in guard_splits.items()
-                ),
-                row("judge", judge_m, f"threshold {args.threshold:g}"),
-                row("guard + judge", both_m, f"threshold {args.threshold:g}"),
-            ],
+            table_rows,
         )
     )
-    print(
-        f"judge ({judged['backend'].get('model')}): AUROC of min P(yes) {judge_auc:.3f} "
-        f"(bootstrap 95% CI {judge_ci[0]:.3f}-{judge_ci[1]:.3f}); "
-        f"P(yes | a, b) alone {auroc(fwd, labels):.3f}, P(yes | b, a) alone "
-        f"{auroc(bwd, labels):.3f}"
-    )
-    mean = {
-        y: (
-            sum(s for s, lab in zip(score, labels, strict=True) if lab == y)
+    extra: dict[str, Any] = {}
+
+    if "lexical" in methods:
+        verdicts = state.notes["lexical_verdicts"]
+        from sua_audit.perturb.meaning import LexicalGuard
+
+        sweep = []
+        for min_recall in (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5):
+            swept = await LexicalGuard(min_recall).check_many(pairs)
+            m = confusion([v.accepted for v in swept], labels)
+            sweep.append((min_recall, m["accuracy"], m["recall"], m["specificity"]))
+        recall_auc = auroc([v.score or 0.0 for v in verdicts], labels)
+        print(
+            "lexical min_recall sweep (accuracy / recall / specificity): "
+            + ", ".join(f"{r:g}: {a:.3f}/{rc:.2f}/{sp:.2f}" for r, a, rc, sp in sweep)
+            + f"; AUROC of content-word recall alone (hard rules ignored) {recall_auc:.3f}"
+        )
+        rejected: dict[str, int] = defaultdict(int)
+        for v in verdicts:
+            if not v.accepted:
+                rejected[v.reason] += 1
+        print(
+            "lexical rejections by reason: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none")
+        )
+        extra["lexical_recall_auroc"] = round(recall_auc, 4)
+        extra["lexical_rejections"] = dict(rejected)
+        extra["lexical_us_per_pair"] = round(1e6 * state.notes["lexical_seconds"] / n, 1)
+
+    judged = state.notes.get("judge")
+    if judged is not None:
+        fwd, bwd = judged["forward"], judged["backward"]
+        score = [min(f, b) for f, b in zip(fwd, bwd, strict=True)]
+        mean = {
+            y: sum(s for s, lab in zip(score, labels, strict=True) if lab == y)
             / max(1, labels.count(y))
+            for y in (True, False)
+        }
+        print(
+            f"judge ({judged['backend'].get('model')}): P(yes | a, b) alone AUROC "
+            f"{auroc(fwd, labels):.3f}, P(yes | b, a) alone {auroc(bwd, labels):.3f}; mean min "
+            f"P(yes) {mean[True]:.3f} on paraphrases, {mean[False]:.3f} on non-paraphrases; "
+            f"{judged['seconds']:.1f} s for {2 * n} requests"
         )
-        for y in (True, False)
-    }
-    print(
-        f"judge: mean min P(yes) {mean[True]:.3f} on paraphrases, {mean[False]:.3f} on "
-        f"non-paraphrases; range {min(score):.3f}-{max(score):.3f}"
-    )
-    print(
-        f"judge: best threshold (in-sample) {best_t:.3f} -> balanced accuracy {best_bal:.3f}; "
-        f"guard + judge: AUROC {both_auc:.3f}, best threshold {both_best_t:.3f} -> balanced "
-        f"accuracy {both_best_bal:.3f}"
-    )
-    print(
-        "guard min_recall sweep (bal. acc / recall / specificity): "
-        + ", ".join(f"{r:g}: {b:.3f}/{rc:.2f}/{sp:.2f}" for r, b, rc, sp in recall_sweep)
-        + f"; AUROC of its content recall alone {guard_auc:.3f}"
-    )
-    rejected: dict[str, int] = defaultdict(int)
-    for v in guard_verdicts:
-        if not v.accepted:
-            rejected[v.reason] += 1
-    print(
-        "guard rejections by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))
-    )
+        extra.update(
+            judge_model=judged["backend"].get("model"),
+            judge_template=judged["describe"]["template"],
+            judge_auroc_forward=round(auroc(fwd, labels), 4),
+            judge_auroc_backward=round(auroc(bwd, labels), 4),
+            judge_seconds=round(judged["seconds"], 2),
+        )
 
     cats = sorted(set(categories), key=lambda c: (not labels[categories.index(c)], c))
     per_cat = []
     for cat in cats:
         idx = [i for i, c in enumerate(categories) if c == cat]
         per_cat.append(
-            [
-                cat,
-                "same" if labels[idx[0]] else "different",
-                len(idx),
-                f"{sum(guard_ok[i] for i in idx)}/{len(idx)}",
-                f"{sum(judge_ok[i] for i in idx)}/{len(idx)}",
-                f"{sum(both_ok[i] for i in idx)}/{len(idx)}",
-                sum(score[i] for i in idx) / len(idx),
-            ]
+            [cat, "same" if labels[idx[0]] else "different", len(idx)]
+            + [f"{sum(accepted[name][i] for i in idx)}/{len(idx)}" for name in methods]
         )
     print("accepted per category:")
-    print(
-        table(
-            ["category", "truth", "pairs", "guard", "judge", "guard + judge", "mean score"], per_cat
+    print(table(["category", "truth", "pairs", *methods], per_cat))
+
+    if "lexical" in results and "guard+judge" in results and "judge" in results:
+        useful = (
+            results["judge"]["auroc_ci95"][0] > 0.5
+            and results["guard+judge"]["balanced_accuracy"]
+            > results["lexical"]["balanced_accuracy"]
         )
-    )
-    n = len(rows)
-    print(
-        f"time: guard {1e6 * guard_s / n:.0f} us/pair; judge {judged['seconds']:.1f} s for "
-        f"{2 * n} requests ({1000 * judged['seconds'] / n:.0f} ms/pair)"
-    )
-    useful = judge_ci[0] > 0.5 and both_m["balanced_accuracy"] > guard_m["balanced_accuracy"]
-    verdict = (
-        "the judge adds to the guard here: consider --meaning-filter both with this model"
-        if useful
-        else "the judge is not reliably better than chance or than the guard alone: keep "
-        "--meaning-filter lexical for this judge model"
-    )
-    print(f"recommendation: {verdict}")
+        print(
+            "recommendation: "
+            + (
+                "the judge adds to the guard here: consider --meaning-filter both with this model"
+                if useful
+                else "the judge is not reliably better than chance or than the guard alone: keep "
+                "--meaning-filter lexical for this judge model"
+            )
+        )
+        extra["judge_useful"] = useful
+    return {"pairs": n, "paraphrases": n_same, "methods": results, **extra}
 
-    def rounded(m: dict[str, float]) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in m.items()}
 
-    return {
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METHOD_NAMES]
+    if unknown:
+        raise SystemExit(f"error: unknown method(s) {unknown}; use {', '.join(METHOD_NAMES)}")
+    files = args.pairs or [PAIRS]
+    report: dict[str, Any] = {
         "bench": "meaning_filter",
-        "pairs": n,
-        "paraphrases": n_same,
-        "judge_model": judged["backend"].get("model"),
-        "judge_template": judged["describe"]["template"],
+        "methods": names,
         "min_recall": args.min_recall,
         "threshold": args.threshold,
-        "guard": rounded(guard_m),
-        "guard_by_split": {k: rounded(m) for k, (m, _) in guard_splits.items()},
-        "judge": rounded(judge_m),
-        "combined": rounded(both_m),
-        "judge_auroc": round(judge_auc, 4),
-        "judge_auroc_ci95": [round(x, 4) for x in judge_ci],
-        "judge_auroc_forward": round(auroc(fwd, labels), 4),
-        "judge_auroc_backward": round(auroc(bwd, labels), 4),
-        "judge_best_threshold": round(best_t, 4),
-        "judge_best_balanced_accuracy": round(best_bal, 4),
-        "combined_auroc": round(both_auc, 4),
-        "combined_best_threshold": round(both_best_t, 4),
-        "combined_best_balanced_accuracy": round(both_best_bal, 4),
-        "guard_recall_auroc": round(guard_auc, 4),
-        "guard_rejections": dict(rejected),
-        "judge_seconds": round(judged["seconds"], 2),
-        "judge_useful": useful,
+        "files": {},
     }
+    print(f"meaning checks: {', '.join(names)} on {len(files)} pair file(s)")
+    for path in files:
+        try:
+            key = str(path.relative_to(ROOT))
+        except ValueError:
+            key = str(path)
+        report["files"][key] = await evaluate_file(path, args, names)
+    return report
 
 
 def main() -> None:
     from sua_audit.perturb.meaning import DEFAULT_JUDGE_THRESHOLD, DEFAULT_MIN_RECALL
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=lambda p: Path(p).resolve(), default=PAIRS)
+    parser.add_argument(
+        "--pairs",
+        type=lambda p: Path(p).resolve(),
+        action="append",
+        help=f"a pair file; repeat for several (default: {PAIRS.relative_to(ROOT)}; the public "
+        f"pairs are {PUBLIC_PAIRS.relative_to(ROOT)})",
+    )
+    parser.add_argument(
+        "--methods",
+        default=DEFAULT_METHODS,
+        help=f"comma-separated, from {', '.join(METHOD_NAMES)} (default: all; 'lexical' alone "
+        "needs no model)",
+    )
     parser.add_argument("--model", default=None, help="judge model spec (default: embedded)")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible server for --model")
     parser.add_argument(
