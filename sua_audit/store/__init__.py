@@ -161,7 +161,7 @@ class Store:
             return 0
         try:
             with self.db.atomic():
-                self.db["embeddings"].insert_all(rows, ignore=True)
+                self.db.table("embeddings").insert_all(rows, ignore=True)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Writing to the cache {self.path} failed: {exc}.") from exc
         return len(rows)

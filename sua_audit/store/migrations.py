@@ -67,7 +67,7 @@ def m004_create_embeddings(db: Database) -> None:
     text; ``vector`` is the float32 array's bytes (``dim`` values, little-endian as numpy
     writes them on every platform the tool runs on).
     """
-    db["embeddings"].create(
+    db.table("embeddings").create(
         {
             "model_key": str,
             "text_sha256": str,
