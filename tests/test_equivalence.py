@@ -414,3 +414,30 @@ def test_label_tasks_record_that_the_clustering_has_no_effect(tmp_path: Path) ->
     )
     eq = summary["results"]["equivalence"]
     assert eq["method"] == "exact" and "no effect" in eq["note"]
+
+
+@needs_minilm
+def test_meaning_filter_embedding_uses_the_same_component(
+    encoder: MiniLMEncoder, tmp_path: Path
+) -> None:
+    from sua_audit.equivalence import DEFAULT_EMBEDDING_THRESHOLD
+    from sua_audit.perturb.meaning import build_filter
+
+    store = Store.open(tmp_path / "c.db")
+    meaning = build_filter("embedding", store=store)
+    original = "In 1969, Neil Armstrong walked on the Moon."
+    verdicts = run(
+        meaning.check_many(
+            [
+                (original, "Neil Armstrong walked on the Moon in 1969."),
+                (original, "In 1970, Neil Armstrong walked on the Moon."),
+                (original, "The stock market fell sharply on Tuesday."),
+            ]
+        )
+    )
+    assert [v.reason for v in verdicts] == ["ok", "number_changed", "not_equivalent"]
+    info = meaning.describe()
+    assert info["name"] == "embedding" and info["threshold"] == DEFAULT_EMBEDDING_THRESHOLD
+    assert info["model"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert store.db["embeddings"].count == 4
+    store.close()
