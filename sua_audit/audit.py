@@ -32,6 +32,7 @@ from sua_audit.backends.base import Completion, CompletionRequest, GenerationPar
 from sua_audit.config import AuditConfig
 from sua_audit.dataset import DatasetInfo, Item, iter_items
 from sua_audit.engine import Generator
+from sua_audit.equivalence import Equivalence, ExactMatch, build_equivalence, cluster_by_meaning
 from sua_audit.errors import RequestFailed
 from sua_audit.perturb import PerturbContext, Variant, perturb_item
 from sua_audit.scoring import (
@@ -133,6 +134,8 @@ class AuditOutcome:
     wall_seconds: float = 0.0
     perturbation: dict[str, Any] = field(default_factory=dict)
     """The plan, rewrite acceptance per kind, the meaning filter and templates used."""
+    equivalence: dict[str, Any] = field(default_factory=dict)
+    """How QA answers were clustered (method, threshold, model), for the summary."""
     sua: list[float] = field(default_factory=list)
     """Per item, in plan order: SUA (NaN when unscored or failed)."""
     sensitivity: list[float] = field(default_factory=list)
@@ -271,12 +274,38 @@ def _mean(values: list[float]) -> float | None:
     return math.fsum(finite) / len(finite) if finite else None
 
 
+def _qa_answers(
+    completions: Sequence[Completion], n_variants: int, config: AuditConfig
+) -> tuple[list[str], list[list[str]], list[str | None]]:
+    """Per variant of a QA item: the greedy answer, the sampled answers and the answer path."""
+    per = 1 + (config.samples > 0)
+    greedy = [extract_answer(completions[i * per].text or "") for i in range(n_variants)]
+    sampled = [
+        [extract_answer(t) for t in _texts(completions[i * per + 1])] if per == 2 else []
+        for i in range(n_variants)
+    ]
+    paths = [completions[i * per + per - 1].path for i in range(n_variants)]
+    return greedy, sampled, paths
+
+
+def qa_answer_groups(
+    completions: Sequence[Completion], n_variants: int, config: AuditConfig
+) -> list[list[str]]:
+    """Per variant: the greedy answer, then the samples (the groups clustered jointly)."""
+    greedy, sampled, _ = _qa_answers(completions, n_variants, config)
+    return [[g, *s] for g, s in zip(greedy, sampled, strict=True)]
+
+
 def _score_item(
     item: Item,
     variants: Sequence[Variant],
     completions: Sequence[Completion],
     config: AuditConfig,
+    clusters: tuple[list[list[int]], list[str]] | None = None,
 ) -> dict[str, Any]:
+    """One item's result row. ``clusters``: the QA answers' meaning clusters (ids per group,
+    representatives) as :func:`~sua_audit.equivalence.cluster_by_meaning` made them from
+    :func:`qa_answer_groups`; ``None`` clusters by exact match."""
     # Variants flagged multi_answer (ambiguity rewrites) change the question on purpose: they
     # stay out of S and are scored on their own (their entropy, their divergence).
     core = [i for i, v in enumerate(variants) if i == 0 or MULTI_ANSWER not in v.flags]
@@ -286,16 +315,10 @@ def _score_item(
     scores: ItemScores
     dists_all: list[Any]
     if item.task == "qa":
-        per = 1 + (config.samples > 0)
-        greedy = [extract_answer(completions[i * per].text or "") for i in range(len(variants))]
-        sampled = [
-            [extract_answer(t) for t in _texts(completions[i * per + 1])] if per == 2 else []
-            for i in range(len(variants))
-        ]
-        paths = [completions[i * per + per - 1].path for i in range(len(variants))]
+        greedy, sampled, paths = _qa_answers(completions, len(variants), config)
         # Greedy answers join the clustering so every prediction has a cluster id.
         groups = [[g, *s] for g, s in zip(greedy, sampled, strict=True)]
-        ids, reps = cluster_answers(groups)
+        ids, reps = clusters if clusters is not None else cluster_answers(groups)
         scores = score_samples(
             [ids[i][1:] for i in core],
             len(reps),
@@ -446,7 +469,12 @@ def perturb_context(config: AuditConfig, rewriter: Generator | None) -> PerturbC
     meaning = None
     if uses_model:
         meaning = build_filter(
-            config.meaning_filter, rewriter, prompts, threshold=config.meaning_threshold
+            config.meaning_filter,
+            rewriter,
+            prompts,
+            threshold=config.meaning_threshold,
+            store=rewriter.store if rewriter is not None else None,
+            read_cache=rewriter is None or rewriter.cache_mode == "use",
         )
     options: dict[str, Any] = {"rewrite_temperature": config.rewrite_temperature}
     if config.instruction_attacks:
@@ -500,6 +528,7 @@ async def run_audit(
     generator: Generator,
     rewriter: Generator | None = None,
     variant_set: VariantSet | None = None,
+    equivalence: Equivalence | None = None,
 ) -> AuditOutcome:
     """Run the whole audit through ``generator``; the outcome's rows are read back at the end.
 
@@ -507,6 +536,8 @@ async def run_audit(
     may be ``generator`` itself when the audited model is also the rewriter. With
     ``config.variants``, the variants come from that variant set instead (``variant_set``,
     opened and checked against the dataset here when not given) and nothing is rewritten.
+    ``equivalence`` clusters QA answers (default: built from ``config.equivalence``, with
+    ``generator``'s cache for embedding vectors; a judge must be given).
     """
     t0 = time.perf_counter()
     outcome = AuditOutcome(
@@ -515,6 +546,13 @@ async def run_audit(
         lam=config.lam,
         confident_threshold=config.confident_threshold,
     )
+    if equivalence is None:
+        equivalence = build_equivalence(
+            config.equivalence,
+            threshold=config.equivalence_threshold,
+            store=generator.store,
+            read_cache=generator.cache_mode == "use",
+        )
     stored = None
     if config.variants is not None:
         from sua_audit.variants import prepare_for_run
@@ -548,13 +586,17 @@ async def run_audit(
                 plans.append((item, variants, len(requests), len(item_requests)))
                 requests.extend(item_requests)
             results = await generator.generate_many(requests)
-            for item, variants, start, n in plans:
-                mine = results[start : start + n]
+            answered = [
+                (item, variants, results[start : start + n]) for item, variants, start, n in plans
+            ]
+            clusters = await _meaning_clusters(answered, config, equivalence)
+            for (item, variants, mine), item_clusters in zip(answered, clusters, strict=True):
                 if any(isinstance(r, RequestFailed) for r in mine):
                     outcome.add(_failed_row(item, variants, mine))
                 else:
                     done = [r for r in mine if isinstance(r, Completion)]
-                    outcome.add(_score_item(item, variants, done, config))
+                    outcome.add(_score_item(item, variants, done, config, item_clusters))
+        outcome.equivalence = _equivalence_summary(equivalence, info)
         outcome.perturbation = (
             variant_set.perturbation_summary()
             if variant_set is not None and stored is not None
@@ -567,10 +609,59 @@ async def run_audit(
         generator.flush()
         if rewriter is not None:
             rewriter.flush()
+        judge = getattr(equivalence, "generator", None)
+        if isinstance(judge, Generator):
+            judge.flush()
         generator.progress.close()
     decide(outcome, config)
     outcome.wall_seconds = time.perf_counter() - t0
     return outcome
+
+
+async def _meaning_clusters(
+    answered: Sequence[tuple[Item, Sequence[Variant], Sequence[Completion | RequestFailed]]],
+    config: AuditConfig,
+    equivalence: Equivalence,
+) -> list[tuple[list[list[int]], list[str]] | None]:
+    """The meaning clusters of each answered QA item of a chunk (``None`` for the others, and
+    for every item under exact match, which :func:`_score_item` clusters itself).
+
+    Equivalence verdicts may need model calls (a judge), so they are made here, in the async
+    pipeline, before the synchronous scoring. Every answer of the chunk is prepared at once
+    (the embedding method reads the cache and encodes the missing vectors in one batch), then
+    the items are clustered concurrently (a judge's requests for all of them in flight).
+    """
+    out: list[tuple[list[list[int]], list[str]] | None] = [None] * len(answered)
+    if isinstance(equivalence, ExactMatch):
+        return out
+    todo: list[tuple[int, Item, list[list[str]]]] = []
+    for i, (item, variants, results) in enumerate(answered):
+        if item.task != "qa" or any(isinstance(r, RequestFailed) for r in results):
+            continue
+        done = [r for r in results if isinstance(r, Completion)]
+        todo.append((i, item, qa_answer_groups(done, len(variants), config)))
+    if not todo:
+        return out
+    await equivalence.prepare([a for _, _, groups in todo for g in groups for a in g if a])
+    found = await asyncio.gather(
+        *(cluster_by_meaning(groups, equivalence, context=item.input) for _, item, groups in todo)
+    )
+    for (i, _, _), clusters in zip(todo, found, strict=True):
+        out[i] = clusters
+    return out
+
+
+def _equivalence_summary(equivalence: Equivalence, info: DatasetInfo) -> dict[str, Any]:
+    """The clustering method as the summary records it, with whether it applied at all."""
+    out = equivalence.describe()
+    n_qa = info.tasks.get("qa", 0)
+    out["applies_to"] = "qa"
+    if not n_qa:
+        out["note"] = (
+            "no effect: the dataset has no QA items (label tasks score the model's label "
+            "distribution, which needs no clustering)"
+        )
+    return out
 
 
 def _stored_variants(
@@ -775,5 +866,6 @@ def summarize(outcome: AuditOutcome) -> dict[str, Any]:
         },
         "answer_paths": dict(t.paths),
         "perturbation": outcome.perturbation,
+        "equivalence": outcome.equivalence,
         "ambiguity": collapse_summary(t.ambiguity) if t.ambiguity else None,
     }

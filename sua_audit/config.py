@@ -40,11 +40,30 @@ class AuditConfig(BaseModel):
         0.7, gt=0, le=2, description="Rewriter sampling temperature (0.9 gave SmolLM2 garbage)."
     )
     prompts_dir: str | None = Field(None, description="Folder overriding prompt templates.")
-    meaning_filter: Literal["lexical", "judge", "both", "off"] = Field(
+    meaning_filter: Literal["lexical", "judge", "both", "embedding", "off"] = Field(
         "lexical", description="Meaning check for model rewrites."
     )
     meaning_threshold: float | None = Field(
-        None, ge=0, le=1, description="Judge acceptance threshold (default: the filter's own)."
+        None,
+        ge=0,
+        le=1,
+        description="Judge or embedding acceptance threshold (default: the filter's own).",
+    )
+    equivalence: Literal["exact", "embedding", "judge"] = Field(
+        "exact",
+        description="How QA answers are put in meaning clusters (S, H, semantic entropy): exact "
+        "match after normalisation, MiniLM embeddings, or a judge model. No effect on label "
+        "tasks.",
+    )
+    equivalence_model: str | None = Field(
+        None, description="The judge model of --equivalence judge (any --model spec)."
+    )
+    equivalence_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Cosine (embedding) or min P(yes) (judge) at which two answers are one "
+        "cluster (default: the method's own).",
     )
     instruction_attacks: str | None = Field(
         None, description="JSONL of attacked instructions (PromptBench schema)."
@@ -123,11 +142,13 @@ class AuditConfig(BaseModel):
             )
         return str(plan)
 
-    @field_validator("model", "rewriter_model")
+    @field_validator("model", "rewriter_model", "equivalence_model")
     @classmethod
-    def _model_spec(cls, value: str) -> str:
+    def _model_spec(cls, value: str | None) -> str | None:
         from sua_audit.backends import model_spec_problem
 
+        if value is None:
+            return value
         problem = model_spec_problem(value)
         if problem is not None:
             raise ValueError(problem)
@@ -166,6 +187,25 @@ class AuditConfig(BaseModel):
                 "perturbation kind"
             )
         return value
+
+    @model_validator(mode="after")
+    def _equivalence_options(self) -> AuditConfig:
+        if self.equivalence == "judge" and self.equivalence_model is None:
+            raise ValueError(
+                "--equivalence judge needs a judge model: pass --equivalence-model (a strong "
+                "hosted model; the embedded SmolLM2 judges at chance)"
+            )
+        if self.equivalence != "judge" and self.equivalence_model is not None:
+            raise ValueError(
+                f"--equivalence-model is the judge of --equivalence judge; with --equivalence "
+                f"{self.equivalence} it would not be used. Drop it, or pass --equivalence judge"
+            )
+        if self.equivalence == "exact" and self.equivalence_threshold is not None:
+            raise ValueError(
+                "--equivalence-threshold applies to --equivalence embedding or judge; exact "
+                "match has none"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_abstention_rule(self) -> AuditConfig:

@@ -93,6 +93,7 @@ def audit(
             "none. Add them, or drop the option: the audit itself needs no gold."
         )
     check_abstention_score(config, info)
+    check_equivalence_extras(config)
     variant_set = None
     if config.variants:
         from sua_audit.variants import prepare_for_run
@@ -138,6 +139,7 @@ def audit(
             max_retry_wait=config.max_retry_wait,
         )
     rewriter_backend = _rewriter_backend(config, backend)
+    judge_backend = equivalence_backend(config, backend)
     if cost_plan.price is not None and cost_plan.price.source != LOCAL:
         from sua_audit.ui.console import err_console
 
@@ -181,9 +183,16 @@ def audit(
             if rewriter_backend is not None
             else None
         )
+        judge = (
+            Generator(judge_backend, store, cache_mode=config.cache_mode)
+            if judge_backend is not None
+            else None
+        )
         status = "failed"
         try:
-            outcome = asyncio.run(_run_and_close(config, info, generator, rewriter, variant_set))
+            outcome = asyncio.run(
+                _run_and_close(config, info, generator, rewriter, variant_set, judge)
+            )
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -364,21 +373,77 @@ def _rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:
     )
 
 
+def check_equivalence_extras(config: AuditConfig) -> None:
+    """Refuse, before any model call, an embedding method whose extra is not installed."""
+    from sua_audit.audit import MODEL_KINDS
+    from sua_audit.equivalence import check_embedding_available
+
+    if config.equivalence == "embedding":
+        check_embedding_available("--equivalence embedding")
+    uses_filter = not config.variants and MODEL_KINDS.intersection(config.plan.slots)
+    if config.meaning_filter == "embedding" and uses_filter:
+        check_embedding_available("--meaning-filter embedding")
+
+
+def equivalence_backend(config: AuditConfig, backend: Any) -> Any | None:
+    """The judge backend of ``--equivalence judge`` (the audited one when it is the same
+    model), else ``None``."""
+    if config.equivalence != "judge" or config.equivalence_model is None:
+        return None
+    if config.equivalence_model == config.model:
+        return backend
+    from sua_audit.backends import get_backend
+
+    return get_backend(
+        config.equivalence_model,
+        device=config.device,
+        dtype=config.dtype,
+        batch_size=config.batch_size,
+        concurrency=config.concurrency,
+        timeout=config.timeout,
+        max_attempts=config.max_attempts,
+        max_retry_wait=config.max_retry_wait,
+    )
+
+
+def make_equivalence(config: AuditConfig, generator: Generator, judge: Generator | None) -> Any:
+    """The run's :class:`~sua_audit.equivalence.Equivalence`: vectors cached beside the
+    requests, a judge through its own generator."""
+    from sua_audit.equivalence import build_equivalence
+    from sua_audit.prompting import PromptLibrary
+
+    return build_equivalence(
+        config.equivalence,
+        threshold=config.equivalence_threshold,
+        store=generator.store,
+        read_cache=generator.cache_mode == "use",
+        generator=judge,
+        prompts=PromptLibrary(Path(config.prompts_dir)) if config.prompts_dir else None,
+    )
+
+
 async def _run_and_close(
     config: AuditConfig,
     info: Any,
     generator: Generator,
     rewriter: Generator | None,
     variant_set: Any = None,
+    judge: Generator | None = None,
 ) -> Any:
     from sua_audit.audit import run_audit
 
     try:
-        return await run_audit(config, info, generator, rewriter, variant_set)
+        equivalence = make_equivalence(config, generator, judge)
+        return await run_audit(config, info, generator, rewriter, variant_set, equivalence)
     finally:
         await generator.backend.aclose()
         if rewriter is not None and rewriter.backend is not generator.backend:
             await rewriter.backend.aclose()
+        if judge is not None and judge.backend not in (
+            generator.backend,
+            None if rewriter is None else rewriter.backend,
+        ):
+            await judge.backend.aclose()
 
 
 def run_from_cli(

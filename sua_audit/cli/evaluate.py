@@ -203,6 +203,21 @@ def rescore(
             "the run recorded). Its content hash must match the run's.",
         ),
     ] = None,
+    equivalence: Annotated[
+        str | None,
+        typer.Option(
+            help="Re-cluster QA answers by meaning: exact, embedding or judge (default: the "
+            "run's). The answers come from the cache; the embedding runs locally and a judge "
+            "is called only for verdicts not cached yet. No effect on label tasks."
+        ),
+    ] = None,
+    equivalence_model: Annotated[
+        str | None, typer.Option(help="Judge model of --equivalence judge.")
+    ] = None,
+    equivalence_threshold: Annotated[
+        float | None,
+        typer.Option(help="Cosine (embedding) or min P(yes) (judge) that joins two answers."),
+    ] = None,
     target_risk: TargetRiskOpt = None,
     delta: DeltaOpt = 0.1,
     correctness: CorrectnessOpt = "contains",
@@ -212,8 +227,8 @@ def rescore(
     bootstrap: BootstrapOpt = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the new summary.json.")] = False,
 ) -> None:
-    """Recompute every score from the cache with another λ, normalisation, divergence or
-    abstention rule: zero model calls.
+    """Recompute every score from the cache with another λ, normalisation, divergence,
+    abstention rule or answer clustering: zero calls to the audited model.
 
     Writes results.jsonl, summary.json and (when gold exists) evaluation.json into --out.
     A request missing from the cache stops it with exit code 3. With --lambda auto the
@@ -239,6 +254,9 @@ def rescore(
         cache=cache,
         dataset=dataset,
         variants=variants,
+        equivalence=equivalence,
+        equivalence_model=equivalence_model,
+        equivalence_threshold=equivalence_threshold,
     )
     err_console.print(summary_table(summary))
     for note in summary_notes(summary):

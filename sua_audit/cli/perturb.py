@@ -44,11 +44,16 @@ def perturb(
     ] = None,
     meaning_filter: Annotated[
         str,
-        typer.Option(help="Meaning check for model rewrites: lexical, judge, both or off."),
+        typer.Option(
+            help="Meaning check for model rewrites: lexical, judge, both, embedding or off."
+        ),
     ] = "lexical",
     meaning_threshold: Annotated[
         float | None,
-        typer.Option(help="Judge acceptance threshold (0-1, default 0.5; judge and both only)."),
+        typer.Option(
+            help="Acceptance threshold (0-1) of judge/both (min P(yes), default 0.5) or "
+            "embedding (cosine, default 0.83)."
+        ),
     ] = None,
     instruction_attacks: Annotated[
         Path | None,

@@ -15,6 +15,17 @@ from sua_audit.errors import ConfigError
 #: 3 GB at 100,000 items (docs/benchmarks.md). `sua-audit evaluate RUN` does it on request.
 AUTO_EVALUATE_MAX_ITEMS = 20_000
 
+EQUIVALENCE_HELP = (
+    "How QA answers are put in meaning clusters for S, H and semantic entropy: exact "
+    "(default; equal after normalisation), embedding (MiniLM cosine, offline; the embed "
+    "extra) or judge (--equivalence-model, both orders). No effect on label tasks."
+)
+EQUIVALENCE_MODEL_HELP = "Judge model of --equivalence judge (any --model spec)."
+EQUIVALENCE_THRESHOLD_HELP = (
+    "Two answers are one cluster at or above this (0-1): cosine for embedding (default "
+    "0.65), min P(yes) over both orders for judge (default 0.5)."
+)
+
 
 @app.command()
 def run(
@@ -66,16 +77,25 @@ def run(
     meaning_filter: Annotated[
         str | None,
         typer.Option(
-            help="Meaning check for model rewrites: lexical (default), judge, both or off."
+            help="Meaning check for model rewrites: lexical (default), judge, both, embedding "
+            "(MiniLM, offline; the embed extra) or off."
         ),
     ] = None,
     meaning_threshold: Annotated[
         float | None,
-        typer.Option(help="Judge acceptance threshold (0-1, default 0.5; judge and both only)."),
+        typer.Option(
+            help="Acceptance threshold (0-1) of judge/both (min P(yes), default 0.5) or "
+            "embedding (cosine, default 0.83)."
+        ),
     ] = None,
     instruction_attacks: Annotated[
         Path | None,
         typer.Option(help="JSONL of attacked instructions (PromptBench schema) for `instruction`."),
+    ] = None,
+    equivalence: Annotated[str | None, typer.Option(help=EQUIVALENCE_HELP)] = None,
+    equivalence_model: Annotated[str | None, typer.Option(help=EQUIVALENCE_MODEL_HELP)] = None,
+    equivalence_threshold: Annotated[
+        float | None, typer.Option(help=EQUIVALENCE_THRESHOLD_HELP)
     ] = None,
     samples: Annotated[int, typer.Option(help="Sampled answers per QA variant.")] = 5,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (QA).")] = 0.7,
@@ -250,6 +270,9 @@ def run(
             meaning_filter=meaning_filter,
             meaning_threshold=meaning_threshold,
             instruction_attacks=str(instruction_attacks) if instruction_attacks else None,
+            equivalence=equivalence,
+            equivalence_model=equivalence_model,
+            equivalence_threshold=equivalence_threshold,
             samples=samples,
             temperature=temperature,
             max_tokens=max_tokens,

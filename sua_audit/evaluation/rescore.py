@@ -81,8 +81,9 @@ def default_out(
     divergence: str | None,
     normalize: str | None = None,
     abstain_on: str | None = None,
+    equivalence: str | None = None,
 ) -> Path:
-    """``RUN/rescored-lambda<λ>-<divergence>-<normalize>-on-<score>``."""
+    """``RUN/rescored-lambda<λ>-<divergence>-<normalize>-on-<score>-eq-<method>``."""
     parts = []
     if lam is not None:
         parts.append(f"lambda{lam:g}")
@@ -92,6 +93,8 @@ def default_out(
         parts.append(normalize)
     if abstain_on is not None:
         parts.append(f"on-{abstain_on}")
+    if equivalence is not None:
+        parts.append(f"eq-{equivalence}")
     return run_dir / ("rescored-" + ("-".join(parts) or "same"))
 
 
@@ -108,8 +111,16 @@ def rescore_run(
     coverage: float | None = None,
     dataset: Path | None = None,
     variants: Path | None = None,
+    equivalence: str | None = None,
+    equivalence_model: str | None = None,
+    equivalence_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Rescore ``run_dir`` into ``out``; return the new summary (``model_calls`` is 0).
+
+    ``equivalence`` (with its model and threshold) re-clusters the QA answers by meaning: the
+    answers come from the cache, as always; the embedding model runs locally and its vectors
+    are cached, and a judge is asked (and cached) for verdicts the cache does not hold yet,
+    counted in ``results.equivalence``. Neither the audited model nor the rewriter is called.
 
     ``dataset`` is the run's dataset where it is now, when it moved or the run recorded a
     relative path; its sha256 must match the run's either way. A run made on a variant set
@@ -180,6 +191,16 @@ def rescore_run(
     elif abstain_on is not None and abstain_on != old["config"].get("abstain_on", "sua"):
         # A threshold chosen for another score does not carry over.
         recorded["tau"] = None
+    if equivalence is not None and equivalence != recorded.get("equivalence", "exact"):
+        # A threshold or judge chosen for another method does not carry over.
+        recorded["equivalence_threshold"] = None
+        recorded["equivalence_model"] = None
+    if equivalence is not None:
+        recorded["equivalence"] = equivalence
+    if equivalence_model is not None:
+        recorded["equivalence_model"] = equivalence_model
+    if equivalence_threshold is not None:
+        recorded["equivalence_threshold"] = equivalence_threshold
     recorded["cache_mode"] = "use"
     try:
         config = AuditConfig(**recorded)
@@ -220,7 +241,10 @@ def rescore_run(
     cache_path = Path(cache or old.get("cache") or paths.default_cache_path())
     if not cache_path.is_file():
         raise CacheMissError(f"rescore: the cache {cache_path} does not exist.")
-    out = out or default_out(run_dir, lam, divergence, normalize, abstain_on)
+    from sua_audit.runner import check_equivalence_extras, equivalence_backend, make_equivalence
+
+    check_equivalence_extras(config)
+    out = out or default_out(run_dir, lam, divergence, normalize, abstain_on, equivalence)
     check_writable_dir(out, "--out")
     backend = CacheOnlyBackend(_backend_for(config.model, config), cache_path)
     from sua_audit.audit import MODEL_KINDS
@@ -240,7 +264,17 @@ def rescore_run(
         rewriter = (
             Generator(rewriter_backend, store, cache_mode="use") if rewriter_backend else None
         )
-        outcome = asyncio.run(run_audit(config, info, generator, rewriter, variant_set))
+        # The judge is a real backend: verdicts the cache lacks are asked for (and cached).
+        judge_backend = equivalence_backend(config, backend.inner)
+        judge = Generator(judge_backend, store, cache_mode="use") if judge_backend else None
+        equivalence_method = make_equivalence(config, generator, judge)
+        try:
+            outcome = asyncio.run(
+                run_audit(config, info, generator, rewriter, variant_set, equivalence_method)
+            )
+        finally:
+            if judge is not None:
+                asyncio.run(judge.backend.aclose())
     finally:
         store.close()
     summary: dict[str, Any] = {

@@ -15,6 +15,9 @@ Filters (``--meaning-filter``):
 * ``judge`` — :class:`JudgeFilter`, a model asked in both orders whether the two texts mean
   the same thing, scored by the probability of "yes" (label scoring, no parsing), accepted
   when the smaller of the two probabilities reaches the threshold;
+* ``embedding`` — :class:`EmbeddingFilter`: cosine similarity of all-MiniLM-L6-v2 sentence
+  vectors (offline, the ``embed`` extra), accepted at or above the threshold, and never when
+  the two texts state different numbers;
 * ``both`` — :class:`CombinedFilter`: the guard first, the judge only on what it accepted;
 * ``off`` — :class:`AcceptAll`: every rewrite is accepted (recorded as such in the summary).
 
@@ -22,25 +25,36 @@ How well each does on the hand-written pairs in ``tests/perturb/data/meaning_pai
 ``python bench/meaning_filter.py`` (figures in docs/benchmarks.md). The default is the
 lexical guard: the embedded SmolLM2-135M is no better than chance as a judge, so the judge
 is for strong hosted rewriter models (``--meaning-filter both``).
+
+The judge and the embedding filter are the meaning check's face of the one semantic-
+equivalence component (:mod:`sua_audit.equivalence`) that also clusters QA answers.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from sua_audit.errors import ConfigError, RequestFailed
+from sua_audit.equivalence import (
+    DEFAULT_EMBEDDING_THRESHOLD,
+    DEFAULT_JUDGE_THRESHOLD,
+    JUDGE_CHOICES,
+    EmbeddingEquivalence,
+    JudgeEquivalence,
+)
+from sua_audit.errors import ConfigError
 
 if TYPE_CHECKING:
     from sua_audit.backends.base import CompletionRequest
     from sua_audit.engine import Generator
     from sua_audit.prompting import PromptLibrary
+    from sua_audit.store import Store
 
 __all__ = [
+    "DEFAULT_EMBEDDING_THRESHOLD",
     "DEFAULT_FILTER",
     "DEFAULT_JUDGE_THRESHOLD",
     "DEFAULT_MIN_RECALL",
@@ -48,6 +62,7 @@ __all__ = [
     "JUDGE_CHOICES",
     "AcceptAll",
     "CombinedFilter",
+    "EmbeddingFilter",
     "JudgeFilter",
     "LexicalGuard",
     "MeaningFilter",
@@ -56,25 +71,16 @@ __all__ = [
 ]
 
 #: ``--meaning-filter`` values.
-FILTER_NAMES: tuple[str, ...] = ("lexical", "judge", "both", "off")
+FILTER_NAMES: tuple[str, ...] = ("lexical", "judge", "both", "embedding", "off")
 
 #: The filter used when none is named (see the module docstring and docs/benchmarks.md).
 DEFAULT_FILTER = "lexical"
-
-#: The judge accepts a rewrite when min(P(yes | a, b), P(yes | b, a)) reaches this. 0.5 means
-#: "the judge says yes more than no, in both orders"; strong models put nearly all their mass
-#: on one answer, so the exact value matters little for them.
-DEFAULT_JUDGE_THRESHOLD = 0.5
 
 #: The guard rejects a rewrite that keeps less than this share of the original's content
 #: words (after crude stemming). Low on purpose: a good paraphrase may swap most words for
 #: synonyms, which a lexical check cannot tell from a change of topic; this only catches
 #: rewrites that kept almost nothing (an answer instead of a rewrite, a new topic).
 DEFAULT_MIN_RECALL = 0.25
-
-#: The judge's answer strings, scored as the assistant's reply (yes-forms first).
-JUDGE_CHOICES: tuple[str, ...] = ("yes", "Yes", "no", "No")
-_JUDGE_OWNER = (0, 0, 1, 1)
 
 #: Bumped whenever the guard's rules change what it accepts (recorded in the run summary).
 GUARD_VERSION = "1"
@@ -533,12 +539,11 @@ def _show(values: set[str]) -> str:
 class JudgeFilter:
     """A model judges equivalence in both orders; the smaller P(yes) must reach the threshold.
 
-    For each pair it sends two label-scoring requests, the template ``judge/<template>``
-    rendered with ``(a, b) = (original, rewrite)`` and with the two swapped, each asking for
-    one of :data:`JUDGE_CHOICES`. P(yes) is the probability mass on ``yes``/``Yes`` over all
-    four forms. Asking both ways cancels the order bias weak judges have; taking the minimum
-    means both orders must agree. Requests go through the generator, so they are cached like
-    every other model call; identical requests in one batch are sent once.
+    The meaning check's use of :class:`~sua_audit.equivalence.JudgeEquivalence`: for each
+    pair, two label-scoring requests (the template ``judge/<template>`` rendered with
+    ``(a, b) = (original, rewrite)`` and with the two swapped), P(yes) the mass on
+    ``yes``/``Yes``; accepted when min(P(yes | a, b), P(yes | b, a)) reaches the threshold.
+    Requests go through the generator, so they are cached like every other model call.
 
     A failed request (:class:`~sua_audit.errors.RequestFailed`) rejects the pair with reason
     ``judge_error`` instead of stopping the run.
@@ -557,45 +562,29 @@ class JudgeFilter:
         threshold = DEFAULT_JUDGE_THRESHOLD if threshold is None else threshold
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"--meaning-threshold must be in [0, 1], got {threshold}.")
+        self.equivalence = JudgeEquivalence(generator, prompts, threshold, template=template)
         self.generator = generator
-        self.template = prompts.get("judge", template)
+        self.template = self.equivalence.template
         self.threshold: float = threshold
 
     def request(self, a: str, b: str) -> CompletionRequest:
         """The scoring request asking whether ``a`` and ``b`` mean the same."""
-        from sua_audit.backends.base import CompletionRequest, GenerationParams
-
-        return CompletionRequest(
-            self.template.render(a=a, b=b),
-            params=GenerationParams(temperature=0.0, max_tokens=4),
-            choices=JUDGE_CHOICES,
-        )
+        return self.equivalence.request(a, b)
 
     async def scores(self, pairs: list[tuple[str, str]]) -> list[tuple[float | str, float | str]]:
         """P(yes | a, b) and P(yes | b, a) per pair; an error message in place of a failed one."""
-        if not pairs:
-            return []
-        wanted = [self.request(a, b) for a, b in pairs] + [self.request(b, a) for a, b in pairs]
-        unique = list(dict.fromkeys(wanted))
-        answers = await self.generator.generate_many(unique)
-        p_yes = {req: _p_yes(ans) for req, ans in zip(unique, answers, strict=True)}
-        n = len(pairs)
-        return [(p_yes[wanted[i]], p_yes[wanted[n + i]]) for i in range(n)]
+        return await self.equivalence.scores(pairs)
 
     async def check_many(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
         """One verdict per ``(original, rewrite)`` pair; both orders are asked."""
         verdicts = []
-        for forward, backward in await self.scores(pairs):
-            if isinstance(forward, str) or isinstance(backward, str):
-                error = forward if isinstance(forward, str) else backward
-                verdicts.append(Verdict(False, None, "judge_error", str(error)))
-                continue
-            score = min(forward, backward)
-            detail = f"P(yes) {forward:.3f} (a, b), {backward:.3f} (b, a)"
-            if score >= self.threshold:
-                verdicts.append(Verdict(True, score, "ok", detail))
+        for match in await self.equivalence.compare(pairs):
+            if match.error:
+                verdicts.append(Verdict(False, None, "judge_error", match.detail))
+            elif match.equivalent:
+                verdicts.append(Verdict(True, match.score, "ok", match.detail))
             else:
-                verdicts.append(Verdict(False, score, "not_equivalent", detail))
+                verdicts.append(Verdict(False, match.score, "not_equivalent", match.detail))
         return verdicts
 
     def describe(self) -> dict[str, Any]:
@@ -609,22 +598,56 @@ class JudgeFilter:
         }
 
 
-def _p_yes(answer: object) -> float | str:
-    """P(yes) from a scored completion, or an error message (a string) when there is none."""
-    from sua_audit import tasks
+# ---------------------------------------------------------------------------------------------
+# Sentence embeddings
+# ---------------------------------------------------------------------------------------------
 
-    if isinstance(answer, RequestFailed):
-        return f"{answer.kind}: {answer}"
-    lps = getattr(answer, "choice_logprobs", None)
-    if lps is None or len(lps) != len(JUDGE_CHOICES):
-        return "the judge returned no choice log-probabilities"
-    yes, no = tasks.label_logprobs(lps, _JUDGE_OWNER, 2)
-    if yes == -math.inf and no == -math.inf:
-        return "the judge gave no probability to yes or no"
-    if math.isnan(yes) or math.isnan(no):
-        return "the judge returned NaN log-probabilities"
-    hi = max(yes, no)
-    return math.exp(yes - hi) / (math.exp(yes - hi) + math.exp(no - hi))
+
+class EmbeddingFilter:
+    """Accepts a rewrite whose MiniLM vector is close enough to the original's.
+
+    The meaning check's use of :class:`~sua_audit.equivalence.EmbeddingEquivalence`: cosine
+    similarity at or above the threshold (default
+    :data:`~sua_audit.equivalence.DEFAULT_EMBEDDING_THRESHOLD`), and the two texts must state
+    the same numbers. No model request: vectors are computed locally (offline) and cached in
+    the cache database. Rejections carry reason ``not_equivalent`` (``number_changed`` when
+    the numbers differ).
+    """
+
+    name = "embedding"
+
+    def __init__(self, equivalence: EmbeddingEquivalence) -> None:
+        self.equivalence = equivalence
+
+    @property
+    def threshold(self) -> float:
+        """The cosine similarity a rewrite must reach."""
+        return self.equivalence.threshold
+
+    async def check_many(self, pairs: list[tuple[str, str]]) -> list[Verdict]:
+        """One verdict per ``(original, rewrite)`` pair."""
+        verdicts = []
+        for (_, rewrite), match in zip(pairs, await self.equivalence.compare(pairs), strict=True):
+            if not rewrite.strip():
+                verdicts.append(Verdict(False, match.score, "empty", "the rewrite has no words"))
+            elif match.equivalent:
+                verdicts.append(Verdict(True, match.score, "ok"))
+            elif match.detail.startswith("numbers"):
+                verdicts.append(Verdict(False, match.score, "number_changed", match.detail))
+            else:
+                detail = f"cosine {match.score:.3f} < {self.threshold:g}"
+                verdicts.append(Verdict(False, match.score, "not_equivalent", detail))
+        return verdicts
+
+    def describe(self) -> dict[str, Any]:
+        """Name, threshold and the embedding model's identity."""
+        info = self.equivalence.describe()
+        return {
+            "name": self.name,
+            "threshold": self.threshold,
+            "model": info["model"],
+            "number_guard": info["number_guard"],
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -689,31 +712,52 @@ def build_filter(
     prompts: PromptLibrary | None = None,
     *,
     threshold: float | None = None,
+    store: Store | None = None,
+    read_cache: bool = True,
 ) -> MeaningFilter:
-    """The filter ``--meaning-filter spec`` names, with ``--meaning-threshold`` for the judge.
+    """The filter ``--meaning-filter spec`` names, with ``--meaning-threshold`` for the judge
+    or the embedding.
 
     Args:
-        spec: ``lexical``, ``judge``, ``both`` or ``off``.
+        spec: ``lexical``, ``judge``, ``both``, ``embedding`` or ``off``.
         generator: The judge's generator (the rewriter's, normally); needed by ``judge`` and
             ``both``.
         prompts: Where the judge template is found (default: the shipped templates).
-        threshold: The judge's acceptance threshold (default :data:`DEFAULT_JUDGE_THRESHOLD`).
+        threshold: The judge's or the embedding's acceptance threshold (default
+            :data:`DEFAULT_JUDGE_THRESHOLD`, :data:`DEFAULT_EMBEDDING_THRESHOLD`).
+        store: Where the embedding filter caches its vectors (``None``: memory only).
+        read_cache: ``False`` (``--cache-mode refresh``) re-encodes cached vectors.
 
     Raises:
         ConfigError: An unknown spec, a judge without a generator, a threshold outside [0, 1]
-            or given to a filter without a judge.
+            or given to a filter without a judge or an embedding.
+        MissingDependencyError: ``embedding`` without the ``embed`` extra.
     """
     if spec not in FILTER_NAMES:
         raise ConfigError(f"--meaning-filter {spec!r}: use one of {', '.join(FILTER_NAMES)}.")
     if threshold is not None and spec in ("lexical", "off"):
         raise ConfigError(
-            f"--meaning-threshold applies to the model judge; --meaning-filter {spec} has none. "
-            "Use --meaning-filter judge or both, or drop --meaning-threshold."
+            f"--meaning-threshold applies to the model judge and the embedding; --meaning-filter "
+            f"{spec} has none. Use --meaning-filter judge, both or embedding, or drop "
+            "--meaning-threshold."
         )
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"--meaning-threshold must be in [0, 1], got {threshold}.")
     if spec == "off":
         return AcceptAll()
     if spec == "lexical":
         return LexicalGuard()
+    if spec == "embedding":
+        from sua_audit.equivalence import MiniLMEncoder
+
+        return EmbeddingFilter(
+            EmbeddingEquivalence(
+                MiniLMEncoder(),
+                store=store,
+                threshold=DEFAULT_EMBEDDING_THRESHOLD if threshold is None else threshold,
+                read_cache=read_cache,
+            )
+        )
     if generator is None:
         raise ConfigError(f"--meaning-filter {spec} needs a judge model (the rewriter).")
     if prompts is None:

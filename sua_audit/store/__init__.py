@@ -128,6 +128,44 @@ class Store:
             raise StoreError(f"Writing to the cache {self.path} failed: {exc}.") from exc
         return len(rows)
 
+    # -- sentence vectors (embedding equivalence) --------------------------------------------
+
+    def get_vectors(self, model_key: str, text_shas: Sequence[str]) -> dict[str, bytes]:
+        """Cached vectors (raw float32 bytes) of the texts that have one, by text sha256."""
+        found: dict[str, bytes] = {}
+        for start in range(0, len(text_shas), 500):
+            chunk = list(text_shas[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for sha, blob in self.db.execute(
+                f"select text_sha256, vector from embeddings where model_key = ? "
+                f"and text_sha256 in ({marks})",
+                [model_key, *chunk],
+            ).fetchall():
+                found[sha] = bytes(blob)
+        return found
+
+    def put_vectors(self, model_key: str, vectors: Iterable[tuple[str, bytes]]) -> int:
+        """Store vectors (text sha256, float32 bytes) in one transaction; existing ones stay."""
+        now = utc_now()
+        rows = [
+            {
+                "model_key": model_key,
+                "text_sha256": sha,
+                "dim": len(blob) // 4,
+                "vector": blob,
+                "created_utc": now,
+            }
+            for sha, blob in vectors
+        ]
+        if not rows:
+            return 0
+        try:
+            with self.db.atomic():
+                self.db.table("embeddings").insert_all(rows, ignore=True)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"Writing to the cache {self.path} failed: {exc}.") from exc
+        return len(rows)
+
     def count_completions(self) -> int:
         """Rows in the cache."""
         return int(self.db.execute("select count(*) from completions").fetchone()[0])

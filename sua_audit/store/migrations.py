@@ -57,3 +57,23 @@ def m002_create_runs(db: Database) -> None:
 def m003_wal(db: Database) -> None:
     """WAL lets a second process read the cache while a run writes to it."""
     db.enable_wal()
+
+
+@migrations()
+def m004_create_embeddings(db: Database) -> None:
+    """Sentence vectors of the embedding equivalence, so a rerun or rescore encodes nothing.
+
+    ``model_key`` names the encoder (model, weights hash, encoder version); ``text_sha256`` the
+    text; ``vector`` is the float32 array's bytes (``dim`` values, little-endian as numpy
+    writes them on every platform the tool runs on).
+    """
+    db.table("embeddings").create(
+        {
+            "model_key": str,
+            "text_sha256": str,
+            "dim": int,
+            "vector": bytes,
+            "created_utc": str,
+        },
+        pk=("model_key", "text_sha256"),
+    )

@@ -433,7 +433,8 @@ def test_build_filter_maps_each_spec() -> None:
 @pytest.mark.parametrize(
     ("spec", "kwargs", "message"),
     [
-        ("fuzzy", {}, "use one of lexical, judge, both, off"),
+        ("fuzzy", {}, "use one of lexical, judge, both, embedding, off"),
+        ("embedding", {"threshold": 1.5}, r"must be in \[0, 1\]"),
         ("judge", {"generator": None}, "needs a judge model"),
         ("lexical", {"threshold": 0.5}, "applies to the model judge"),
         ("off", {"threshold": 0.5}, "applies to the model judge"),

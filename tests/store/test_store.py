@@ -30,14 +30,16 @@ def test_blank_database_gets_every_table() -> None:
         "m001_create_completions",
         "m002_create_runs",
         "m003_wal",
+        "m004_create_embeddings",
     ]
+    assert set(store.db["embeddings"].columns_dict) >= {"model_key", "text_sha256", "vector"}
 
 
 def test_applying_migrations_twice_is_a_no_op(tmp_path) -> None:
     path = tmp_path / "c.db"
     Store.open(path).close()
     store = Store.open(path)
-    assert len(migrations.applied(store.db)) == 3
+    assert len(migrations.applied(store.db)) == 4
     assert store.db.journal_mode == "wal"
 
 
@@ -104,3 +106,11 @@ def test_runs_are_recorded(tmp_path) -> None:
     assert sqlite3.connect(tmp_path / "c.db").execute("select count(*) from runs").fetchone() == (
         1,
     )
+
+
+def test_vectors_round_trip_by_model_and_text() -> None:
+    store = Store(Database(memory=True))
+    assert store.put_vectors("m1", [("t1", b"\x00" * 8), ("t2", b"\x01" * 8)]) == 2
+    store.put_vectors("m1", [("t1", b"\x02" * 8)])  # an existing vector stays
+    assert store.get_vectors("m1", ["t1", "t2", "t3"]) == {"t1": b"\x00" * 8, "t2": b"\x01" * 8}
+    assert store.get_vectors("m2", ["t1"]) == {}
