@@ -185,20 +185,26 @@ class Methods:
 
 
 def embedding_method() -> tuple[Method | None, str]:
-    """The embedding check from ``sua_audit.equivalence`` (built on another branch), or why not.
+    """The embedding check of ``sua_audit.equivalence`` as ``--meaning-filter embedding`` runs it.
 
-    Expects ``EmbeddingEquivalence()`` with ``similarities(pairs) -> list[float]`` (cosine) and
-    a ``threshold``; adapt these lines to that module's final interface.
+    Score: the cosine of the two MiniLM vectors, or 0 when the number guard vetoes the pair (two
+    texts stating different numbers), as the lexical score is 0 when a hard rule fires.
     """
     try:
-        from sua_audit.equivalence import EmbeddingEquivalence  # type: ignore[import-not-found]
+        from sua_audit.equivalence import EmbeddingEquivalence, MiniLMEncoder
     except ImportError as exc:
         return None, f"skipped: no embedding equivalence in this checkout ({exc})"
+    try:
+        from sua_audit.equivalence import check_embedding_available
+
+        check_embedding_available("bench/meaning_filter.py --methods embedding")
+    except Exception as exc:  # the extra is not installed
+        return None, f"skipped: {exc}"
 
     async def run(pairs: list[tuple[str, str]]) -> list[tuple[bool, float]]:
-        model = EmbeddingEquivalence()
-        scores = await asyncio.to_thread(model.similarities, pairs)
-        return [(s >= model.threshold, float(s)) for s in scores]
+        model = EmbeddingEquivalence(MiniLMEncoder())
+        matches = await model.compare(pairs)
+        return [(m.equivalent, 0.0 if m.detail else float(m.score or 0.0)) for m in matches]
 
     return run, "ok"
 
