@@ -1,4 +1,4 @@
-"""Prompt templates as files: ``sua_audit/prompts/<kind>/<name>.j2``, rendered with Jinja2.
+"""Prompt templates as files: ``prompts/<kind>/<name>.j2``, rendered with Jinja2.
 
 A template renders to the user message; an optional ``<name>.system.j2`` beside it renders to
 a system message. Rendering is strict (an undefined variable is an error, not an empty string).
@@ -7,8 +7,13 @@ Each template is versioned by the SHA-256 of its file contents (and its system f
 run records exactly which wording produced its rewrites. The cache needs no extra help: an
 edited template renders different messages, so only its own requests change keys.
 
-``--prompts-dir DIR`` overrides templates file by file: ``DIR/paraphrase/default.j2`` replaces
-the shipped one; kinds or names not in ``DIR`` fall back to the shipped files.
+``--prompts-dir DIR`` (or ``SUA_AUDIT_PROMPTS_DIR``) overrides templates file by file:
+``DIR/paraphrase/default.j2`` replaces the shipped one; kinds or names not in ``DIR`` fall back
+to the shipped files.
+
+The shipped templates live in the repository's top-level ``prompts/``; the wheel build maps
+that folder into the package as ``sua_audit/prompts`` (pyproject.toml), so an installed copy
+reads them from the package and a source checkout from ``prompts/`` (see :func:`builtin_dir`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +32,31 @@ if TYPE_CHECKING:
 
     from sua_audit.backends.base import Message
 
-#: The templates shipped inside the package.
-BUILTIN_DIR = Path(__file__).parent / "prompts"
 SUFFIX = ".j2"
+#: Where the shipped templates are in an installed wheel (inside the package).
+PACKAGED_DIR = Path(str(resources.files("sua_audit") / "prompts"))
+#: Where they are in a source checkout (an editable install, or tests run from the repository).
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+
+def builtin_dir() -> Path:
+    """The shipped templates: the package's copy when installed, else the checkout's
+    ``prompts/``; :class:`ConfigError` when neither exists (a broken install)."""
+    for folder in (PACKAGED_DIR, SOURCE_DIR):
+        if (folder / "paraphrase").is_dir():
+            return folder
+    raise ConfigError(
+        f"the shipped prompt templates are missing (looked in {PACKAGED_DIR} and "
+        f"{SOURCE_DIR}); reinstall sua-audit."
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # BUILTIN_DIR is looked up on use, so a broken install fails with a ConfigError there,
+    # not with an import error of every module that imports this one.
+    if name == "BUILTIN_DIR":
+        return builtin_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +131,7 @@ class PromptLibrary:
         self._loaded: dict[tuple[str, str], PromptTemplate] = {}
 
     def _dirs(self) -> list[Path]:
-        return [d for d in (self.override_dir, BUILTIN_DIR) if d is not None]
+        return [d for d in (self.override_dir, builtin_dir()) if d is not None]
 
     def get(self, kind: str, name: str = "default") -> PromptTemplate:
         """The template ``kind/name`` (override first); :class:`ConfigError` if none exists."""
