@@ -132,6 +132,8 @@ class AuditOutcome:
     confident_threshold: float = 0.7
     wall_seconds: float = 0.0
     perturbation: dict[str, Any] = field(default_factory=dict)
+    #: The audited model's prompts (:meth:`sua_audit.tasks.TaskPrompts.record`).
+    prompts: dict[str, Any] = field(default_factory=dict)
     """The plan, rewrite acceptance per kind, the meaning filter and templates used."""
     sua: list[float] = field(default_factory=list)
     """Per item, in plan order: SUA (NaN when unscored or failed)."""
@@ -234,7 +236,10 @@ def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _item_requests(
-    item: Item, variants: Sequence[Variant], config: AuditConfig
+    item: Item,
+    variants: Sequence[Variant],
+    config: AuditConfig,
+    prompts: tasks.TaskPrompts | None = None,
 ) -> list[CompletionRequest]:
     """Per variant: QA — the greedy answer, then one request for all k samples;
     classification / NLI — one choice-scoring request (``n``/``params`` drive a backend's
@@ -246,7 +251,7 @@ def _item_requests(
     if item.task == "qa":
         greedy = GenerationParams(temperature=0.0, max_tokens=config.max_tokens)
         for v in variants:
-            messages = tasks.build_messages(item.task, v.fields, None)
+            messages = tasks.build_messages(item.task, v.fields, None, prompts)
             requests.append(CompletionRequest(messages, greedy))
             if config.samples > 0:
                 requests.append(
@@ -255,7 +260,7 @@ def _item_requests(
     else:
         choices, _ = tasks.choice_table(item.labels or ())
         for v in variants:
-            messages = tasks.build_messages(item.task, v.fields, item.labels)
+            messages = tasks.build_messages(item.task, v.fields, item.labels, prompts)
             requests.append(
                 CompletionRequest(messages, sampling, choices=choices, n=max(config.samples, 1))
             )
@@ -524,6 +529,7 @@ async def run_audit(
         context = PerturbContext()
     else:
         context = perturb_context(config, rewriter)
+    prompts = tasks.TaskPrompts.from_config(config)
     total = sum(requests_per_item(task, config) * n for task, n in info.tasks.items())
     generator.progress.start(total, "auditing")
     try:
@@ -544,7 +550,7 @@ async def run_audit(
             else:
                 all_variants = await perturb_chunk(chunk, config, context)
             for item, variants in zip(chunk, all_variants, strict=True):
-                item_requests = _item_requests(item, variants, config)
+                item_requests = _item_requests(item, variants, config, prompts)
                 plans.append((item, variants, len(requests), len(item_requests)))
                 requests.extend(item_requests)
             results = await generator.generate_many(requests)
@@ -555,6 +561,7 @@ async def run_audit(
                 else:
                     done = [r for r in mine if isinstance(r, Completion)]
                     outcome.add(_score_item(item, variants, done, config))
+        outcome.prompts = prompts.record()
         outcome.perturbation = (
             variant_set.perturbation_summary()
             if variant_set is not None and stored is not None

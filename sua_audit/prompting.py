@@ -19,8 +19,9 @@ reads them from the package and a source checkout from ``prompts/`` (see :func:`
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,25 +90,48 @@ class PromptTemplate:
 
     def render(self, **variables: Any) -> tuple[Message, ...]:
         """The chat messages; an undefined variable raises :class:`ConfigError`."""
+        return self.render_with(variables)
+
+    def render_with(
+        self,
+        variables: Mapping[str, Any],
+        *,
+        strip: bool = True,
+        hint: str = "fix the template or pass the variable",
+    ) -> tuple[Message, ...]:
+        """The chat messages for ``variables``.
+
+        ``strip=False`` sends the user message exactly as rendered (the file's last newline
+        is dropped, nothing else): the audited model's prompts, whose text ends with the
+        item's own, stay byte for byte what the data says. ``hint`` ends the error message.
+        """
         from sua_audit.backends.base import Message
 
+        user, system = self._compiled
         messages = []
-        if self.system_source is not None:
-            messages.append(Message("system", self._render(self.system_source, variables)))
-        messages.append(Message("user", self._render(self.source, variables)))
+        if system is not None:
+            messages.append(Message("system", self._render(system, variables, hint).strip()))
+        text = self._render(user, variables, hint)
+        messages.append(Message("user", text.strip() if strip else text))
         return tuple(messages)
 
-    def _render(self, source: str, variables: dict[str, Any]) -> str:
+    @cached_property
+    def _compiled(self) -> tuple[jinja2.Template, jinja2.Template | None]:
+        # Compiled once: the audited model's template renders for every variant of every item.
+        env = _environment()
+        system = None if self.system_source is None else env.from_string(self.system_source)
+        return env.from_string(self.source), system
+
+    def _render(self, template: jinja2.Template, variables: Mapping[str, Any], hint: str) -> str:
         import jinja2
 
         try:
-            return _environment().from_string(source).render(**variables).strip()
+            return template.render(variables)
         except jinja2.TemplateError as exc:
-            raise ConfigError(
-                f"{self.path}: {exc} — fix the template or pass the variable."
-            ) from exc
+            raise ConfigError(f"{self.path}: {exc} — {hint}.") from exc
 
 
+@cache
 def _environment() -> jinja2.Environment:
     import jinja2
 
@@ -140,18 +164,7 @@ class PromptLibrary:
             for folder in self._dirs():
                 path = folder / kind / f"{name}{SUFFIX}"
                 if path.is_file():
-                    system = path.with_name(f"{name}.system{SUFFIX}")
-                    template = PromptTemplate(
-                        kind=kind,
-                        name=name,
-                        path=path,
-                        source=path.read_text(encoding="utf-8"),
-                        system_source=system.read_text(encoding="utf-8")
-                        if system.is_file()
-                        else None,
-                    )
-                    _check_syntax(template)
-                    self._loaded[key] = template
+                    self._loaded[key] = load_template(path, kind, name)
                     break
             else:
                 where = " or ".join(str(d / kind) for d in self._dirs())
@@ -167,6 +180,26 @@ class PromptLibrary:
                 if not stem.endswith(".system"):
                     found.add((path.parent.name, stem))
         return sorted(found)
+
+
+def load_template(path: Path, kind: str, name: str) -> PromptTemplate:
+    """The template in ``path`` (with ``<name>.system.j2`` beside it, if there), its syntax
+    checked: :class:`ConfigError` with ``file:line`` when it does not parse."""
+    system = path.with_name(f"{name}.system{SUFFIX}") if path.name.endswith(SUFFIX) else None
+    try:
+        template = PromptTemplate(
+            kind=kind,
+            name=name,
+            path=path,
+            source=path.read_text(encoding="utf-8"),
+            system_source=system.read_text(encoding="utf-8")
+            if system is not None and system.is_file()
+            else None,
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the template ({exc}).") from exc
+    _check_syntax(template)
+    return template
 
 
 def _check_syntax(template: PromptTemplate) -> None:
