@@ -134,20 +134,31 @@ class TaskPrompts:
 
     @classmethod
     def from_config(cls, config: AuditConfig) -> TaskPrompts:
-        """This run's prompts; a missing, unreadable or malformed file is a ConfigError
-        naming it (and the line, for a template syntax error)."""
+        """This run's prompts (see :meth:`from_paths`)."""
+        return cls.from_paths(config.prompts_dir, config.task_template, config.system_prompt)
+
+    @classmethod
+    def from_paths(
+        cls,
+        prompts_dir: str | Path | None = None,
+        task_template: str | Path | None = None,
+        system_prompt: str | Path | None = None,
+    ) -> TaskPrompts:
+        """The prompts of ``--prompts-dir``, ``--task-template`` and ``--system-prompt``; a
+        missing, unreadable or malformed file is a ConfigError naming it (and the line, for
+        a template syntax error)."""
         from sua_audit.prompting import PromptLibrary, load_template
 
-        library = PromptLibrary(Path(config.prompts_dir) if config.prompts_dir else None)
+        library = PromptLibrary(Path(prompts_dir) if prompts_dir else None)
         template = None
-        if config.task_template is not None:
-            path = Path(config.task_template)
+        if task_template is not None:
+            path = Path(task_template)
             if not path.is_file():
                 raise ConfigError(f"--task-template {path}: no such file.")
             template = load_template(path, TASK_KIND, path.name.removesuffix(".j2"))
         system = system_sha = None
-        if config.system_prompt is not None:
-            path = Path(config.system_prompt)
+        if system_prompt is not None:
+            path = Path(system_prompt)
             if not path.is_file():
                 raise ConfigError(f"--system-prompt {path}: no such file.")
             try:
@@ -160,9 +171,9 @@ class TaskPrompts:
         return cls(
             library=library,
             template=template,
-            template_arg=config.task_template,
+            template_arg=None if task_template is None else str(task_template),
             system=system,
-            system_arg=config.system_prompt,
+            system_arg=None if system_prompt is None else str(system_prompt),
             system_sha256=system_sha,
         )
 

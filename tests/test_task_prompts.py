@@ -288,3 +288,21 @@ def test_rescore_replays_the_system_prompt_and_refuses_an_edited_one(
     system.write_text("Be bold.")
     with pytest.raises(CacheMissError, match=r"--system-prompt file .*system\.txt changed"):
         rescore_run(tmp_path / "run", lam=0.5, out=tmp_path / "rescored2")
+
+
+def test_training_reads_the_same_prompts_as_the_audit(dataset: Path, tmp_path: Path) -> None:
+    from sua_audit.tasks import TaskPrompts
+    from sua_audit.train.data import load_examples, training_plan, variant_messages
+
+    system = tmp_path / "system.txt"
+    system.write_text("You are deployed.\n")
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps(i) + "\n" for i in ITEMS if i["task"] != "qa"))
+    examples, _ = load_examples(labelled)
+    plain = variant_messages(examples, training_plan("typo:1"), 0)
+    prompts = TaskPrompts.from_paths(system_prompt=system)
+    deployed = variant_messages(examples, training_plan("typo:1"), 0, prompts)
+    for plain_variants, deployed_variants in zip(plain, deployed, strict=True):
+        for (user,), (first, same) in zip(plain_variants, deployed_variants, strict=True):
+            assert (first.role, first.content) == ("system", "You are deployed.")
+            assert same == user
