@@ -306,3 +306,16 @@ def test_training_reads_the_same_prompts_as_the_audit(dataset: Path, tmp_path: P
         for (user,), (first, same) in zip(plain_variants, deployed_variants, strict=True):
             assert (first.role, first.content) == ("system", "You are deployed.")
             assert same == user
+
+
+def test_the_cost_estimate_counts_the_system_prompt(dataset: Path, tmp_path: Path) -> None:
+    from sua_audit.dataset import validate_dataset
+    from sua_audit.pricing import estimate
+    from sua_audit.runner import make_config
+
+    info = validate_dataset(dataset)
+    system = tmp_path / "long.txt"
+    system.write_text("Follow the policy. " * 200)  # ~950 tokens, with every request
+    plain = estimate(info, make_config(dataset), None)["prompt_tokens"]
+    deployed = estimate(info, make_config(dataset, system_prompt=str(system)), None)
+    assert deployed["prompt_tokens"] > plain + 900 * deployed["requests"] // 2
