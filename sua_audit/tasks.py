@@ -64,11 +64,9 @@ def prompt_form(task: str, fields: Mapping[str, str]) -> str:
     ``classification`` (every other label task, NLI given as one text included)."""
     if task == "qa":
         return "qa"
-    return (
-        "nli"
-        if task == "nli" and "premise" in fields and "hypothesis" in fields
-        else ("classification")
-    )
+    if task == "nli" and "premise" in fields and "hypothesis" in fields:
+        return "nli"
+    return "classification"
 
 
 def prompt_variables(
