@@ -133,6 +133,8 @@ class AuditOutcome:
     confident_threshold: float = 0.7
     wall_seconds: float = 0.0
     perturbation: dict[str, Any] = field(default_factory=dict)
+    #: The audited model's prompts (:meth:`sua_audit.tasks.TaskPrompts.record`).
+    prompts: dict[str, Any] = field(default_factory=dict)
     """The plan, rewrite acceptance per kind, the meaning filter and templates used."""
     equivalence: dict[str, Any] = field(default_factory=dict)
     """How QA answers were clustered (method, threshold, model), for the summary."""
@@ -237,7 +239,10 @@ def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _item_requests(
-    item: Item, variants: Sequence[Variant], config: AuditConfig
+    item: Item,
+    variants: Sequence[Variant],
+    config: AuditConfig,
+    prompts: tasks.TaskPrompts | None = None,
 ) -> list[CompletionRequest]:
     """Per variant: QA — the greedy answer, then one request for all k samples;
     classification / NLI — one choice-scoring request (``n``/``params`` drive a backend's
@@ -249,7 +254,7 @@ def _item_requests(
     if item.task == "qa":
         greedy = GenerationParams(temperature=0.0, max_tokens=config.max_tokens)
         for v in variants:
-            messages = tasks.build_messages(item.task, v.fields, None)
+            messages = tasks.build_messages(item.task, v.fields, None, prompts)
             requests.append(CompletionRequest(messages, greedy))
             if config.samples > 0:
                 requests.append(
@@ -258,7 +263,7 @@ def _item_requests(
     else:
         choices, _ = tasks.choice_table(item.labels or ())
         for v in variants:
-            messages = tasks.build_messages(item.task, v.fields, item.labels)
+            messages = tasks.build_messages(item.task, v.fields, item.labels, prompts)
             requests.append(
                 CompletionRequest(messages, sampling, choices=choices, n=max(config.samples, 1))
             )
@@ -562,6 +567,7 @@ async def run_audit(
         context = PerturbContext()
     else:
         context = perturb_context(config, rewriter)
+    prompts = tasks.TaskPrompts.from_config(config)
     total = sum(requests_per_item(task, config) * n for task, n in info.tasks.items())
     generator.progress.start(total, "auditing")
     try:
@@ -582,7 +588,7 @@ async def run_audit(
             else:
                 all_variants = await perturb_chunk(chunk, config, context)
             for item, variants in zip(chunk, all_variants, strict=True):
-                item_requests = _item_requests(item, variants, config)
+                item_requests = _item_requests(item, variants, config, prompts)
                 plans.append((item, variants, len(requests), len(item_requests)))
                 requests.extend(item_requests)
             results = await generator.generate_many(requests)
@@ -597,6 +603,7 @@ async def run_audit(
                     done = [r for r in mine if isinstance(r, Completion)]
                     outcome.add(_score_item(item, variants, done, config, item_clusters))
         outcome.equivalence = _equivalence_summary(equivalence, info)
+        outcome.prompts = prompts.record()
         outcome.perturbation = (
             variant_set.perturbation_summary()
             if variant_set is not None and stored is not None

@@ -39,7 +39,17 @@ class AuditConfig(BaseModel):
     rewrite_temperature: float = Field(
         0.7, gt=0, le=2, description="Rewriter sampling temperature (0.9 gave SmolLM2 garbage)."
     )
-    prompts_dir: str | None = Field(None, description="Folder overriding prompt templates.")
+    prompts_dir: str | None = Field(
+        None, description="Folder overriding prompt templates (rewrite, judge and task)."
+    )
+    task_template: str | None = Field(
+        None,
+        description="Template of the audited model's prompt for every item (instead of "
+        "prompts/task/<form>.j2).",
+    )
+    system_prompt: str | None = Field(
+        None, description="File whose text is the system message of every audited request."
+    )
     meaning_filter: Literal["lexical", "judge", "both", "embedding", "off"] = Field(
         "lexical", description="Meaning check for model rewrites."
     )

@@ -107,13 +107,17 @@ def estimate(info: DatasetInfo, config: AuditConfig, price: Price | None) -> dic
     """
     expected_prompts = expected_completion = worst_prompts = worst_completion = 0
     requests = 0
+    # A deployed system prompt goes with every request, and may be far longer than the item.
+    system_tokens = 0.0
+    if config.system_prompt and Path(config.system_prompt).is_file():
+        system_tokens = Path(config.system_prompt).stat().st_size / CHARS_PER_TOKEN
     variants = config.k + 1
     k, max_tokens = config.samples, config.max_tokens
     for task, n_items in info.tasks.items():
         requests += requests_per_item(task, config) * n_items
         calls = n_items * variants
         avg_prompt = info.input_chars.get(task, 0) / max(n_items, 1) / CHARS_PER_TOKEN
-        per_prompt = avg_prompt + PROMPT_OVERHEAD_TOKENS
+        per_prompt = avg_prompt + PROMPT_OVERHEAD_TOKENS + system_tokens
         if task == "qa":
             expected_prompts += round(calls * 2 * per_prompt)
             expected_completion += calls * (1 + k) * max_tokens

@@ -43,12 +43,13 @@ def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
 
 def recorded_config(config: AuditConfig) -> dict[str, Any]:
     """The config as runs record it: a ``user:password@`` in --base-url is dropped, and the
-    dataset and variant set paths are absolute (rescore reads them from any working
-    directory). A run on a variant set records no rewrite options: nothing was rewritten
-    (how the set was made is in ``results.perturbation``)."""
+    paths of files it reads (dataset, variant set, prompts) are absolute (rescore reads them
+    from any working directory). A run on a variant set records no rewrite options: nothing
+    was rewritten (how the set was made is in ``results.perturbation``)."""
     data = config.model_dump()
-    if data.get("dataset"):
-        data["dataset"] = str(Path(data["dataset"]).resolve())
+    for key in ("dataset", "prompts_dir", "task_template", "system_prompt"):
+        if data.get(key):
+            data[key] = str(Path(data[key]).resolve())
     if data.get("variants"):
         from sua_audit.variants import REWRITE_OPTIONS
 
@@ -94,6 +95,7 @@ def audit(
         )
     check_abstention_score(config, info)
     check_equivalence_extras(config)
+    check_prompts(config, info)
     variant_set = None
     if config.variants:
         from sua_audit.variants import prepare_for_run
@@ -209,6 +211,7 @@ def audit(
             "model": backend.describe(),
             "dataset": dataset,
             "variants": None if variant_set is None else variant_set.record(),
+            "prompts": outcome.prompts,
             "results": results,
             "model_calls": generator.stats.model_calls,
             "cache_hits": generator.stats.cache_hits,
@@ -262,6 +265,16 @@ def check_abstention_score(config: AuditConfig, info: Any) -> None:
             f"--abstain-on {name}: the perturbation plan has no {name[2:]!r} variants "
             f"(kinds: {', '.join(sorted(set(config.plan.slots))) or 'none'})."
         )
+
+
+def check_prompts(config: AuditConfig, info: Any) -> Any:
+    """The audited model's prompts (--task-template, --system-prompt, task templates in
+    --prompts-dir), rendered once on stand-in text: a bad file fails before any model call."""
+    from sua_audit.tasks import TaskPrompts
+
+    prompts = TaskPrompts.from_config(config)
+    prompts.check(list(info.tasks), instruction_attacks="instruction" in config.plan.slots)
+    return prompts
 
 
 class CostPlan:

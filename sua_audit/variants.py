@@ -88,10 +88,10 @@ _PROVENANCE_KEYS = ("rewriter", "template", "template_sha256", "meaning")
 #: Flags a variant may carry (see sua_audit.audit.MULTI_ANSWER).
 KNOWN_FLAGS = frozenset({"multi_answer"})
 #: Options that only shape how variants are written: they have no effect with --variants.
+#: (--prompts-dir is not one: the audited model's task templates may come from it too.)
 REWRITE_OPTIONS = (
     ("rewriter_model", "--rewriter-model"),
     ("rewrite_temperature", "--rewrite-temperature"),
-    ("prompts_dir", "--prompts-dir"),
     ("meaning_filter", "--meaning-filter"),
     ("meaning_threshold", "--meaning-threshold"),
     ("instruction_attacks", "--instruction-attacks"),

@@ -40,7 +40,12 @@ def perturb(
         float, typer.Option(help="Rewriter sampling temperature.")
     ] = 0.7,
     prompts_dir: Annotated[
-        Path | None, typer.Option(help="Folder overriding the shipped prompt templates.")
+        Path | None,
+        typer.Option(
+            envvar="SUA_AUDIT_PROMPTS_DIR",
+            help="Folder overriding the shipped prompt templates (rewrite and judge templates) file by file: "
+            "DIR/<kind>/<name>.j2.",
+        ),
     ] = None,
     meaning_filter: Annotated[
         str,

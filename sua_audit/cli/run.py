@@ -72,7 +72,27 @@ def run(
         float | None, typer.Option(help="Rewriter sampling temperature (default 0.7).")
     ] = None,
     prompts_dir: Annotated[
-        Path | None, typer.Option(help="Folder overriding the shipped prompt templates.")
+        Path | None,
+        typer.Option(
+            envvar="SUA_AUDIT_PROMPTS_DIR",
+            help="Folder overriding the shipped prompt templates (rewrite, judge and task templates) file by file: "
+            "DIR/<kind>/<name>.j2.",
+        ),
+    ] = None,
+    task_template: Annotated[
+        Path | None,
+        typer.Option(
+            help="Jinja2 template of the audited model's prompt, for every item (variables "
+            "input, question, labels, label_text, premise, hypothesis, ...: see "
+            "prompts/README.md). Default: prompts/task/<qa|classification|nli>.j2.",
+        ),
+    ] = None,
+    system_prompt: Annotated[
+        Path | None,
+        typer.Option(
+            help="Text file sent as the system message of every request to the audited model "
+            "(not the rewriter's or judge's): audit the model as deployed.",
+        ),
     ] = None,
     meaning_filter: Annotated[
         str | None,
@@ -267,6 +287,8 @@ def run(
             rewriter_model=rewriter_model,
             rewrite_temperature=rewrite_temperature,
             prompts_dir=str(prompts_dir) if prompts_dir else None,
+            task_template=str(task_template) if task_template else None,
+            system_prompt=str(system_prompt) if system_prompt else None,
             meaning_filter=meaning_filter,
             meaning_threshold=meaning_threshold,
             instruction_attacks=str(instruction_attacks) if instruction_attacks else None,

@@ -50,6 +50,16 @@ def train(
     ] = "auto",
     save_dtype: Annotated[str, Opt(help="Weights dtype of the checkpoint.")] = "float32",
     overwrite: Annotated[bool, Opt(help="Replace an existing --out folder.")] = False,
+    prompts_dir: Annotated[
+        Path | None,
+        Opt(envvar="SUA_AUDIT_PROMPTS_DIR", help="Folder overriding the task templates (as run)."),
+    ] = None,
+    task_template: Annotated[
+        Path | None, Opt(help="Template of the prompt for every item (as run --task-template).")
+    ] = None,
+    system_prompt: Annotated[
+        Path | None, Opt(help="System message before every prompt (as run --system-prompt).")
+    ] = None,
 ) -> None:
     """Fine-tune with loss = CE + α·S + β·[S − λH]_+ and save a merged checkpoint."""
     from sua_audit.train import TrainConfig
@@ -80,6 +90,9 @@ def train(
         dtype=dtype,
         save_dtype=save_dtype,
         overwrite=overwrite,
+        prompts_dir=prompts_dir,
+        task_template=task_template,
+        system_prompt=system_prompt,
     )
 
     def report(step: int, total: int, rec: dict[str, object]) -> None:

@@ -75,6 +75,19 @@ def _backend_for(spec: str, config: Any) -> Backend:
     )
 
 
+def _check_same_prompts(now: dict[str, Any], recorded: dict[str, Any]) -> None:
+    """Refuse a rescore whose --task-template or --system-prompt file changed since the run:
+    its requests would not be the cached ones (a one-line reason, not a cache miss)."""
+    for key, flag in (("task_template", "--task-template"), ("system_prompt", "--system-prompt")):
+        was = (recorded.get(key) or {}).get("sha256")
+        if was and was != ((now.get(key) or {}).get("sha256")):
+            raise CacheMissError(
+                f"rescore: the run's {flag} file {now[key]['path']} changed since the run "
+                f"(sha256 {now[key]['sha256'][:12]}…, the run recorded {was[:12]}…); its "
+                "requests would not be the run's. Restore the file or run the audit again."
+            )
+
+
 def default_out(
     run_dir: Path,
     lam: float | None,
@@ -216,9 +229,10 @@ def rescore_run(
     info = validate_dataset(
         config.dataset, limit=config.limit, max_line_bytes=config.max_line_bytes
     )
-    from sua_audit.runner import check_abstention_score
+    from sua_audit.runner import check_abstention_score, check_prompts
 
     check_abstention_score(config, info)
+    _check_same_prompts(check_prompts(config, info).record(), old.get("prompts") or {})
     recorded_sha = old.get("dataset", {}).get("sha256")
     if recorded_sha and recorded_sha != info.sha256:
         raise CacheMissError(
@@ -285,6 +299,7 @@ def rescore_run(
         "model": old.get("model"),
         "dataset": old.get("dataset"),
         "variants": None if variant_set is None else variant_set.record(),
+        "prompts": outcome.prompts,
         "results": summarize(outcome),
         "model_calls": generator.stats.model_calls,
         "cache_hits": generator.stats.cache_hits,

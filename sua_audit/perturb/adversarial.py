@@ -85,7 +85,7 @@ from sua_audit.perturb.rules import (
     _RulePerturber,
     _typo_word,
 )
-from sua_audit.tasks import CLASSIFY_QUESTION, NLI_QUESTION
+from sua_audit.tasks import CLASSIFY_QUESTION, NLI_QUESTION, label_text
 
 __all__ = [
     "CONFUSABLES",
@@ -443,11 +443,6 @@ class DeletionPerturber(_RulePerturber):
 # --------------------------------------------------------------------------------------------
 
 _QUOTED = re.compile(r"""(?<![A-Za-z0-9])(['"])([^'"]{1,40}?)\1(?![A-Za-z0-9])""")
-
-
-def label_text(labels: Sequence[str]) -> str:
-    """The labels as the clean prompt names them: ``"a, b or c"``."""
-    return " or ".join(", ".join(labels).rsplit(", ", 1))
 
 
 def quoted_labels(prompt: str) -> frozenset[str]:

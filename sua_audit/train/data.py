@@ -13,11 +13,15 @@ import asyncio
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sua_audit.backends.base import Message
 from sua_audit.dataset import DatasetInfo, Item, iter_items, validate_dataset
 from sua_audit.errors import ConfigError
 from sua_audit.perturb import PerturbContext, Plan, parse_plan, perturb_item
+
+if TYPE_CHECKING:
+    from sua_audit.tasks import TaskPrompts
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def variant_messages(
-    examples: list[Example], plan: Plan, seed: int
+    examples: list[Example], plan: Plan, seed: int, prompts: TaskPrompts | None = None
 ) -> list[list[tuple[Message, ...]]]:
-    """Per example: the clean messages, then those of its K perturbations (plan order)."""
+    """Per example: the clean messages, then those of its K perturbations (plan order), in
+    the audit's prompts (``prompts``: a task template or system prompt, as for ``run``)."""
 
     async def draw() -> list[list[tuple[Message, ...]]]:
         from sua_audit import tasks
@@ -89,7 +94,9 @@ def variant_messages(
         for ex in examples:
             context = PerturbContext(budgets=plan.budgets)
             variants = await perturb_item(ex.item, seed=seed, slots=plan.slots, context=context)
-            out.append([tasks.build_messages(ex.item.task, v.fields, ex.labels) for v in variants])
+            out.append(
+                [tasks.build_messages(ex.item.task, v.fields, ex.labels, prompts) for v in variants]
+            )
         return out
 
     return asyncio.run(draw())

@@ -77,6 +77,12 @@ class TrainConfig:
     save_dtype: str = "float32"
     overwrite: bool = False
     threads: int | None = None
+    prompts_dir: Path | None = None
+    """Templates overriding the shipped ones (the task templates are what training reads)."""
+    task_template: Path | None = None
+    """The audited prompt for every item, as ``run --task-template``."""
+    system_prompt: Path | None = None
+    """A system message before every prompt, as ``run --system-prompt``."""
 
     def __post_init__(self) -> None:
         self.dataset, self.out = Path(self.dataset), Path(self.out)
@@ -107,7 +113,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready values."""
         out = asdict(self)
-        out["dataset"], out["out"] = str(self.dataset), str(self.out)
+        for key in ("dataset", "out", "prompts_dir", "task_template", "system_prompt"):
+            if out[key] is not None:
+                out[key] = str(out[key])
         out["k"] = self.plan.k
         return out
 
@@ -310,6 +318,11 @@ def train(
     if config.out.exists() and not config.overwrite:
         raise ConfigError(f"--out {config.out} exists; choose a new folder or pass --overwrite.")
     examples, info = load_examples(config.dataset, limit=config.limit)
+    from sua_audit.tasks import TaskPrompts
+
+    # Trained on the prompts it will be audited (and deployed) with; bad files fail here.
+    prompts = TaskPrompts.from_paths(config.prompts_dir, config.task_template, config.system_prompt)
+    prompts.check(list(info.tasks), instruction_attacks="instruction" in config.plan.slots)
     model_dir = resolve_model_dir(config.model)
     try:
         import torch
@@ -339,7 +352,7 @@ def train(
         if step >= total:
             break
         order = torch.randperm(len(examples), generator=order_gen).tolist()
-        messages = variant_messages(examples, config.plan, epoch_seed(config.seed, epoch))
+        messages = variant_messages(examples, config.plan, epoch_seed(config.seed, epoch), prompts)
         for start in range(0, len(order), config.batch_size):
             if step >= total:
                 break
@@ -379,6 +392,7 @@ def train(
         "dtype": dtype,
         "seed": config.seed,
         "data": {"path": str(config.dataset), "sha256": info.sha256, "n_examples": len(examples)},
+        "prompts": prompts.record(),
         "steps": step,
         "trainable_parameters": trainable,
         "wall_seconds": round(wall, 2),

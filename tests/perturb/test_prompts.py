@@ -95,3 +95,19 @@ def test_a_broken_override_fails_with_its_path_and_line(tmp_path: Path) -> None:
     (tmp_path / "adversarial" / "default.j2").write_text("ok\n{% if text %}\nno endif\n")
     with pytest.raises(ConfigError, match=r"adversarial/default\.j2:\d+: template syntax error"):
         PromptLibrary(tmp_path).get("adversarial")
+
+
+def test_the_shipped_templates_come_from_the_package_first_then_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sua_audit import prompting
+
+    packaged, source = tmp_path / "pkg", tmp_path / "src"
+    monkeypatch.setattr(prompting, "PACKAGED_DIR", packaged)
+    monkeypatch.setattr(prompting, "SOURCE_DIR", source)
+    with pytest.raises(ConfigError, match="shipped prompt templates are missing.*reinstall"):
+        PromptLibrary().get("paraphrase")
+    (source / "paraphrase").mkdir(parents=True)
+    assert prompting.builtin_dir() == source  # a source checkout: the top-level prompts/
+    (packaged / "paraphrase").mkdir(parents=True)
+    assert prompting.builtin_dir() == packaged  # an installed wheel: inside the package
