@@ -276,17 +276,24 @@ class MiniLMEncoder:
         }
 
     def _load(self) -> None:
-        try:
-            import torch  # noqa: F401
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "The embedding equivalence (all-MiniLM-L6-v2)", "embed"
-            ) from exc
-        self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
-        model = AutoModel.from_pretrained(str(self.path), local_files_only=True)
-        model.eval()
-        self._model = model.to(self.device)
+        from sua_audit._locks import MODEL_LOAD_LOCK
+
+        # Encodes run in worker threads, several at once when items are prepared concurrently:
+        # load once, and never import transformers beside another thread's import.
+        with MODEL_LOAD_LOCK:
+            if self._model is not None:
+                return
+            try:
+                import torch  # noqa: F401
+                from transformers import AutoModel, AutoTokenizer
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    "The embedding equivalence (all-MiniLM-L6-v2)", "embed"
+                ) from exc
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            model = AutoModel.from_pretrained(str(self.path), local_files_only=True)
+            model.eval()
+            self._model = model.to(self.device)
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Unit vectors, one row per text (shape ``(len(texts), 384)``)."""

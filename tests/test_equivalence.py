@@ -441,3 +441,27 @@ def test_meaning_filter_embedding_uses_the_same_component(
     assert info["model"]["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert store.db["embeddings"].count == 4
     store.close()
+
+
+@needs_minilm
+def test_perturb_with_the_embedding_check_in_a_fresh_process(tmp_path: Path) -> None:
+    # Items are perturbed concurrently, so several worker threads reach the encoder's first
+    # load at once; in a process that has not imported transformers yet, two threads importing
+    # it together failed with "cannot import name 'AutoModel'". A subprocess, because this test
+    # process imported transformers long ago.
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "mixed.jsonl"
+    out = tmp_path / "set.jsonl"
+    cmd = [
+        sys.executable, "-m", "sua_audit", "perturb", "--dataset", str(example),
+        "--limit", "6", "--perturbations", "paraphrase:2", "--rewriter-model",
+        "fake/rewrite", "--meaning-filter", "embedding", "--cache",
+        str(tmp_path / "c.db"), "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    header = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert header["meaning_filter"]["name"] == "embedding"
+    assert header["rewrites"]["paraphrase"]["proposed"] > 0

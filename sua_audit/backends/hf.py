@@ -155,7 +155,9 @@ class HFBackend(Backend):
 
     def load(self) -> None:
         """Import torch and transformers, load the weights and start the worker (once)."""
-        with self._load_lock:
+        from sua_audit._locks import MODEL_LOAD_LOCK
+
+        with MODEL_LOAD_LOCK, self._load_lock:
             if self._loaded:
                 return
             try:
