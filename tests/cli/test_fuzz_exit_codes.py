@@ -273,3 +273,92 @@ def test_any_checklist_ends_in_a_documented_exit_code(
         assert verdict and verdict[-1].startswith("gate "), out
         assert all(line.split(" ", 1)[0] in ("PASS", "FAIL", "SKIP", "gate") for line in verdict)
         assert ("gate passed" in out) == (code == 0)
+
+
+# -- variant sets ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def variant_set(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A valid variant set of the example dataset (fake rewriter), as bytes."""
+    root = tmp_path_factory.mktemp("fuzz-variants")
+    out = root / "set.jsonl"
+    old = sys.argv
+    sys.argv = [
+        "sua-audit", "perturb", "--dataset", str(EXAMPLE), "--perturbations",
+        "paraphrase:1,typo:1", "--rewriter-model", "fake/rewrite", "--limit", "4",
+        "--cache", str(root / "c.db"), "--out", str(out),
+    ]  # fmt: skip
+    try:
+        main()
+    except SystemExit as exc:
+        assert not exc.code, exc.code
+    finally:
+        sys.argv = old
+    return out.read_bytes()
+
+
+def _paths(obj: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every path to a value inside a parsed JSON line (keys and list indices)."""
+    out: list[tuple[object, ...]] = [prefix] if prefix else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _replace(obj: object, path: tuple[object, ...], new: object) -> None:
+    for step in path[:-1]:
+        obj = obj[step]  # type: ignore[index]
+    obj[path[-1]] = new  # type: ignore[index]
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_variant_set_ends_in_a_documented_exit_code(
+    data: st.DataObject,
+    variant_set: bytes,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = variant_set.splitlines()
+    how = data.draw(
+        st.sampled_from(["value", "value", "value", "drop", "swap", "dup", "cut", "bytes"])
+    )
+    i = data.draw(st.integers(0, len(lines) - 1))
+    if how == "value":
+        obj = json.loads(lines[i])
+        path = data.draw(st.sampled_from(_paths(obj)))
+        _replace(obj, path, data.draw(value))
+        lines[i] = json.dumps(obj).encode("utf-8", "surrogatepass")
+    elif how == "drop":
+        del lines[i]
+    elif how == "swap":
+        j = data.draw(st.integers(0, len(lines) - 1))
+        lines[i], lines[j] = lines[j], lines[i]
+    elif how == "dup":
+        lines.insert(i, lines[i])
+    elif how == "cut":
+        lines[i] = lines[i][: data.draw(st.integers(0, len(lines[i])))]
+    else:
+        lines[i] = data.draw(st.binary(max_size=60))
+    event(f"mutation {how}")
+    work = tmp_path / "fuzz"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    edited = work / "set.jsonl"
+    edited.write_bytes(b"\n".join(lines) + b"\n")
+    code, _, err = call(
+        ["run", "--model", "fake/echo", "--dataset", str(EXAMPLE), "--variants", str(edited),
+         "--cache", str(work / "c.db"), "--out", str(work / "o"), "--no-progress"],
+        capsys,
+    )  # fmt: skip
+    event(f"exit {code}")
+    assert code in (0, 2, 3), (code, err[-3000:])
+    assert_refusal_is_clean(code, err)
+    if code == 2:
+        assert not (work / "o").exists()  # a refused set writes nothing
+        assert str(edited) in err or "--variants" in err, err[-2000:]
