@@ -93,10 +93,17 @@ def compare(
     rate, AUROCs, each run's abstention rule and abstention at the target risk, and cost.
 
     Runs over different datasets (dataset sha256 differs) are refused with exit code 2, and
-    so are runs on different variant sets unless --allow-different-variants is given.
+    so are runs on different variant sets unless --allow-different-variants is given, and QA
+    runs whose answers were clustered differently (--equivalence; rescore one to match).
     """
     from sua_audit.errors import ConfigError
-    from sua_audit.report import load_run, render_compare, same_dataset, same_variants
+    from sua_audit.report import (
+        load_run,
+        render_compare,
+        same_clustering,
+        same_dataset,
+        same_variants,
+    )
 
     if len(run_dirs) < 2:
         raise ConfigError("compare needs at least two run folders.")
@@ -108,6 +115,7 @@ def compare(
     runs = [load_run(path, evaluate=False) for path in run_dirs]
     same_dataset(runs)
     same_variants(runs, allow=allow_different_variants)
+    same_clustering(runs)
     runs = [load_run(path, target_risk=target_risk, delta=delta) for path in run_dirs]
     _emit(render_compare(runs, fmt, allow_different_variants=allow_different_variants), out)
 
@@ -146,12 +154,19 @@ def gate(
     exit 0  every check passed
     exit 1  a check failed (each failure names metric, value and limit)
     exit 2  usage: bad checklist, unknown metric, missing run folder, baseline on another
-            dataset or (unless --allow-different-variants) another variant set
+            dataset or (unless --allow-different-variants) another variant set, QA
+            baseline whose answers were clustered differently (rescore it to match)
     exit 3  tool error: the run's files are unreadable or corrupt
     """
     from sua_audit.errors import EXIT_GATE_FAILED
     from sua_audit.gate import evaluate_gate, junit_xml, load_checklist
-    from sua_audit.report import load_run, same_dataset, same_variants, write_atomic
+    from sua_audit.report import (
+        load_run,
+        same_clustering,
+        same_dataset,
+        same_variants,
+        write_atomic,
+    )
     from sua_audit.results import check_status, check_writable_file
 
     spec = load_checklist(checklist)
@@ -165,6 +180,7 @@ def gate(
         check_status(base.summary)
         same_dataset([run, base])
         same_variants([run, base], allow=allow_different_variants)
+        same_clustering([run, base])
     outcome = evaluate_gate(run, spec, base)
     from sua_audit.ui.console import visible
 

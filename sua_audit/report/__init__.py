@@ -18,6 +18,7 @@ from typing import Any
 from sua_audit.errors import ConfigError
 from sua_audit.report._data import METRICS, Metric, Reading, Run, RunReadError, load_run
 from sua_audit.report._data import read_metric as read_metric
+from sua_audit.report._data import same_clustering as same_clustering
 from sua_audit.report._data import same_dataset as same_dataset
 from sua_audit.report._data import same_variants as same_variants
 from sua_audit.results import atomic_write
@@ -37,6 +38,7 @@ __all__ = [
     "render_compare",
     "render_report",
     "same_dataset",
+    "same_clustering",
     "same_variants",
     "write_atomic",
 ]
@@ -153,6 +155,7 @@ def render_compare(runs: list[Run], fmt: str, *, allow_different_variants: bool 
         raise ConfigError("compare needs at least two runs.")
     same_dataset(runs)
     same_variants(runs, allow=allow_different_variants)
+    same_clustering(runs)
     if fmt == "html":
         from sua_audit.report.html import render_compare_html
 

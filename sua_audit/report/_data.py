@@ -590,6 +590,63 @@ def same_variants(runs: list[Run], *, allow: bool = False) -> None:
     )
 
 
+def _clustering(run: Run) -> tuple[str, ...] | None:
+    """How a run clustered QA answers (method, threshold, model), or ``None`` without QA items.
+
+    Runs made before meaning clusters existed record nothing and clustered by exact match."""
+    tasks = (run.summary.get("dataset") or {}).get("tasks") or {}
+    if not tasks.get("qa"):
+        return None
+    eq = (run.summary.get("results") or {}).get("equivalence")
+    if not isinstance(eq, dict):
+        return ("exact",)
+    model = eq.get("model") or {}
+    ident = model.get("weights_sha256") or model.get("model") if isinstance(model, dict) else None
+    return tuple(str(x) for x in (eq.get("method"), eq.get("threshold"), ident) if x is not None)
+
+
+def same_clustering(runs: list[Run]) -> None:
+    """Refuse QA runs whose answers were clustered differently, exit 2: S, H and semantic
+    entropy are computed over the clusters, so the numbers would not measure the same thing.
+    A rescore makes them comparable without calling the audited model."""
+    found = [(run, _clustering(run)) for run in runs]
+    kinds = {c for _, c in found if c is not None}
+    if len(kinds) <= 1:
+        return
+    listing = "; ".join(f"{run.path} → {' '.join(c or ('no QA',))}" for run, c in found)
+    first = next(c for _, c in found if c is not None)
+    raise ConfigError(
+        "runs clustered their QA answers differently, so S, H and semantic entropy are not "
+        f"comparable: {listing}. Rescore one to match the other, e.g. `sua-audit rescore RUN "
+        f"--equivalence {first[0]}` (no call to the audited model)."
+    )
+
+
+def prompts_line(runs: list[Run]) -> str | None:
+    """A warning when compared runs prompted the audited model differently (system prompt or
+    task template); ``None`` when they all used the same wording."""
+
+    def wording(run: Run) -> tuple[str, str]:
+        rec = run.summary.get("prompts") or {}
+        parts = []
+        for key in ("system_prompt", "task_template"):
+            item = rec.get(key)
+            parts.append(str(item.get("sha256"))[:12] if isinstance(item, dict) else "none")
+        return (parts[0], parts[1])
+
+    seen = [wording(run) for run in runs]
+    if len(set(seen)) <= 1:
+        return None
+    listing = "; ".join(
+        f"{run.run_id}: system prompt {sp}, task template {tt}"
+        for run, (sp, tt) in zip(runs, seen, strict=True)
+    )
+    return (
+        "Warning: the runs prompted the audited model differently (sha256 prefixes), so each "
+        f"was audited as deployed with its own wording: {listing}."
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Named run metrics: one registry for the gate's checklist, the comparison table and the
 # headline of each report.

@@ -631,9 +631,9 @@ def render_compare_html(runs: list[d.Run], *, max_items: int = 30) -> str:
         "<h1>sua-audit comparison · {} runs</h1>"
         '<p class="meta">dataset <code>{}</code> (sha256 <code>{}</code>)</p>'
     ).format(len(runs), ds.get("path"), str(ds.get("sha256") or "")[:16])
-    note = d.variants_line(runs)
-    if note is not None:
-        header += Markup('<p class="meta">{}</p>').format(note)
+    for note in (d.variants_line(runs), d.prompts_line(runs)):
+        if note is not None:
+            header += Markup('<p class="meta">{}</p>').format(note)
     head = ["metric", *[f"{r.model_name} ({r.run_id})" for r in runs]]
     rows = []
     for name in COMPARE_METRICS:

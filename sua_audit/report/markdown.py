@@ -220,9 +220,9 @@ def render_compare_md(runs: list[d.Run], *, max_items: int = 10) -> str:
         f"## sua-audit comparison · {len(runs)} runs on `{cell(ds.get('path'))}`",
         "",
     ]
-    note = d.variants_line(runs)
-    if note is not None:
-        lines += [cell(note, 2000), ""]
+    for note in (d.variants_line(runs), d.prompts_line(runs)):
+        if note is not None:
+            lines += [cell(note, 2000), ""]
     header = ["metric", *[cell(f"{r.model_name} ({r.run_id})", 60) for r in runs]]
     rows = [
         [d.METRICS[n].label, *[cell(fmt_reading(d.read_metric(r, n)), 60) for r in runs]]
