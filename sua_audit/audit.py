@@ -324,6 +324,12 @@ def _score_item(
         # Greedy answers join the clustering so every prediction has a cluster id.
         groups = [[g, *s] for g, s in zip(greedy, sampled, strict=True)]
         ids, reps = clusters if clusters is not None else cluster_answers(groups)
+        exact_entropy = None
+        if config.equivalence != "exact":
+            # Semantic entropy over exact-match clusters too, so the evaluation shows what the
+            # meaning clusters change (the clean variant's samples, as semantic_entropy).
+            exact_ids, exact_reps = cluster_answers([groups[0]])
+            exact_entropy = float(entropy(cluster_distribution(exact_ids[0][1:], len(exact_reps))))
         scores = score_samples(
             [ids[i][1:] for i in core],
             len(reps),
@@ -347,6 +353,8 @@ def _score_item(
         prediction = greedy[0]
         flipped = [i for i in core[1:] if ids[i][0] != ids[0][0]]
         extra: dict[str, Any] = {"clusters": reps}
+        if exact_entropy is not None:
+            extra["semantic_entropy_exact"] = exact_entropy
         dists_all = [cluster_distribution(g[1:], len(reps)) for g in ids]
         clean_answers = [greedy[0], *sampled[0]]
         ambiguity = item_collapse_or_none(item, answers=clean_answers, entropy=scores.entropy)

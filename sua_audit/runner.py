@@ -260,6 +260,14 @@ def check_abstention_score(config: AuditConfig, info: Any) -> None:
             f"but only {info.n_with_gold} of {info.n_items} items have gold. Choose a label-free "
             "score (sua, sua_norm, sensitivity, flip_rate, entropy, ...) or add gold answers."
         )
+    if name == "semantic_entropy_exact" and (
+        config.equivalence == "exact" or not info.tasks.get("qa")
+    ):
+        raise ConfigError(
+            "--abstain-on semantic_entropy_exact: that score is recorded only beside meaning "
+            "clusters on QA items (--equivalence embedding or judge); with exact match it is "
+            "semantic_entropy."
+        )
     if name.startswith("s_") and name[2:] not in set(config.plan.slots):
         raise ConfigError(
             f"--abstain-on {name}: the perturbation plan has no {name[2:]!r} variants "

@@ -393,6 +393,9 @@ def test_rescore_switches_to_meaning_clusters_with_no_audited_model_call(
         # Short and long forms were two exact clusters; by meaning they are one.
         assert len(old["clusters"]) == 2 and len(new["clusters"]) == 1
         assert old["semantic_entropy"] > 0.5 and new["semantic_entropy"] == pytest.approx(0.0)
+        # Beside the meaning clusters, the exact-match value is kept for the evaluation.
+        assert "semantic_entropy_exact" not in old
+        assert new["semantic_entropy_exact"] == pytest.approx(old["semantic_entropy"])
     # A second rescore reads every vector from the cache.
     again = rescore_run(tmp_path / "run", equivalence="embedding", out=tmp_path / "again")
     assert again["results"]["equivalence"]["texts_encoded"] == 0

@@ -52,8 +52,13 @@ PERTURBATION_SCORES = (
 )
 #: Uncertainty scores that need no perturbation: the baselines every score is compared with.
 BASELINES = ("entropy", "max_prob", "self_consistency", "semantic_entropy", "entropy_temp")
+#: Baselines only some runs have: ``semantic_entropy_exact`` is semantic entropy over
+#: exact-match clusters, recorded beside the meaning-cluster one when a QA run clusters by
+#: meaning (``--equivalence embedding|judge``), so the two clusterings are evaluated side by side.
+EXTRA_BASELINES = ("semantic_entropy_exact",)
 #: Every score of every run, in report order (all oriented: higher = more suspicious).
-SCORES = PERTURBATION_SCORES + BASELINES
+SCORES = PERTURBATION_SCORES + BASELINES + EXTRA_BASELINES
+_ALL_BASELINES = frozenset(BASELINES + EXTRA_BASELINES)
 #: Scores fitted on the validation split (they need gold answers).
 FITTED_SCORES = ("combined", "entropy_temp")
 #: Prefix of the per-kind sensitivity scores (``s_typo``, ``s_paraphrase``, ...).
@@ -124,7 +129,14 @@ def _clean_distribution(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | N
 def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
     """Scored items with gold, graded by ``grader`` (QA) or by the label."""
     grader.prepare(rows)
-    names = ("max_prob", "self_consistency", "semantic_entropy", "sensitivity_max", "flip_rate")
+    names: tuple[str, ...] = (
+        "max_prob",
+        "self_consistency",
+        "semantic_entropy",
+        "sensitivity_max",
+        "flip_rate",
+    )
+    names += tuple(k for k in EXTRA_BASELINES if any(k in row for row in rows))
     items = Items(raw={k: [] for k in names})
     for row in rows:
         if row.get("status") != "ok" or row.get("correct") is None:
@@ -437,7 +449,8 @@ def evaluate_items(
     scores = base_scores(items, lam_value, lam_norm, normalize)
     temp_block, combined_info = fitted_scores(items, scores, val, test, seed)
     kinds = [kind_score(k) for k in kinds_of(items)]
-    names = [*PERTURBATION_SCORES, *kinds, *BASELINES]
+    extra = [k for k in EXTRA_BASELINES if k in scores]
+    names = [*PERTURBATION_SCORES, *kinds, *BASELINES, *extra]
     if abstain_on not in scores:
         why = combined_info.get("reason") if abstain_on == "combined" else None
         raise ConfigError(
@@ -509,8 +522,8 @@ def evaluate_items(
         "lambda": lam_block,
         "normalize": normalize,
         "scores": names,
-        "perturbation_scores": [k for k in names if k not in BASELINES],
-        "baselines": list(BASELINES),
+        "perturbation_scores": [k for k in names if k not in _ALL_BASELINES],
+        "baselines": [*BASELINES, *extra],
         "combined": combined_info,
         "accuracy": estimate(float(correct[t].mean()), per_resample(_row_mean, idx, correct[t])),
         "robust_accuracy": estimate(
@@ -599,12 +612,12 @@ def _compare(per: dict[str, Any], aurocs: dict[str, np.ndarray]) -> dict[str, An
             "winner": None,
             "versus": {},
         }
-    base = {k: v for k, v in valued.items() if k in BASELINES}
+    base = {k: v for k, v in valued.items() if k in _ALL_BASELINES}
     best = max(base, key=lambda k: base[k]) if base else None
-    winner = max(valued, key=lambda k: (valued[k], k in BASELINES))
+    winner = max(valued, key=lambda k: (valued[k], k in _ALL_BASELINES))
     versus: dict[str, Any] = {}
     for name in per:
-        if name in BASELINES or name not in valued:
+        if name in _ALL_BASELINES or name not in valued:
             continue
         block: dict[str, Any] = {}
         for ref, key in ((best, "minus_best_baseline"), ("entropy", "minus_entropy")):

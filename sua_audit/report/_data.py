@@ -208,7 +208,14 @@ def cost_usd(run: Run) -> float | None:
 
 
 #: Baselines of evaluations written before evaluation.json listed them.
-_BASELINES = ("entropy", "max_prob", "self_consistency", "semantic_entropy", "entropy_temp")
+_BASELINES = (
+    "entropy",
+    "max_prob",
+    "self_consistency",
+    "semantic_entropy",
+    "entropy_temp",
+    "semantic_entropy_exact",
+)
 #: Variant kinds that change an item's meaning on purpose (not a flip when the answer moves).
 _NOT_MEANING_PRESERVING = frozenset({"clean", "ambiguity"})
 

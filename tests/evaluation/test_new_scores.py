@@ -188,3 +188,30 @@ def test_combined_is_the_logistic_fit_on_validation_standardised_by_validation()
     assert scores == pytest.approx(ref.predict_proba((x - mean) / sd)[:, 1])
     assert info["coefficients"]["a"] == pytest.approx(ref.coef_[0][0], abs=1e-6)
     assert info["coefficients"]["a"] > abs(info["coefficients"]["b"])  # a carries the signal
+
+
+def test_exact_match_semantic_entropy_is_evaluated_beside_meaning_clusters() -> None:
+    # A QA run clustered by meaning records semantic_entropy_exact per item; the evaluation
+    # then reports it as one more baseline, next to semantic_entropy, with its own AUROC.
+    items = unstable_and_uncertain()
+    fail = np.array([not c for c in items.correct])
+    items.raw["semantic_entropy_exact"] = [float(f) * 0.5 + 0.25 for f in fail]
+    ev = evaluate_items(items, run_id="r", run_lambda=1.0, bootstrap=100)
+    assert "semantic_entropy_exact" in ev["scores"]
+    assert "semantic_entropy_exact" in ev["baselines"]
+    assert "semantic_entropy_exact" not in ev["perturbation_scores"]
+    block = ev["metrics"]["clean"]["semantic_entropy_exact"]
+    test_fail = fail[
+        [
+            items.ids.index(i)
+            for i in items.ids
+            if i not in set(ev["split"]["validation_ids"] + ev["split"]["calibration_ids"])
+        ]
+    ]
+    assert test_fail.any() and not test_fail.all()
+    assert block["auroc"]["value"] == pytest.approx(1.0)  # it separates failures perfectly
+    assert ev["comparison"]["clean"]["best_baseline"] == "semantic_entropy_exact"
+
+    plain = evaluate_items(unstable_and_uncertain(), run_id="r", run_lambda=1.0, bootstrap=50)
+    assert "semantic_entropy_exact" not in plain["scores"]
+    assert plain["baselines"] == list(BASELINES)
