@@ -133,9 +133,9 @@ class AuditOutcome:
     confident_threshold: float = 0.7
     wall_seconds: float = 0.0
     perturbation: dict[str, Any] = field(default_factory=dict)
-    #: The audited model's prompts (:meth:`sua_audit.tasks.TaskPrompts.record`).
-    prompts: dict[str, Any] = field(default_factory=dict)
     """The plan, rewrite acceptance per kind, the meaning filter and templates used."""
+    prompts: dict[str, Any] = field(default_factory=dict)
+    """The audited model's prompts (:meth:`sua_audit.tasks.TaskPrompts.record`)."""
     equivalence: dict[str, Any] = field(default_factory=dict)
     """How QA answers were clustered (method, threshold, model), for the summary."""
     sua: list[float] = field(default_factory=list)
