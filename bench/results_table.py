@@ -450,6 +450,8 @@ python bench/results_table.py --audit-only --model hf/$(python bench/_gemma.py) 
     --work W/gemma --cache W/cache.db --n-label 300 --n-qa 0 --n-ambient 100
 python bench/results_table.py --audit-only --model hf/$(python bench/_gemma.py) \\
     --work W/gemma --cache W/cache.db --n-label 0 --n-qa 30 --n-ambient 0
+python bench/results_table.py --audit-only --model hf/$(python bench/_gemma.py) \\
+    --work W/gemma --cache W/cache.db --n-label 0 --n-qa 100 --n-ambient 0 --only truthfulqa_dev
 python bench/results_table.py --render SmolLM2-135M=W/smollm Gemma-3-270M=W/gemma
 ```
 
@@ -459,11 +461,12 @@ python bench/results_table.py --render SmolLM2-135M=W/smollm Gemma-3-270M=W/gemm
 135M model answers 1–2 of 100 questions right (graded by `contains`), so each QA test split
 holds one class or a handful of right answers; the evaluation marks AUROCs that rest on fewer
 than 10 right (or wrong) test items, and the table does not count them (NQ-open, 2 of 70 right:
-SUA "beat" entropy by 0.41 with a tight-looking interval — noise on two items). Gemma's QA sets
-were audited at 30 items each, not 100: a Gemma QA item takes about 26 s on the idle 2-core
-CPU (5 prompts × (4 samples + greedy) × 16 tokens over a 262k vocabulary), so 300 items are
-2.2 hours, and at the accuracy measured on 30 items (0 right on TruthfulQA and NQ-open, 1 on
-AmbigNQ) 100 items would still hold too few right answers to conclude anything. QA evidence
+SUA "beat" entropy by 0.41 with a tight-looking interval — noise on two items). Gemma's
+TruthfulQA run has 100 items (1 of 70 test items right); its NQ-open and AmbigNQ runs have 30
+(0 and 1 right) and are being extended to 100: a Gemma QA item takes about 26 s on the idle
+2-core CPU (5 prompts × (4 samples + greedy) × 16 tokens over a 262k vocabulary) and 55 s
+beside other work, and at these accuracies 100 items still hold far too few right answers to
+conclude anything. QA evidence
 needs a model that answers a real share of the questions — a hosted or larger local model; the
 evidence below is the label sets'.
 
