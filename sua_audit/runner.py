@@ -380,10 +380,17 @@ def _rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:
         return None  # a run on a variant set never builds (nor calls) a rewriter
     if config.rewriter_model == config.model:
         return backend
+    return helper_backend(config.rewriter_model, config)
+
+
+def helper_backend(spec: str, config: AuditConfig) -> Any:
+    """A backend for a model that serves the audit (rewriter, judge) with the run's local and
+    hosted settings; the audited model's own ``--base-url`` is not passed on (a helper on
+    another server reads ``SUA_AUDIT_BASE_URL`` / ``OPENAI_BASE_URL``, as any hosted spec)."""
     from sua_audit.backends import get_backend
 
     return get_backend(
-        config.rewriter_model,
+        spec,
         device=config.device,
         dtype=config.dtype,
         batch_size=config.batch_size,
@@ -413,18 +420,7 @@ def equivalence_backend(config: AuditConfig, backend: Any) -> Any | None:
         return None
     if config.equivalence_model == config.model:
         return backend
-    from sua_audit.backends import get_backend
-
-    return get_backend(
-        config.equivalence_model,
-        device=config.device,
-        dtype=config.dtype,
-        batch_size=config.batch_size,
-        concurrency=config.concurrency,
-        timeout=config.timeout,
-        max_attempts=config.max_attempts,
-        max_retry_wait=config.max_retry_wait,
-    )
+    return helper_backend(config.equivalence_model, config)
 
 
 def make_equivalence(config: AuditConfig, generator: Generator, judge: Generator | None) -> Any:

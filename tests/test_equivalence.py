@@ -468,3 +468,29 @@ def test_perturb_with_the_embedding_check_in_a_fresh_process(tmp_path: Path) -> 
     header = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert header["meaning_filter"]["name"] == "embedding"
     assert header["rewrites"]["paraphrase"]["proposed"] > 0
+
+
+def test_a_judge_named_by_spec_clusters_answers_and_its_verdicts_are_cached(
+    tmp_path: Path,
+) -> None:
+    # The judge is its own model (built from --equivalence-model with the run's settings), not
+    # the audited one; a rerun answers every judge request from the cache.
+    from sua_audit.runner import audit
+
+    dataset = tmp_path / "qa.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in QA))
+    config = AuditConfig(
+        dataset=str(dataset),
+        model="fake/echo",
+        perturbations="typo:1",
+        samples=3,
+        equivalence="judge",
+        equivalence_model="fake/judge",
+    )
+    first = audit(config, cache_path=tmp_path / "c.db", out_dir=tmp_path / "one")
+    eq = first["results"]["equivalence"]
+    assert eq["method"] == "judge" and eq["model"]["model"] == "judge"
+    assert eq["model_calls"] > 0
+    again = audit(config, cache_path=tmp_path / "c.db", out_dir=tmp_path / "two")
+    assert again["results"]["equivalence"]["model_calls"] == 0
+    assert again["results"]["equivalence"]["cache_hits"] >= eq["model_calls"]
