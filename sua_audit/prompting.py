@@ -52,14 +52,6 @@ def builtin_dir() -> Path:
     )
 
 
-def __getattr__(name: str) -> Any:
-    # BUILTIN_DIR is looked up on use, so a broken install fails with a ConfigError there,
-    # not with an import error of every module that imports this one.
-    if name == "BUILTIN_DIR":
-        return builtin_dir()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass(frozen=True)
 class PromptTemplate:
     """One template (and its optional system template), ready to render."""

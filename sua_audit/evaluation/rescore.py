@@ -191,14 +191,13 @@ def rescore_run(
             f"rescore: --variants {variants}: the run was not made on a variant set (its "
             "variants were made at run time); drop --variants."
         )
-    if lam is not None:
-        recorded["lam"] = lam
-    if divergence is not None:
-        recorded["divergence"] = divergence
-    if normalize is not None:
-        recorded["normalize"] = normalize
-    if abstain_on is not None:
-        recorded["abstain_on"] = abstain_on
+    changed = {
+        "lam": lam,
+        "divergence": divergence,
+        "normalize": normalize,
+        "abstain_on": abstain_on,
+    }
+    recorded.update({k: v for k, v in changed.items() if v is not None})
     if tau is not None or coverage is not None:
         recorded["tau"], recorded["coverage"] = tau, coverage
     elif abstain_on is not None and abstain_on != old["config"].get("abstain_on", "sua"):
@@ -208,12 +207,12 @@ def rescore_run(
         # A threshold or judge chosen for another method does not carry over.
         recorded["equivalence_threshold"] = None
         recorded["equivalence_model"] = None
-    if equivalence is not None:
-        recorded["equivalence"] = equivalence
-    if equivalence_model is not None:
-        recorded["equivalence_model"] = equivalence_model
-    if equivalence_threshold is not None:
-        recorded["equivalence_threshold"] = equivalence_threshold
+    changed = {
+        "equivalence": equivalence,
+        "equivalence_model": equivalence_model,
+        "equivalence_threshold": equivalence_threshold,
+    }
+    recorded.update({k: v for k, v in changed.items() if v is not None})
     recorded["cache_mode"] = "use"
     try:
         config = AuditConfig(**recorded)

@@ -9,7 +9,7 @@ import pytest
 from jinja2 import meta
 
 from sua_audit.errors import ConfigError
-from sua_audit.prompting import BUILTIN_DIR, PromptLibrary
+from sua_audit.prompting import PromptLibrary, builtin_dir
 
 #: The rewrite kinds and the variables their templates are documented to use.
 REWRITE_KINDS = ("paraphrase", "ambiguity", "adversarial")
@@ -76,13 +76,13 @@ def test_prompts_dir_overrides_one_template_and_keeps_the_others(tmp_path: Path)
     assert user.content == "Say it otherwise: Is it raining?"
     for kind in ("ambiguity", "adversarial"):
         assert override.get(kind).version == shipped.get(kind).version
-        assert override.get(kind).path.is_relative_to(BUILTIN_DIR)
+        assert override.get(kind).path.is_relative_to(builtin_dir())
     assert set(override.available()) == set(shipped.available())
 
 
 def test_editing_the_system_part_alone_changes_the_version(tmp_path: Path) -> None:
     (tmp_path / "ambiguity").mkdir()
-    body = (BUILTIN_DIR / "ambiguity" / "default.j2").read_text()
+    body = (builtin_dir() / "ambiguity" / "default.j2").read_text()
     (tmp_path / "ambiguity" / "default.j2").write_text(body)
     same = PromptLibrary(tmp_path).get("ambiguity")
     assert same.version == PromptLibrary().get("ambiguity").version
