@@ -14,7 +14,8 @@ Printed per (rewriter, data set, kind, check):
   the accepted ones were labelled.
 
 Hand labels: ``--to-label OUT --sample N`` writes, per (rewriter, data set), a seeded sample of N
-accepted rewrites (drawn from the union over the checks, skipping those already labelled) as
+accepted rewrites (an equal share drawn from each check's accepts, strictest check first,
+skipping those already labelled) as
 JSONL with ``"same": null``; a person fills ``same`` (true / false) and appends the lines to the
 labels file. Labels are keyed by the (original, rewrite) text pair, so a label serves every check
 and every rerun that yields the same rewrite.
@@ -144,10 +145,14 @@ def main() -> None:
     for name, spec in rewriters:
         for dataset in datasets:
             union: dict[str, dict[str, Any]] = {}
+            accepted_by: dict[str, list[str]] = {}
             for check in checks:
                 header, rewrites, wall = perturb(name, spec, dataset, check, args)
                 for r in rewrites:
                     union.setdefault(pair_key(r["original"], r["rewrite"]), r)
+                accepted_by[check] = sorted(
+                    {pair_key(r["original"], r["rewrite"]) for r in rewrites}
+                )
                 for kind, stats in sorted(header["rewrites"].items()):
                     mine = [r for r in rewrites if r["kind"] == kind]
                     judged = [
@@ -179,9 +184,15 @@ def main() -> None:
                         }
                     )  # fmt: skip
             if args.to_label is not None:
-                fresh = sorted(k for k in union if k not in labels)
+                # An equal share from each check's accepted rewrites (the strictest check's
+                # first), so every check's precision rests on labels of its own accepts.
                 rng = random.Random(f"{args.seed}:{name}:{dataset}")
-                for k in sorted(rng.sample(fresh, min(args.sample, len(fresh)))):
+                chosen: list[str] = []
+                for i, check in enumerate(sorted(checks, key=FILTERS.index, reverse=True)):
+                    share = (args.sample - len(chosen)) // (len(checks) - i)
+                    fresh = [k for k in accepted_by[check] if k not in labels and k not in chosen]
+                    chosen += rng.sample(fresh, min(share, len(fresh)))
+                for k in sorted(chosen):
                     to_label.append(
                         {"rewriter": name, "dataset": dataset, **union[k], "same": None}
                     )
