@@ -195,3 +195,37 @@ def rewriter_estimate(
         else round(price.cost(worst_prompts, worst_completion), 6),
         "price_source": None if price is None else price.source,
     }
+
+
+def judge_estimate(
+    info: DatasetInfo, config: AuditConfig, price: Price | None
+) -> dict[str, Any] | None:
+    """Requests, tokens and cost of the answer-clustering judge (``--equivalence judge``), or
+    ``None`` when no judge is asked (another method, or no QA item).
+
+    Each QA item has n = (k + 1)(1 + samples) answers; they join clusters one at a time, each
+    compared with the clusters' first answers until one matches, and every comparison is two
+    label-scoring requests (both orders) showing the question and both answers. Expected: a
+    consistent model, each answer compared with one representative, n − 1 comparisons; worst
+    case: every answer distinct, n(n − 1)/2. Answers equal after normalisation are never sent
+    and verdicts are cached, so a real run usually costs less; like :func:`estimate`, nothing
+    is assumed cached. Answers are counted at ``--max-tokens`` each.
+    """
+    n_items = info.tasks.get("qa", 0)
+    if config.equivalence != "judge" or not n_items:
+        return None
+    n = (config.k + 1) * (1 + config.samples)
+    question = info.input_chars.get("qa", 0) / n_items / CHARS_PER_TOKEN
+    prompt = question + 2 * config.max_tokens + JUDGE_OVERHEAD_TOKENS
+    requests = n_items * 2 * (n - 1)
+    worst = n_items * 2 * (n * (n - 1) // 2)
+    return {
+        "model": config.equivalence_model,
+        "requests": requests,
+        "worst_case_requests": worst,
+        "prompt_tokens": round(requests * prompt),
+        "completion_tokens": requests,
+        "usd": None if price is None else round(price.cost(requests * prompt, requests), 6),
+        "worst_case_usd": None if price is None else round(price.cost(worst * prompt, worst), 6),
+        "price_source": None if price is None else price.source,
+    }

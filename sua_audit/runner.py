@@ -154,17 +154,18 @@ def audit(
             highlight=False,
             soft_wrap=True,
         )
-    rew = cost_plan.estimate.get("rewriter")
-    if rew is not None and rew["price_source"] not in (None, LOCAL):
-        from sua_audit.ui.console import err_console
+    for part in ("rewriter", "judge"):
+        rew = cost_plan.estimate.get(part)
+        if rew is not None and rew["price_source"] not in (None, LOCAL):
+            from sua_audit.ui.console import err_console
 
-        err_console.print(
-            f"rewriter estimate: ${rew['usd']:.4f} for {rew['requests']} requests to "
-            f"{rew['model']} (up to ${rew['worst_case_usd']:.4f}; prices from "
-            f"{rew['price_source']})",
-            highlight=False,
-            soft_wrap=True,
-        )
+            err_console.print(
+                f"{part} estimate: ${rew['usd']:.4f} for {rew['requests']} requests to "
+                f"{rew['model']} (up to ${rew['worst_case_usd']:.4f} for "
+                f"{rew['worst_case_requests']}; prices from {rew['price_source']})",
+                highlight=False,
+                soft_wrap=True,
+            )
     store = None
     if config.cache_mode != "off":
         store = Store.open(cache_path)
@@ -226,6 +227,9 @@ def audit(
                 None
                 if rewriter is None or rewriter is generator
                 else (rewriter.stats.prompt_tokens, rewriter.stats.completion_tokens),
+                None
+                if judge is None
+                else (judge.stats.prompt_tokens, judge.stats.completion_tokens),
             ),
             "rewriter_calls": None if rewriter is None else rewriter.stats.model_calls,
             "rewriter_cache_hits": None if rewriter is None else rewriter.stats.cache_hits,
@@ -288,18 +292,27 @@ def check_prompts(config: AuditConfig, info: Any) -> Any:
 class CostPlan:
     """The pre-run estimate and the price used for the run's actual cost."""
 
-    def __init__(self, price: Any, estimate: dict[str, Any], rewriter_price: Any = None) -> None:
+    def __init__(
+        self,
+        price: Any,
+        estimate: dict[str, Any],
+        rewriter_price: Any = None,
+        judge_price: Any = None,
+    ) -> None:
         self.price = price
         self.estimate = estimate
         self.rewriter_price = rewriter_price
+        self.judge_price = judge_price
 
     def summary(
         self,
         prompt_tokens: int,
         completion_tokens: int,
         rewriter_tokens: tuple[int, int] | None = None,
+        judge_tokens: tuple[int, int] | None = None,
     ) -> dict[str, Any]:
-        """Cost of the calls made this run (cache hits are free), and the estimate."""
+        """Cost of the calls made this run (cache hits are free), and the estimate; the
+        rewriter's and the answer judge's apart, each at its own price."""
         usd = None if self.price is None else self.price.cost(prompt_tokens, completion_tokens)
         out: dict[str, Any] = {
             "usd": None if usd is None else round(usd, 6),
@@ -307,19 +320,24 @@ class CostPlan:
             "estimate_usd": self.estimate["usd"],
             "worst_case_usd": self.estimate["worst_case_usd"],
         }
-        rewriter = self.estimate.get("rewriter")
-        if rewriter is not None:
-            price = self.rewriter_price
+        helpers = (
+            ("rewriter", self.rewriter_price, rewriter_tokens),
+            ("judge", self.judge_price, judge_tokens),
+        )
+        for part, price, tokens in helpers:
+            est = self.estimate.get(part)
+            if est is None:
+                continue
             spent = None
-            if price is not None and rewriter_tokens is not None:
-                spent = round(price.cost(*rewriter_tokens), 6)
-            out["rewriter"] = {
+            if price is not None and tokens is not None:
+                spent = round(price.cost(*tokens), 6)
+            out[part] = {
                 "usd": spent,
-                "prompt_tokens": None if rewriter_tokens is None else rewriter_tokens[0],
-                "completion_tokens": None if rewriter_tokens is None else rewriter_tokens[1],
-                "estimate_usd": rewriter["usd"],
-                "worst_case_usd": rewriter["worst_case_usd"],
-                "price_source": rewriter["price_source"],
+                "prompt_tokens": None if tokens is None else tokens[0],
+                "completion_tokens": None if tokens is None else tokens[1],
+                "estimate_usd": est["usd"],
+                "worst_case_usd": est["worst_case_usd"],
+                "price_source": est["price_source"],
             }
         return out
 
@@ -333,7 +351,7 @@ class CostPlan:
 def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
     """Price the run before any model loads; refuse it when above ``--max-cost``."""
     from sua_audit.errors import CostLimitError
-    from sua_audit.pricing import estimate, lookup, rewriter_estimate
+    from sua_audit.pricing import estimate, judge_estimate, lookup, rewriter_estimate
 
     price = lookup(config.model, config)
     est = estimate(info, config, price)
@@ -343,6 +361,13 @@ def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
     )
     # A run on a variant set rewrites nothing.
     est["rewriter"] = None if config.variants else rewriter_estimate(info, config, rewriter_price)
+    # So is the judge of --equivalence judge.
+    judge_price = None
+    if config.equivalence == "judge" and config.equivalence_model is not None:
+        judge_price = (
+            price if config.equivalence_model == config.model else lookup(config.equivalence_model)
+        )
+    est["judge"] = judge_estimate(info, config, judge_price)
     if config.max_cost is not None:
         if price is None:
             raise ConfigError(
@@ -357,19 +382,27 @@ def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
                     "Choose a rewriter in LiteLLM's price table, or a local one."
                 )
             total += est["rewriter"]["usd"]
+        if est["judge"] is not None:
+            if est["judge"]["usd"] is None:
+                raise ConfigError(
+                    f"--max-cost: no price is known for the judge {config.equivalence_model}. "
+                    "Choose a judge in LiteLLM's price table, or a local one."
+                )
+            total += est["judge"]["usd"]
         if total > config.max_cost:
-            rewriting = (
-                f", of which ${est['rewriter']['usd']:.4f} for rewrites"
-                if est["rewriter"] is not None
-                else ""
-            )
+            helpers = [
+                f"${est[part]['usd']:.4f} for {what}"
+                for part, what in (("rewriter", "rewrites"), ("judge", "the answer judge"))
+                if est[part] is not None
+            ]
+            rewriting = f", of which {' and '.join(helpers)}" if helpers else ""
             raise CostLimitError(
                 f"Estimated cost ${total:.4f} ({est['requests']} requests, "
                 f"{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens"
                 f"{rewriting}) is above --max-cost ${config.max_cost:g}. Lower --limit, "
                 "--perturbations or --samples, or raise --max-cost."
             )
-    return CostPlan(price, est, rewriter_price)
+    return CostPlan(price, est, rewriter_price, judge_price)
 
 
 def _rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:

@@ -491,6 +491,10 @@ def test_a_judge_named_by_spec_clusters_answers_and_its_verdicts_are_cached(
     eq = first["results"]["equivalence"]
     assert eq["method"] == "judge" and eq["model"]["model"] == "judge"
     assert eq["model_calls"] > 0
+    # The judge is priced apart from the audited model (a local fake: free, but its tokens
+    # are counted).
+    assert first["cost"]["judge"]["price_source"] == "local model"
+    assert first["cost"]["judge"]["prompt_tokens"] > 0
     again = audit(config, cache_path=tmp_path / "c.db", out_dir=tmp_path / "two")
     assert again["results"]["equivalence"]["model_calls"] == 0
     assert again["results"]["equivalence"]["cache_hits"] >= eq["model_calls"]

@@ -24,7 +24,7 @@ from sua_audit.backends.openai_backend import (
 from sua_audit.config import AuditConfig
 from sua_audit.dataset import DatasetInfo
 from sua_audit.errors import RequestFailed, redact
-from sua_audit.pricing import Price, estimate, lookup, rewriter_estimate
+from sua_audit.pricing import Price, estimate, judge_estimate, lookup, rewriter_estimate
 
 FORMS = ("negative", "Negative", "positive", "Positive")
 OWNERS = (0, 0, 1, 1)
@@ -223,6 +223,33 @@ def test_estimate_expected_and_worst_case() -> None:
     worst_prompts = 30 * 7 * 170 + 20 * 7 * 90
     worst_completion = 30 * (1 + 6 * 32) + 20 * 7 * 32
     assert est["worst_case_usd"] == pytest.approx(worst_prompts * 1e-6 + worst_completion * 2e-6)
+
+
+def test_judge_estimate_counts_comparisons_per_qa_item() -> None:
+    info = DatasetInfo(
+        "x.jsonl", "0" * 64, 5, tasks={"qa": 2, "classification": 3},
+        input_chars={"qa": 2 * 40, "classification": 3 * 400},
+    )  # fmt: skip
+    exact = AuditConfig(dataset="x.jsonl", perturbations="typo:1", samples=2)
+    assert judge_estimate(info, exact, Price(1e-6, 1e-6, "t")) is None
+    cfg = AuditConfig(
+        dataset="x.jsonl", perturbations="typo:1", samples=2, max_tokens=10,
+        equivalence="judge", equivalence_model="openai/gpt-4o",
+    )  # fmt: skip
+    est = judge_estimate(info, cfg, Price(1e-6, 2e-6, "t"))
+    assert est is not None and est["model"] == "openai/gpt-4o"
+    # n = (1 + 1) variants × (1 greedy + 2 samples) = 6 answers per QA item; both orders.
+    assert est["requests"] == 2 * 2 * (6 - 1)
+    assert est["worst_case_requests"] == 2 * 2 * 15
+    # question (40 chars = 10 tokens) + two 10-token answers + the judge's own words
+    assert est["prompt_tokens"] == round(est["requests"] * (10 + 20 + 60))
+    assert est["completion_tokens"] == est["requests"]
+    assert est["usd"] == pytest.approx(est["prompt_tokens"] * 1e-6 + est["requests"] * 2e-6)
+    assert est["worst_case_usd"] == pytest.approx(est["usd"] * 3)
+    labels_only = DatasetInfo("x.jsonl", "0" * 64, 3, tasks={"classification": 3})
+    assert judge_estimate(labels_only, cfg, None) is None
+    unpriced = judge_estimate(info, cfg, None)
+    assert unpriced is not None and unpriced["usd"] is None
 
 
 def test_rewriter_estimate_counts_fields_samples_and_judge_calls() -> None:

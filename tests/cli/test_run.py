@@ -229,6 +229,22 @@ def test_max_cost_counts_a_hosted_rewriter(tmp_path: Path) -> None:
     assert not (tmp_path / "c.db").exists()
 
 
+def test_max_cost_counts_a_hosted_answer_judge(tmp_path: Path) -> None:
+    # The audited model is free; the judge of --equivalence judge, priced from LiteLLM's table,
+    # pushes it over; nothing runs.
+    if importlib.util.find_spec("litellm") is None:
+        pytest.skip("litellm (the price table) is not installed")
+    res = sua(
+        "run", "--model", "fake/echo", "--equivalence", "judge", "--equivalence-model",
+        "openai/gpt-4o", "--dataset", str(EXAMPLE), "--cache", str(tmp_path / "c.db"),
+        "--out", str(tmp_path / "o"), "--price-in", "0", "--price-out", "0",
+        "--max-cost", "0.00001",
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "for the answer judge" in res.stderr and "above --max-cost" in res.stderr
+    assert not (tmp_path / "c.db").exists()
+
+
 def test_missing_dataset_exits_2(tmp_path: Path) -> None:
     res = sua("run", "--model", "fake/echo", "--dataset", str(tmp_path / "nope.jsonl"))
     assert res.returncode == 2 and "nope.jsonl" in res.stderr
