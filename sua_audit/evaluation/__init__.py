@@ -108,6 +108,9 @@ def evaluate_run(
     # Binds the file to these exact results: readers refuse it beside any other run's.
     result["run"] = run_binding(summary)
     if write:
+        from sua_audit.schema import Evaluation, check_written
+
+        check_written(Evaluation, result)  # a misfit is a bug: raise rather than write it
         write_json_atomic(run / EVALUATION_FILE, result)
     return result
 
@@ -119,16 +122,12 @@ def load_evaluation(
 
     Raises:
         RunReadError: the file is corrupt, or it was computed for another run or for other
-            results than the folder's (run id and results sha256 are checked; exit 3).
+            results than the folder's (run id and results sha256 are checked; exit 3), or
+            it is from a newer sua-audit, or a field is missing or mistyped.
     """
-    from sua_audit.errors import RunReadError
-    from sua_audit.results import check_binding, read_json_file, read_summary
+    from sua_audit.results import read_evaluation, read_summary
 
     path = Path(run_dir) / EVALUATION_FILE
     if not path.is_file():
         return None
-    data = read_json_file(path)
-    if not isinstance(data, dict):
-        raise RunReadError(f"'{path}' is not a JSON object. Run `sua-audit evaluate` again.")
-    check_binding(path, data, summary if summary is not None else read_summary(Path(run_dir)))
-    return data
+    return read_evaluation(path, summary if summary is not None else read_summary(Path(run_dir)))

@@ -156,6 +156,7 @@ def rescore_run(
         write_outputs,
     )
     from sua_audit.runner import recorded_config
+    from sua_audit.schema import SCHEMA_VERSION
     from sua_audit.store import Store, utc_now
 
     if not (run_dir / SUMMARY_FILE).is_file():
@@ -291,6 +292,7 @@ def rescore_run(
     finally:
         store.close()
     summary: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "run_id": new_run_id(),
         "rescored_from": {"run_id": old.get("run_id"), "path": str(run_dir)},
         "tool_version": __version__,
