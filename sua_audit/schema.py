@@ -17,6 +17,10 @@ large runs and change nothing a reader can check). Reading:
   migrated by defaulting them (``None``); the few fields every reader needs stay required;
 * a file of a newer version is refused with a message saying to upgrade sua-audit.
 
+Changing a field's name, type or meaning, or making a field required, raises
+:data:`SCHEMA_VERSION` (and the readers learn to migrate the older version); a new field that
+older files lack is added as optional and keeps the version.
+
 Types are strict (a number is not a string, a count is not a float, a flag is not a number,
 non-finite numbers are refused). Blocks whose keys grow with the run (per score, per kind, per
 label) are maps; blocks that describe a component (the model, the config, the clustering
@@ -59,8 +63,6 @@ __all__ = [
 SCHEMA_VERSION = 1
 #: The key holding it in summary.json and evaluation.json.
 VERSION_KEY = "schema_version"
-#: The sua-audit release that first wrote each schema version (named when a file is too new).
-FIRST_RELEASE = {1: "0.1.0"}
 
 
 def _add_v1_required(schema: dict[str, Any], cls: type[BaseModel]) -> None:
@@ -670,9 +672,9 @@ def file_version(data: dict[str, Any], path: Path | str) -> int | None:
         from sua_audit import __version__
 
         raise ValueError(
-            f"'{path}' has {VERSION_KEY} {version}, newer than this sua-audit reads "
-            f"(sua-audit {__version__} reads up to {SCHEMA_VERSION}): it was written by a "
-            "newer sua-audit. Upgrade sua-audit (pip install -U sua-audit) to read it"
+            f"'{path}' has {VERSION_KEY} {version}: it was written by a newer sua-audit than "
+            f"this one ({__version__}, which reads schema versions up to {SCHEMA_VERSION}). "
+            f"Upgrade sua-audit to a release that reads schema version {version}"
         )
     return version
 
