@@ -474,7 +474,7 @@ class Summary(RunRecord):
     """
 
     schema_version: int | None = None
-    run_id: str
+    run_id: str | None = None  # required of every file by read_summary, in any version
     status: Literal["complete", "partial", "failed"] | None = None
     rescored_from: RescoredFrom | None = None
     tool_version: str | None = None
