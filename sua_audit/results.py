@@ -195,8 +195,12 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 def load_summary(run_dir: Path) -> Summary:
     """A finished run's summary.json as a typed :class:`~sua_audit.schema.Summary` (checked
     as :func:`read_summary` checks it)."""
-    data = read_summary(run_dir)
-    return Summary.model_validate(data, context={VERSION_KEY: data.get(VERSION_KEY)})
+    return typed_summary(read_summary(run_dir))
+
+
+def typed_summary(summary: dict[str, Any]) -> Summary:
+    """A summary dict (from :func:`read_summary`, or as ``run`` returns it) as its model."""
+    return Summary.model_validate(summary, context={VERSION_KEY: summary_version(summary)})
 
 
 def summary_version(summary: dict[str, Any] | None) -> int | None:

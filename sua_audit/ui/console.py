@@ -84,11 +84,10 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _typed(summary: Summary | dict[str, Any]) -> Summary:
     """The summary as its model (the dict ``run`` and ``rescore`` return is already valid)."""
-    from sua_audit.schema import VERSION_KEY, Summary
+    from sua_audit.results import typed_summary
+    from sua_audit.schema import Summary
 
-    if isinstance(summary, Summary):
-        return summary
-    return Summary.model_validate(summary, context={VERSION_KEY: summary.get(VERSION_KEY)})
+    return summary if isinstance(summary, Summary) else typed_summary(summary)
 
 
 def _cost_rows(summary: Summary) -> list[tuple[str, str]]:
