@@ -408,16 +408,17 @@ def run_status(results: dict[str, Any], max_failed_share: float) -> str:
     return "partial" if failed else "complete"
 
 
-def check_status(summary: dict[str, Any]) -> None:
+def check_status(summary: dict[str, Any] | Summary) -> None:
     """Raise NothingScored (exit 3) for a run whose status is ``failed``."""
     from sua_audit.errors import NothingScored
 
-    if summary.get("status") != "failed":
+    s = summary if isinstance(summary, Summary) else typed_summary(summary)
+    if s.status != "failed":
         return
-    res = summary.get("results") or {}
-    n, failed = int(res.get("items") or 0), int(res.get("items_failed") or 0)
-    kinds = ", ".join(f"{k} {v}" for k, v in sorted((res.get("failures_by_kind") or {}).items()))
-    share = (summary.get("config") or {}).get("max_failed_share", 1.0)
+    res = s.results
+    n, failed = res.items or 0, res.items_failed or 0
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted((res.failures_by_kind or {}).items()))
+    share = s.config.max_failed_share if s.config and s.config.max_failed_share is not None else 1.0
     why = (
         "no item could be scored"
         if failed >= n
@@ -426,6 +427,6 @@ def check_status(summary: dict[str, Any]) -> None:
     raise NothingScored(
         f"{why}: {failed} of {n} items failed"
         + (f" ({kinds})" if kinds else "")
-        + f". Each item's error is in {summary.get('out_dir')}/results.jsonl; finished "
+        + f". Each item's error is in {s.out_dir}/results.jsonl; finished "
         "requests are cached, so a rerun pays only for the failed ones."
     )
