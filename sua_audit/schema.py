@@ -268,6 +268,10 @@ class RecordedConfig(OpenRecord):
     dataset: str | None = None
     model: str | None = None
     seed: int | None = None
+    perturbations: str | None = None
+    temperature: Num = None
+    samples: int | None = None
+    confident_threshold: Num = None
     lam: Num = None
     normalize: str | None = None
     abstain_on: str | None = None
@@ -365,6 +369,7 @@ class EquivalenceRecord(OpenRecord):
 
     method: str | None = None
     threshold: Num = None
+    model: dict[str, Any] | None = None
     applies_to: str | None = None
     note: str | None = None
 
