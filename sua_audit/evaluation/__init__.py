@@ -76,6 +76,7 @@ def evaluate_run(
         read_results,
         read_summary,
         run_binding,
+        typed_summary,
     )
 
     run = Path(run_dir)
@@ -90,15 +91,17 @@ def evaluate_run(
         correctness or DEFAULT_RULE, f1_threshold=f1_threshold, judge_model=judge_model, cache=cache
     )
     items = collect(rows, grader)
-    config = summary.get("config", {})
+    info = typed_summary(summary)
+    config = info.config
+    run_lam = config.lam if config is not None and config.lam is not None else 1.0
     has_qa = any(f == "qa" for f in items.family)
     result = evaluate_items(
         items,
-        run_id=str(summary.get("run_id", run.name)),
-        run_lambda=float(config.get("lam", 1.0)),
+        run_id=str(info.run_id or run.name),
+        run_lambda=run_lam,
         lam=lam,
-        normalize=normalize or config.get("normalize"),
-        abstain_on=abstain_on or config.get("abstain_on") or "sua",
+        normalize=normalize or (config.normalize if config is not None else None),
+        abstain_on=abstain_on or (config.abstain_on if config is not None else None) or "sua",
         target_risk=target_risk,
         delta=delta,
         seed=seed,
