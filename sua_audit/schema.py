@@ -289,6 +289,8 @@ class ModelRecord(OpenRecord):
 
     provider: str | None = None
     model: str | None = None
+    dtype: str | None = None
+    device: str | None = None
     capabilities: dict[str, bool | None] | None = None
 
     v1_required = ("provider", "model")
