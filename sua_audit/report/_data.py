@@ -88,8 +88,8 @@ class Run:
 
     @property
     def tau(self) -> float:
-        tau = self.results.get("tau")
-        return float(tau) if tau is not None else 0.0
+        tau = self.info.results.tau
+        return tau if tau is not None else 0.0
 
     @property
     def scored(self) -> list[dict[str, Any]]:
@@ -212,14 +212,12 @@ def eval_node(run: Run, *keys: str) -> Any:
 
 
 def collapse_rate(run: Run) -> float | None:
-    ambiguity = run.results.get("ambiguity")
-    if isinstance(ambiguity, dict):
-        return finite(ambiguity.get("collapse_rate"))
-    return None
+    ambiguity = run.info.results.ambiguity
+    return finite(ambiguity.collapse_rate) if ambiguity is not None else None
 
 
 def mean_score(run: Run, name: str) -> float | None:
-    return finite((run.results.get("mean_scores") or {}).get(name))
+    return finite((run.info.results.mean_scores or {}).get(name))
 
 
 def cost_usd(run: Run) -> float | None:
@@ -829,7 +827,7 @@ def _eval_reading(run: Run, *keys: str) -> Reading:
 
 def read_metric(run: Run, name: str) -> Reading:
     """The value of metric ``name`` (a key of :data:`METRICS`) on ``run``."""
-    res = run.results
+    res = run.info.results
     if name in ("accuracy", "robust_accuracy"):
         # The run's own value over every item; the evaluation's CI only where the evaluation
         # covers every item too (with a calibrated abstention it reports on a test split).
@@ -839,13 +837,13 @@ def read_metric(run: Run, name: str) -> Reading:
             reading = _eval_reading(run, name)
             if reading.value is not None:
                 return reading
-        value = finite(res.get(name))
+        value = finite(getattr(res, name))
         return Reading(value, note=None if value is not None else "no items with gold")
     if name in ("selective_accuracy", "abstention_rate"):
-        value = finite(res.get(name))
+        value = finite(getattr(res, name))
         return Reading(value, note=None if value is not None else "undefined on this run")
     if name == "confident_flip_rate":
-        value = finite(res.get("confident_flip_rate"))
+        value = finite(res.confident_flip_rate)
         if value is None:
             flips = confident_flips(run)
             if flips is None:
@@ -862,15 +860,15 @@ def read_metric(run: Run, name: str) -> Reading:
             name, name.removeprefix("mean_")
         )
         value = mean_score(run, key)
-        if value is None and key not in (res.get("mean_scores") or {}):
+        if value is None and key not in (res.mean_scores or {}):
             return Reading(None, note=NOT_RECORDED)
         return Reading(value, note=None if value is not None else "no scored items")
     if name == "collapse_rate":
         value = collapse_rate(run)
         return Reading(value, note=None if value is not None else "no ambiguous items")
     if name == "failure_rate":
-        items = res.get("items") or len(run.items)
-        failed = res.get("items_failed")
+        items = res.items or len(run.items)
+        failed = res.items_failed
         if failed is None:
             failed = sum(1 for row in run.items if row.get("status", "ok") != "ok")
         return Reading(float(failed) / items if items else None, note=None if items else "empty")
