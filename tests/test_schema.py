@@ -236,6 +236,48 @@ def test_a_versioned_file_must_be_complete(tmp_path: Path) -> None:
 # -- writers ----------------------------------------------------------------------------------
 
 
+def test_rows_the_fake_model_cannot_make_fit_the_model() -> None:
+    """Rows from paths a fake run does not reach: an ambiguity rewrite (multi_answer: its own
+    entropy and divergence, the item's entropy gain), an item with several gold labels (its
+    collapse block), and a failed item (a timeout: no HTTP status)."""
+    from sua_audit.audit import AuditOutcome, _failed_row, _score_item
+    from sua_audit.config import AuditConfig
+    from sua_audit.dataset import Item
+    from sua_audit.errors import RequestFailed
+    from sua_audit.perturb import Variant
+    from tests.scoring.test_audit_rows import _completion
+
+    config = AuditConfig(dataset="d")
+    item = Item(
+        id="x", task="nli", input="a dog runs", labels=("entailment", "neutral"),
+        gold_labels=("entailment", "neutral"), line=1,
+    )  # fmt: skip
+    variants = [
+        Variant("clean", 0, {"input": "a dog runs"}, "original"),
+        Variant("typo", 1, {"input": "a dgo runs"}, "typo"),
+        Variant("ambiguity", 2, {"input": "it runs"}, "vaguer", flags=("multi_answer",)),
+    ]
+    scored = _score_item(item, variants, [_completion(p) for p in (0.9, 0.8, 0.5)], config)
+    assert scored["ambiguity"]["applicable"] and "ambiguity_entropy_gain" in scored
+    failed = _failed_row(
+        Item(id="y", task="qa", input="why?", line=2),
+        variants[:2],
+        [RequestFailed("timeout", "no answer in 60 s", attempts=3)],
+    )
+    outcome = AuditOutcome()
+    try:
+        outcome.add(scored)
+        outcome.add(failed)
+        outcome.decision = [0.1, float("nan")]
+        outcome.sua_norm = [0.0, float("nan")]
+        rows = list(outcome.rows())
+    finally:
+        outcome.close()
+    for row in rows:
+        check_written(ResultRow, row)
+    assert rows[1]["error"]["status"] is None
+
+
 def test_writer_refuses_a_row_that_does_not_fit(fake_run: Path, tmp_path: Path) -> None:
     summary = _json(fake_run / "summary.json")
     rows = read_results(fake_run, summary)
