@@ -199,8 +199,14 @@ def load_summary(run_dir: Path) -> Summary:
 
 
 def typed_summary(summary: dict[str, Any]) -> Summary:
-    """A summary dict (from :func:`read_summary`, or as ``run`` returns it) as its model."""
-    return Summary.model_validate(summary, context={VERSION_KEY: summary_version(summary)})
+    """A summary dict (from :func:`read_summary`, or as ``run`` returns it) as its model.
+
+    Validated as its JSON text, as the file holds it: a dict built in memory may carry
+    tuples where the file has arrays, which strict validation of Python objects refuses.
+    """
+    return Summary.model_validate_json(
+        json.dumps(summary, ensure_ascii=False), context={VERSION_KEY: summary_version(summary)}
+    )
 
 
 def summary_version(summary: dict[str, Any] | None) -> int | None:
