@@ -716,19 +716,18 @@ def _unknown_keys(model: BaseModel, loc: tuple[str | int, ...]) -> Iterator[str]
 
 
 def check_written(model_type: type[RunRecord], data: str | dict[str, Any]) -> RunRecord:
-    """Validate what a writer is about to write (its JSON text, or a dict that is
-    JSON-ready), as a file of :data:`SCHEMA_VERSION`.
+    """Validate what a writer is about to write (its JSON text, or a JSON-ready dict), as a
+    file of :data:`SCHEMA_VERSION`.
 
     A row, summary or evaluation that does not fit its model is a bug in the writer, so this
     raises (``ValueError`` with the field's path) instead of writing a file readers would
     refuse.
     """
     context = {"schema_version": SCHEMA_VERSION}
+    # As JSON text, as the file will hold it (a tuple built in memory is an array there).
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
     try:
-        if isinstance(data, str):
-            model = model_type.model_validate_json(data, context=context)
-        else:
-            model = model_type.model_validate(data, context=context)
+        model = model_type.model_validate_json(text, context=context)
     except ValidationError as exc:
         raise ValueError(
             f"sua-audit bug: the {model_type.__name__} about to be written does not fit its "
