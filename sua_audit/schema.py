@@ -24,9 +24,14 @@ older files lack is added as optional and keeps the version.
 Types are strict (a number is not a string, a count is not a float, a flag is not a number,
 non-finite numbers are refused). Blocks whose keys grow with the run (per score, per kind, per
 label) are maps; blocks that describe a component (the model, the config, the clustering
-method) are open: their known fields are typed, other keys are kept. A writer refuses a row,
-summary or evaluation with a top-level key the models do not know (:func:`check_written`):
-that is a field added without updating this module and the published schema.
+method) are open: their known fields are typed, other keys are kept. Every other block is
+fixed: a writer refuses a key the models do not know there (:func:`check_written`), since it is
+a field added without updating this module and the published schema (which lists no other
+keys); a reader keeps such a key and goes on.
+
+Fields are typed ``X | None`` with a default where files from before versions may lack them,
+so the published schema allows ``null`` in a few places where version 1 always writes a
+value; which fields a version-1 file must hold is listed in each schema's ``required``.
 """
 
 from __future__ import annotations
