@@ -221,6 +221,17 @@ def test_files_from_before_versions_are_read(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
+def test_an_old_run_evaluated_now_gets_a_version_1_evaluation(tmp_path: Path) -> None:
+    run = copy_of(BEFORE_VERSIONS, tmp_path)
+    (run / "evaluation.json").unlink()
+    loaded = load_run(run)  # evaluates, and writes evaluation.json through its model
+    assert loaded.evaluation is not None
+    evaluation = _json(run / "evaluation.json")
+    assert evaluation["schema_version"] == SCHEMA_VERSION
+    assert evaluation["run"] == {"run_id": loaded.run_id, "results_sha256": None}
+    Evaluation.model_validate(evaluation, context={"schema_version": SCHEMA_VERSION})
+
+
 def test_a_versioned_file_must_be_complete(tmp_path: Path) -> None:
     """The same summary declaring version 1 lacks what version 1 requires."""
     run = copy_of(BEFORE_VERSIONS, tmp_path)
