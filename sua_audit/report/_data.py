@@ -246,20 +246,21 @@ def abstention_info(run: Run) -> dict[str, Any]:
     fields (their score was SUA unless ``config.abstain_on`` says otherwise). ``recorded``
     tells which.
     """
-    block = run.results.get("abstention")
-    if isinstance(block, dict) and block.get("score"):
-        return {**block, "recorded": True}
-    res = run.results
-    config = run.summary.get("config") or {}
-    coverage = finite(config.get("coverage"))
+    info = run.info
+    res = info.results
+    if res.abstention is not None and res.abstention.score:
+        return {**run.results["abstention"], "recorded": True}  # the block as written
+    config = info.config
+    coverage = finite(config.coverage) if config is not None else None
+    given = res.model_fields_set
     return {
-        "score": str(config.get("abstain_on") or "sua"),
+        "score": str((config.abstain_on if config is not None else None) or "sua"),
         "rule": "coverage" if coverage is not None else "tau",
-        "tau": finite(res.get("tau")) if "tau" in res else 0.0,
+        "tau": finite(res.tau) if "tau" in given else 0.0,
         "coverage_target": coverage,
-        "decided": res.get("items_scored", len(run.scored)),
-        "abstained": res.get("abstained"),
-        "rate": finite(res.get("abstention_rate")),
+        "decided": res.items_scored if "items_scored" in given else len(run.scored),
+        "abstained": res.abstained,
+        "rate": finite(res.abstention_rate),
         "note": None,
         "recorded": False,
     }
