@@ -2,9 +2,10 @@
 fits its models, older files are read, and a file the code cannot read is exit 3 in one line.
 
 tests/data/runs/before-versions is a run folder in the format written before schema_version:
-four label rows and two QA rows of the evidence runs of the embedded model (summary counts
-set to six items, no ``outputs`` record, as the oldest runs), and an evaluation.json without
-``schema_version`` nor ``run`` binding.
+four label rows and two QA rows of an early run of the embedded model (summary counts set to
+six items, no ``outputs`` record, as the oldest runs), and an evaluation.json without
+``schema_version`` nor ``run`` binding. Every text, item id and path in it is replaced by an
+invented placeholder: the numbers and the shape are what matter here.
 """
 
 from __future__ import annotations
