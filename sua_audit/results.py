@@ -10,6 +10,13 @@ half-written output, nor an older run's numbers beside newer results.
 record the run id and that hash. Readers check both, so a file that belongs to another run,
 or a results file that was truncated, emptied or edited, is an error (exit 3), never read as
 if it were this run's.
+
+Every file goes through the models of :mod:`sua_audit.schema` both ways: writers validate
+each row, the summary and the evaluation before writing (a misfit is a bug and raises), and
+readers validate what they read (a missing field or a wrong type is exit 3, naming the file and
+the field). ``summary.json`` and ``evaluation.json`` record their ``schema_version``; a file
+from a newer sua-audit is refused with a message to upgrade, a file from before versions is
+read as the same shape with its missing fields defaulted.
 """
 
 from __future__ import annotations
@@ -24,7 +31,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from sua_audit.errors import RunReadError
+from sua_audit.schema import (
+    SCHEMA_VERSION,
+    VERSION_KEY,
+    Evaluation,
+    ResultRow,
+    Summary,
+    check_written,
+    describe_error,
+    file_version,
+)
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -58,7 +77,8 @@ def atomic_write(path: Path, chunks: Iterable[str]) -> None:
 
 
 class _Hashing:
-    """Wraps the JSON lines of results.jsonl, counting rows and hashing the bytes written."""
+    """Wraps the JSON lines of results.jsonl, counting rows, hashing the bytes written and
+    validating each row against :class:`~sua_audit.schema.ResultRow` (a misfit raises)."""
 
     def __init__(self, items: Iterable[dict[str, Any]]) -> None:
         self._items = items
@@ -68,6 +88,7 @@ class _Hashing:
     def __iter__(self) -> Iterator[str]:
         for row in self._items:
             line = json.dumps(row, ensure_ascii=False) + "\n"
+            check_written(ResultRow, line)
             self.digest.update(line.encode("utf-8"))
             self.rows += 1
             yield line
@@ -85,13 +106,22 @@ def clear_run_folder(out_dir: Path) -> None:
 
 def write_outputs(out_dir: Path, items: Iterable[dict[str, Any]], summary: dict[str, Any]) -> None:
     """Write results.jsonl (streamed from ``items``), then summary.json (its presence marks a
-    finished run). ``summary`` gains the ``outputs`` record that binds it to the results."""
+    finished run). ``summary`` gains the ``outputs`` record that binds it to the results (and
+    ``schema_version`` when the writer left it out); both files are validated as written.
+
+    Raises:
+        ValueError: a row or the summary does not fit its model (a bug in the writer); no
+            summary.json is written, so the folder holds no finished run.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_run_folder(out_dir)
     lines = _Hashing(items)
     atomic_write(out_dir / RESULTS_FILE, lines)
+    summary.setdefault(VERSION_KEY, SCHEMA_VERSION)
     summary[OUTPUTS_KEY] = {"results_sha256": lines.digest.hexdigest(), "results_rows": lines.rows}
-    atomic_write(out_dir / SUMMARY_FILE, [json.dumps(summary, indent=2, ensure_ascii=False) + "\n"])
+    text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+    check_written(Summary, text)
+    atomic_write(out_dir / SUMMARY_FILE, [text])
 
 
 def _reject_constant(name: str) -> float:
@@ -140,6 +170,7 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     data = read_json_file(path)
     if not isinstance(data, dict):
         raise RunReadError(f"'{path}' is not a JSON object. {_RERUN}")
+    version = _version(data, path)
     if not isinstance(data.get("run_id"), str) or not data["run_id"]:
         raise RunReadError(f"'{path}': no run_id; it was not written by `sua-audit run`. {_RERUN}")
     results = data.get("results")
@@ -157,7 +188,51 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
             v is not None and not _is_number(v) for v in mean_scores.values()
         ):
             raise RunReadError(f"'{path}': results.mean_scores holds a value that is not a number.")
+    _validate(Summary, data, path, version)
     return data
+
+
+def load_summary(run_dir: Path) -> Summary:
+    """A finished run's summary.json as a typed :class:`~sua_audit.schema.Summary` (checked
+    as :func:`read_summary` checks it)."""
+    return typed_summary(read_summary(run_dir))
+
+
+def typed_summary(summary: dict[str, Any]) -> Summary:
+    """A summary dict (from :func:`read_summary`, or as ``run`` returns it) as its model.
+
+    Validated as its JSON text, as the file holds it: a dict built in memory may carry
+    tuples where the file has arrays, which strict validation of Python objects refuses.
+    """
+    return Summary.model_validate_json(
+        json.dumps(summary, ensure_ascii=False), context={VERSION_KEY: summary_version(summary)}
+    )
+
+
+def summary_version(summary: dict[str, Any] | None) -> int | None:
+    """The schema version of a summary read by :func:`read_summary` (``None``: legacy)."""
+    if summary is None:
+        return None
+    version = summary.get(VERSION_KEY)
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def _version(data: dict[str, Any], path: Path) -> int | None:
+    """The file's schema version; a newer or malformed one is a RunReadError (exit 3)."""
+    try:
+        return file_version(data, path)
+    except ValueError as exc:
+        raise RunReadError(f"{exc}.") from exc
+
+
+def _validate(model: type[Any], data: Any, where: str | Path, version: int | None) -> None:
+    """Check ``data`` against ``model`` as a file of ``version`` (``None``: legacy, whose
+    missing fields default); a misfit is a RunReadError naming the file and the field."""
+    try:
+        model.model_validate(data, context={VERSION_KEY: version})
+    except ValidationError as exc:
+        shown = f"'{where}'" if isinstance(where, Path) else where
+        raise RunReadError(f"{shown}: {describe_error(exc)}. {_RERUN}") from exc
 
 
 def read_results(run_dir: Path, summary: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -173,6 +248,7 @@ def read_results(run_dir: Path, summary: dict[str, Any] | None = None) -> list[d
     """
     path = Path(run_dir) / RESULTS_FILE
     rows: list[dict[str, Any]] = []
+    lines: list[int] = []
     seen: set[str] = set()
     digest = hashlib.sha256()
     try:
@@ -196,11 +272,47 @@ def read_results(run_dir: Path, summary: dict[str, Any] | None = None) -> list[d
                     raise RunReadError(f"{path}:{number}: id {key!r} appears twice. {_RERUN}")
                 seen.add(key)
                 rows.append(row)
+                lines.append(number)
     except OSError as exc:
         raise RunReadError(f"cannot read '{path}': {exc}. {_RERUN}") from exc
     if summary is not None:
         _check_results(path, summary, digest.hexdigest(), len(rows))
+    # After the binding check: a file that is not the summary's is named as such first.
+    version = summary_version(summary)
+    for number, row in zip(lines, rows, strict=True):
+        _validate(ResultRow, row, f"{path}:{number}", version)
     return rows
+
+
+def load_results(run_dir: Path, summary: dict[str, Any] | None = None) -> list[ResultRow]:
+    """A finished run's rows as typed :class:`~sua_audit.schema.ResultRow` objects (checked
+    as :func:`read_results` checks them)."""
+    context = {VERSION_KEY: summary_version(summary)}
+    return [
+        ResultRow.model_validate(row, context=context) for row in read_results(run_dir, summary)
+    ]
+
+
+def read_evaluation(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Load and check an evaluation.json: its version, that it belongs to ``summary``'s run
+    (see :func:`check_binding`), and its shape.
+
+    Raises:
+        RunReadError: unreadable, too new, another run's, or a field missing or mistyped.
+    """
+    data = read_json_file(path)
+    if not isinstance(data, dict):
+        raise RunReadError(f"'{path}' is not a JSON object. Run `sua-audit evaluate` again.")
+    version = _version(data, path)
+    check_binding(path, data, summary)
+    try:
+        Evaluation.model_validate(data, context={VERSION_KEY: version})
+    except ValidationError as exc:
+        raise RunReadError(
+            f"'{path}': {describe_error(exc)}. Run `sua-audit evaluate {path.parent}` to "
+            "recompute it."
+        ) from exc
+    return data
 
 
 def _check_results(path: Path, summary: dict[str, Any], sha256: str, n_rows: int) -> None:
@@ -302,16 +414,17 @@ def run_status(results: dict[str, Any], max_failed_share: float) -> str:
     return "partial" if failed else "complete"
 
 
-def check_status(summary: dict[str, Any]) -> None:
+def check_status(summary: dict[str, Any] | Summary) -> None:
     """Raise NothingScored (exit 3) for a run whose status is ``failed``."""
     from sua_audit.errors import NothingScored
 
-    if summary.get("status") != "failed":
+    s = summary if isinstance(summary, Summary) else typed_summary(summary)
+    if s.status != "failed":
         return
-    res = summary.get("results") or {}
-    n, failed = int(res.get("items") or 0), int(res.get("items_failed") or 0)
-    kinds = ", ".join(f"{k} {v}" for k, v in sorted((res.get("failures_by_kind") or {}).items()))
-    share = (summary.get("config") or {}).get("max_failed_share", 1.0)
+    res = s.results
+    n, failed = res.items or 0, res.items_failed or 0
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted((res.failures_by_kind or {}).items()))
+    share = s.config.max_failed_share if s.config and s.config.max_failed_share is not None else 1.0
     why = (
         "no item could be scored"
         if failed >= n
@@ -320,6 +433,6 @@ def check_status(summary: dict[str, Any]) -> None:
     raise NothingScored(
         f"{why}: {failed} of {n} items failed"
         + (f" ({kinds})" if kinds else "")
-        + f". Each item's error is in {summary.get('out_dir')}/results.jsonl; finished "
+        + f". Each item's error is in {s.out_dir}/results.jsonl; finished "
         "requests are cached, so a rerun pays only for the failed ones."
     )

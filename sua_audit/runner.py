@@ -82,6 +82,7 @@ def audit(
     from sua_audit.audit import summarize
     from sua_audit.dataset import validate_dataset
     from sua_audit.results import check_writable_dir, new_run_id, run_status, write_outputs
+    from sua_audit.schema import SCHEMA_VERSION
 
     if config.limit is not None and config.limit <= 0:
         raise ConfigError("--limit must be at least 1.")
@@ -205,6 +206,7 @@ def audit(
                 store.finish_run(run_id, status)
         results = summarize(outcome)
         summary: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
             "run_id": run_id,
             "status": run_status(results, config.max_failed_share),
             "tool_version": __version__,

@@ -76,6 +76,7 @@ def evaluate_run(
         read_results,
         read_summary,
         run_binding,
+        typed_summary,
     )
 
     run = Path(run_dir)
@@ -90,15 +91,17 @@ def evaluate_run(
         correctness or DEFAULT_RULE, f1_threshold=f1_threshold, judge_model=judge_model, cache=cache
     )
     items = collect(rows, grader)
-    config = summary.get("config", {})
+    info = typed_summary(summary)
+    config = info.config
+    run_lam = config.lam if config is not None and config.lam is not None else 1.0
     has_qa = any(f == "qa" for f in items.family)
     result = evaluate_items(
         items,
-        run_id=str(summary.get("run_id", run.name)),
-        run_lambda=float(config.get("lam", 1.0)),
+        run_id=str(info.run_id or run.name),
+        run_lambda=run_lam,
         lam=lam,
-        normalize=normalize or config.get("normalize"),
-        abstain_on=abstain_on or config.get("abstain_on") or "sua",
+        normalize=normalize or (config.normalize if config is not None else None),
+        abstain_on=abstain_on or (config.abstain_on if config is not None else None) or "sua",
         target_risk=target_risk,
         delta=delta,
         seed=seed,
@@ -108,6 +111,9 @@ def evaluate_run(
     # Binds the file to these exact results: readers refuse it beside any other run's.
     result["run"] = run_binding(summary)
     if write:
+        from sua_audit.schema import Evaluation, check_written
+
+        check_written(Evaluation, result)  # a misfit is a bug: raise rather than write it
         write_json_atomic(run / EVALUATION_FILE, result)
     return result
 
@@ -119,16 +125,12 @@ def load_evaluation(
 
     Raises:
         RunReadError: the file is corrupt, or it was computed for another run or for other
-            results than the folder's (run id and results sha256 are checked; exit 3).
+            results than the folder's (run id and results sha256 are checked; exit 3), or
+            it is from a newer sua-audit, or a field is missing or mistyped.
     """
-    from sua_audit.errors import RunReadError
-    from sua_audit.results import check_binding, read_json_file, read_summary
+    from sua_audit.results import read_evaluation, read_summary
 
     path = Path(run_dir) / EVALUATION_FILE
     if not path.is_file():
         return None
-    data = read_json_file(path)
-    if not isinstance(data, dict):
-        raise RunReadError(f"'{path}' is not a JSON object. Run `sua-audit evaluate` again.")
-    check_binding(path, data, summary if summary is not None else read_summary(Path(run_dir)))
-    return data
+    return read_evaluation(path, summary if summary is not None else read_summary(Path(run_dir)))

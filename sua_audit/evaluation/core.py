@@ -32,6 +32,8 @@ from sua_audit.evaluation.bootstrap import (
 from sua_audit.evaluation.correctness import Grader
 from sua_audit.evaluation.splits import make_split
 
+#: The version key evaluation.json had before ``schema_version`` (same number; kept for the
+#: readers of older files). See :mod:`sua_audit.schema`.
 SCHEMA = 1
 MULTI_ANSWER = "multi_answer"
 #: Below this many test items in the smaller class (right or wrong), AUROCs are still computed
@@ -504,7 +506,10 @@ def evaluate_items(
         )
         abst["note"] = abstention_note(abst)
 
+    from sua_audit.schema import SCHEMA_VERSION
+
     return {
+        "schema_version": SCHEMA_VERSION,
         "schema": SCHEMA,
         "run_id": run_id,
         "seed": seed,

@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sua_audit.backends.base import Backend, Completion, CompletionRequest
 from sua_audit.errors import ConfigError, SuaAuditError
+
+if TYPE_CHECKING:
+    from sua_audit.schema import RunRecord
 
 
 class CacheMissError(SuaAuditError):
@@ -73,6 +76,11 @@ def _backend_for(spec: str, config: Any) -> Backend:
         max_attempts=config.max_attempts,
         max_retry_wait=config.max_retry_wait,
     )
+
+
+def _recorded_or(record: RunRecord, key: str, default: Any) -> Any:
+    """A field as the run recorded it, or ``default`` when the run did not record it."""
+    return getattr(record, key) if key in record.model_fields_set else default
 
 
 def _check_same_prompts(now: dict[str, Any], recorded: dict[str, Any]) -> None:
@@ -153,17 +161,23 @@ def rescore_run(
         check_writable_dir,
         new_run_id,
         read_summary,
+        typed_summary,
         write_outputs,
     )
     from sua_audit.runner import recorded_config
+    from sua_audit.schema import SCHEMA_VERSION
     from sua_audit.store import Store, utc_now
 
     if not (run_dir / SUMMARY_FILE).is_file():
         raise EvaluationError(f"{run_dir} is not a finished run (no summary.json).")
-    old = read_summary(run_dir)
-    if not isinstance(old.get("config"), dict) or "dataset" not in old["config"]:
+    # Read through its model; the blocks copied into the new summary (config, model,
+    # dataset) are copied as written, key for key.
+    written = read_summary(run_dir)
+    old = typed_summary(written)
+    if old.config is None or "dataset" not in old.config.model_fields_set:
         raise EvaluationError(f"{run_dir}/summary.json records no config; it cannot be rescored.")
-    recorded = dict(old["config"])
+    old_config = old.config
+    recorded = dict(written["config"])
     if dataset is not None:
         recorded["dataset"] = str(Path(dataset).resolve())
     elif not Path(recorded["dataset"]).is_file():
@@ -200,7 +214,7 @@ def rescore_run(
     recorded.update({k: v for k, v in changed.items() if v is not None})
     if tau is not None or coverage is not None:
         recorded["tau"], recorded["coverage"] = tau, coverage
-    elif abstain_on is not None and abstain_on != old["config"].get("abstain_on", "sua"):
+    elif abstain_on is not None and abstain_on != _recorded_or(old_config, "abstain_on", "sua"):
         # A threshold chosen for another score does not carry over.
         recorded["tau"] = None
     if equivalence is not None and equivalence != recorded.get("equivalence", "exact"):
@@ -221,7 +235,7 @@ def rescore_run(
         where = ".".join(map(str, first["loc"]))
         msg = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"rescore: {where + ': ' if where else ''}{msg}") from exc
-    if old["config"].get("cache_mode") == "off":
+    if old_config.cache_mode == "off":
         raise CacheMissError(
             "rescore: the run was made with --cache-mode off, so its answers are not cached."
         )
@@ -231,8 +245,8 @@ def rescore_run(
     from sua_audit.runner import check_abstention_score, check_prompts
 
     check_abstention_score(config, info)
-    _check_same_prompts(check_prompts(config, info).record(), old.get("prompts") or {})
-    recorded_sha = old.get("dataset", {}).get("sha256")
+    _check_same_prompts(check_prompts(config, info).record(), old.prompts or {})
+    recorded_sha = old.dataset.sha256 if old.dataset is not None else None
     if recorded_sha and recorded_sha != info.sha256:
         raise CacheMissError(
             f"rescore: {config.dataset} changed since the run (sha256 differs); rescoring it "
@@ -243,7 +257,7 @@ def rescore_run(
         from sua_audit.variants import prepare_for_run
 
         variant_set = prepare_for_run(config, info)
-        recorded_set = (old.get("variants") or {}).get("sha256")
+        recorded_set = old.variants.sha256 if old.variants is not None else None
         if recorded_set != variant_set.content_sha256:
             raise CacheMissError(
                 f"rescore: the variant set {config.variants} is not the one the run audited "
@@ -251,7 +265,7 @@ def rescore_run(
                 f"{str(recorded_set)[:12]}…): it was rebuilt or edited since. Restore it, or "
                 "run the audit again on the new set."
             )
-    cache_path = Path(cache or old.get("cache") or paths.default_cache_path())
+    cache_path = Path(cache or old.cache or paths.default_cache_path())
     if not cache_path.is_file():
         raise CacheMissError(f"rescore: the cache {cache_path} does not exist.")
     from sua_audit.runner import check_equivalence_extras, equivalence_backend, make_equivalence
@@ -291,12 +305,13 @@ def rescore_run(
     finally:
         store.close()
     summary: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "run_id": new_run_id(),
-        "rescored_from": {"run_id": old.get("run_id"), "path": str(run_dir)},
+        "rescored_from": {"run_id": old.run_id, "path": str(run_dir)},
         "tool_version": __version__,
         "config": recorded_config(config),
-        "model": old.get("model"),
-        "dataset": old.get("dataset"),
+        "model": written.get("model"),
+        "dataset": written.get("dataset"),
         "variants": None if variant_set is None else variant_set.record(),
         "prompts": outcome.prompts,
         "results": summarize(outcome),

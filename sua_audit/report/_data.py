@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from sua_audit.errors import ConfigError, RunReadError, SuaAuditError
-from sua_audit.results import RESULTS_FILE, SUMMARY_FILE, read_results, read_summary
+from sua_audit.results import (
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    read_results,
+    read_summary,
+    typed_summary,
+)
+from sua_audit.schema import Summary
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +31,11 @@ PLOT_SCORES = ("sua", "sensitivity", "entropy", "max_prob", "self_consistency", 
 
 @dataclass
 class Run:
-    """One finished run: its summary, per-item rows and evaluation (``None`` when absent)."""
+    """One finished run: its summary, per-item rows and evaluation (``None`` when absent).
+
+    ``summary`` is the dict as read (checked against :class:`~sua_audit.schema.Summary`);
+    :attr:`info` is the same summary as its model, for typed reads.
+    """
 
     path: Path
     summary: dict[str, Any]
@@ -34,14 +45,20 @@ class Run:
     evaluation_note: str | None = None
 
     @property
+    def info(self) -> Summary:
+        """The summary as its model (made afresh, so it follows any change to ``summary``)."""
+        return typed_summary(self.summary)
+
+    @property
     def run_id(self) -> str:
-        return str(self.summary.get("run_id") or self.path.name)
+        return str(self.info.run_id or self.path.name)
 
     @property
     def model_name(self) -> str:
-        model = self.summary.get("model") or {}
-        config = self.summary.get("config") or {}
-        return str(config.get("model") or model.get("model") or "unknown model")
+        info = self.info
+        configured = info.config.model if info.config is not None else None
+        described = info.model.model if info.model is not None else None
+        return str(configured or described or "unknown model")
 
     @property
     def label(self) -> str:
@@ -54,23 +71,25 @@ class Run:
 
     @property
     def dataset_sha256(self) -> str | None:
-        return (self.summary.get("dataset") or {}).get("sha256")
+        dataset = self.info.dataset
+        return dataset.sha256 if dataset is not None else None
 
     @property
     def variants_sha256(self) -> str | None:
         """The content hash of the variant set the run audited (``None``: variants made at
         run time, or a run from before variant sets)."""
-        record = self.summary.get("variants")
-        return record.get("sha256") if isinstance(record, dict) else None
+        record = self.info.variants
+        return record.sha256 if record is not None else None
 
     @property
     def lam(self) -> float:
-        return float((self.summary.get("config") or {}).get("lam", 1.0))
+        config = self.info.config
+        return config.lam if config is not None and config.lam is not None else 1.0
 
     @property
     def tau(self) -> float:
-        tau = self.results.get("tau")
-        return float(tau) if tau is not None else 0.0
+        tau = self.info.results.tau
+        return tau if tau is not None else 0.0
 
     @property
     def scored(self) -> list[dict[str, Any]]:
@@ -193,18 +212,17 @@ def eval_node(run: Run, *keys: str) -> Any:
 
 
 def collapse_rate(run: Run) -> float | None:
-    ambiguity = run.results.get("ambiguity")
-    if isinstance(ambiguity, dict):
-        return finite(ambiguity.get("collapse_rate"))
-    return None
+    ambiguity = run.info.results.ambiguity
+    return finite(ambiguity.collapse_rate) if ambiguity is not None else None
 
 
 def mean_score(run: Run, name: str) -> float | None:
-    return finite((run.results.get("mean_scores") or {}).get(name))
+    return finite((run.info.results.mean_scores or {}).get(name))
 
 
 def cost_usd(run: Run) -> float | None:
-    return finite((run.summary.get("cost") or {}).get("usd"))
+    cost = run.info.cost
+    return finite(cost.usd) if cost is not None else None
 
 
 #: Baselines of evaluations written before evaluation.json listed them.
@@ -228,20 +246,21 @@ def abstention_info(run: Run) -> dict[str, Any]:
     fields (their score was SUA unless ``config.abstain_on`` says otherwise). ``recorded``
     tells which.
     """
-    block = run.results.get("abstention")
-    if isinstance(block, dict) and block.get("score"):
-        return {**block, "recorded": True}
-    res = run.results
-    config = run.summary.get("config") or {}
-    coverage = finite(config.get("coverage"))
+    info = run.info
+    res = info.results
+    if res.abstention is not None and res.abstention.score:
+        return {**run.results["abstention"], "recorded": True}  # the block as written
+    config = info.config
+    coverage = finite(config.coverage) if config is not None else None
+    given = res.model_fields_set
     return {
-        "score": str(config.get("abstain_on") or "sua"),
+        "score": str((config.abstain_on if config is not None else None) or "sua"),
         "rule": "coverage" if coverage is not None else "tau",
-        "tau": finite(res.get("tau")) if "tau" in res else 0.0,
+        "tau": finite(res.tau) if "tau" in given else 0.0,
         "coverage_target": coverage,
-        "decided": res.get("items_scored", len(run.scored)),
-        "abstained": res.get("abstained"),
-        "rate": finite(res.get("abstention_rate")),
+        "decided": res.items_scored if "items_scored" in given else len(run.scored),
+        "abstained": res.abstained,
+        "rate": finite(res.abstention_rate),
         "note": None,
         "recorded": False,
     }
@@ -330,7 +349,8 @@ def confident_flips(run: Run) -> dict[str, Any] | None:
         if not any("confident_flip" in row for row in run.items):
             return None
         n = len(run.scored)
-        threshold = (run.summary.get("config") or {}).get("confident_threshold")
+        config = run.info.config
+        threshold = config.confident_threshold if config is not None else None
         block = {
             "rule": None,
             "threshold": threshold,
@@ -524,7 +544,7 @@ def same_dataset(runs: list[Run]) -> None:
         from sua_audit.ui.console import visible
 
         listing = "; ".join(
-            f"{run.path} → {visible(str((run.summary.get('dataset') or {}).get('path')))} "
+            f"{run.path} → {visible(str(run.info.dataset.path if run.info.dataset else None))} "
             f"(sha256 {str(run.dataset_sha256)[:12]})"
             for run in runs
         )
@@ -537,21 +557,21 @@ def same_dataset(runs: list[Run]) -> None:
 def variants_line(runs: list[Run]) -> str | None:
     """One plain sentence on the variant sets of compared runs; ``None`` when every run made
     its variants at run time."""
-    records = [run.summary.get("variants") for run in runs]
-    if not any(isinstance(r, dict) for r in records):
+    records = [run.info.variants for run in runs]
+    if all(r is None for r in records):
         return None
     shas = {run.variants_sha256 for run in runs}
-    if len(shas) == 1:
-        first = records[0] or {}
+    if len(shas) == 1 and records[0] is not None:
+        first = records[0]
         return (
-            f"Every run audited the variant set {first.get('path')} "
-            f"(sha256 {str(first.get('sha256'))[:12]}, plan {first.get('plan')})."
+            f"Every run audited the variant set {first.path} "
+            f"(sha256 {str(first.sha256)[:12]}, plan {first.plan})."
         )
     parts = [
         f"{run.run_id}: "
         + (
-            f"set {r.get('path')} (sha256 {str(r.get('sha256'))[:12]})"
-            if isinstance(r, dict)
+            f"set {r.path} (sha256 {str(r.sha256)[:12]})"
+            if r is not None
             else "variants made at run time"
         )
         for run, r in zip(runs, records, strict=True)
@@ -577,17 +597,16 @@ def same_variants(runs: list[Run], *, allow: bool = False) -> None:
     from sua_audit.ui.console import visible
 
     def describe(run: Run) -> str:
-        record = run.summary.get("variants")
-        if isinstance(record, dict):
+        info = run.info
+        record = info.variants
+        if record is not None:
             return (
-                f"{run.path} → variant set {visible(str(record.get('path')))} "
-                f"(sha256 {str(record.get('sha256'))[:12]})"
+                f"{run.path} → variant set {visible(str(record.path))} "
+                f"(sha256 {str(record.sha256)[:12]})"
             )
-        config = run.summary.get("config") or {}
-        return (
-            f"{run.path} → variants made at run time (plan {config.get('perturbations')}, "
-            f"seed {config.get('seed')})"
-        )
+        plan = info.config.perturbations if info.config is not None else None
+        seed = info.config.seed if info.config is not None else None
+        return f"{run.path} → variants made at run time (plan {plan}, seed {seed})"
 
     raise ConfigError(
         "runs were audited on different variant sets, so their robustness numbers are not "
@@ -601,15 +620,16 @@ def _clustering(run: Run) -> tuple[str, ...] | None:
     """How a run clustered QA answers (method, threshold, model), or ``None`` without QA items.
 
     Runs made before meaning clusters existed record nothing and clustered by exact match."""
-    tasks = (run.summary.get("dataset") or {}).get("tasks") or {}
+    info = run.info
+    tasks = (info.dataset.tasks if info.dataset is not None else None) or {}
     if not tasks.get("qa"):
         return None
-    eq = (run.summary.get("results") or {}).get("equivalence")
-    if not isinstance(eq, dict):
+    eq = info.results.equivalence
+    if eq is None:
         return ("exact",)
-    model = eq.get("model") or {}
-    ident = model.get("weights_sha256") or model.get("model") if isinstance(model, dict) else None
-    return tuple(str(x) for x in (eq.get("method"), eq.get("threshold"), ident) if x is not None)
+    model = eq.model or {}
+    ident = model.get("weights_sha256") or model.get("model")
+    return tuple(str(x) for x in (eq.method, eq.threshold, ident) if x is not None)
 
 
 def same_clustering(runs: list[Run]) -> None:
@@ -634,7 +654,7 @@ def prompts_line(runs: list[Run]) -> str | None:
     task template); ``None`` when they all used the same wording."""
 
     def wording(run: Run) -> tuple[str, str]:
-        rec = run.summary.get("prompts") or {}
+        rec = run.info.prompts or {}
         parts = []
         for key in ("system_prompt", "task_template"):
             item = rec.get(key)
@@ -808,7 +828,7 @@ def _eval_reading(run: Run, *keys: str) -> Reading:
 
 def read_metric(run: Run, name: str) -> Reading:
     """The value of metric ``name`` (a key of :data:`METRICS`) on ``run``."""
-    res = run.results
+    res = run.info.results
     if name in ("accuracy", "robust_accuracy"):
         # The run's own value over every item; the evaluation's CI only where the evaluation
         # covers every item too (with a calibrated abstention it reports on a test split).
@@ -818,13 +838,13 @@ def read_metric(run: Run, name: str) -> Reading:
             reading = _eval_reading(run, name)
             if reading.value is not None:
                 return reading
-        value = finite(res.get(name))
+        value = finite(getattr(res, name))
         return Reading(value, note=None if value is not None else "no items with gold")
     if name in ("selective_accuracy", "abstention_rate"):
-        value = finite(res.get(name))
+        value = finite(getattr(res, name))
         return Reading(value, note=None if value is not None else "undefined on this run")
     if name == "confident_flip_rate":
-        value = finite(res.get("confident_flip_rate"))
+        value = finite(res.confident_flip_rate)
         if value is None:
             flips = confident_flips(run)
             if flips is None:
@@ -841,15 +861,15 @@ def read_metric(run: Run, name: str) -> Reading:
             name, name.removeprefix("mean_")
         )
         value = mean_score(run, key)
-        if value is None and key not in (res.get("mean_scores") or {}):
+        if value is None and key not in (res.mean_scores or {}):
             return Reading(None, note=NOT_RECORDED)
         return Reading(value, note=None if value is not None else "no scored items")
     if name == "collapse_rate":
         value = collapse_rate(run)
         return Reading(value, note=None if value is not None else "no ambiguous items")
     if name == "failure_rate":
-        items = res.get("items") or len(run.items)
-        failed = res.get("items_failed")
+        items = res.items or len(run.items)
+        failed = res.items_failed
         if failed is None:
             failed = sum(1 for row in run.items if row.get("status", "ok") != "ok")
         return Reading(float(failed) / items if items else None, note=None if items else "empty")

@@ -30,6 +30,7 @@ from sua_audit.report._text import (
     guarantee_sentence,
     rule_text,
 )
+from sua_audit.schema import DatasetRecord, ModelRecord, Tokens
 
 #: Confident flips listed in full on the page (the most confident first).
 MAX_FLIPS = 25
@@ -123,8 +124,9 @@ def _correct(value: Any) -> Markup:
 
 
 def _header(run: d.Run) -> Markup:
-    ds = run.summary.get("dataset") or {}
-    model = run.summary.get("model") or {}
+    info = run.info
+    ds = info.dataset or DatasetRecord()
+    model = info.model or ModelRecord()
     return Markup(
         "<h1>sua-audit report · {}</h1>"
         '<p class="meta">run <code>{}</code> · dataset <code>{}</code> ({} items, sha256 '
@@ -132,13 +134,13 @@ def _header(run: d.Run) -> Markup:
     ).format(
         run.model_name,
         run.run_id,
-        ds.get("path"),
-        ds.get("items"),
-        str(ds.get("sha256") or "")[:16],
-        model.get("provider") or "",
-        model.get("dtype") or "",
-        model.get("device") or "remote",
-        run.summary.get("finished_utc") or "—",
+        ds.path,
+        ds.items,
+        str(ds.sha256 or "")[:16],
+        model.provider or "",
+        model.dtype or "",
+        model.device or "remote",
+        info.finished_utc or "—",
     )
 
 
@@ -156,9 +158,8 @@ def _headline(run: d.Run) -> Markup:
         "failure_rate",
     ]
     cards = [_card(d.METRICS[n].label, d.read_metric(run, n)) for n in names]
-    calls = run.summary.get("model_calls")
-    hits = run.summary.get("cache_hits")
-    tokens = run.summary.get("tokens") or {}
+    info = run.info
+    tokens = info.tokens or Tokens()
     cost = d.cost_usd(run)
     cards.append(
         Markup(
@@ -167,10 +168,10 @@ def _headline(run: d.Run) -> Markup:
             "</div></div>"
         ).format(
             f"${cost:.4f}" if cost is not None else "—",
-            calls,
-            hits,
-            tokens.get("prompt", "—"),
-            tokens.get("completion", "—"),
+            info.model_calls,
+            info.cache_hits,
+            "—" if tokens.prompt is None else tokens.prompt,
+            "—" if tokens.completion is None else tokens.completion,
         )
     )
     return Markup('<h2>Headline</h2><div class="cards" id="headline">{}</div>').format(_join(cards))
@@ -626,35 +627,36 @@ COMPARE_METRICS = (
 
 def render_compare_html(runs: list[d.Run], *, max_items: int = 30) -> str:
     """Models side by side on one dataset, and the items where they disagree."""
-    ds = runs[0].summary.get("dataset") or {}
+    ds = runs[0].info.dataset or DatasetRecord()
     header = Markup(
         "<h1>sua-audit comparison · {} runs</h1>"
         '<p class="meta">dataset <code>{}</code> (sha256 <code>{}</code>)</p>'
-    ).format(len(runs), ds.get("path"), str(ds.get("sha256") or "")[:16])
+    ).format(len(runs), ds.path, str(ds.sha256 or "")[:16])
     for note in (d.variants_line(runs), d.prompts_line(runs)):
         if note is not None:
             header += Markup('<p class="meta">{}</p>').format(note)
     head = ["metric", *[f"{r.model_name} ({r.run_id})" for r in runs]]
-    rows = []
+    rows: list[list[Any]] = []
     for name in COMPARE_METRICS:
         metric = d.METRICS[name]
         readings = [d.read_metric(r, name) for r in runs]
         rows.append([metric.label, *[fmt_reading(x) for x in readings]])
-    for label, key in (("model calls", "model_calls"), ("cache hits", "cache_hits")):
-        rows.append([label, *[r.summary.get(key) for r in runs]])
+    infos = [r.info for r in runs]
+    rows.append(["model calls", *[i.model_calls for i in infos]])
+    rows.append(["cache hits", *[i.cache_hits for i in infos]])
     runs_table = _table(
         ["run", "model", "temperature", "samples", "λ", "abstention rule", "folder"],
         [
             [
                 r.run_id,
                 r.model_name,
-                (r.summary.get("config") or {}).get("temperature"),
-                (r.summary.get("config") or {}).get("samples"),
+                i.config.temperature if i.config is not None else None,
+                i.config.samples if i.config is not None else None,
                 r.lam,
                 rule_text(d.abstention_info(r)),
                 str(r.path),
             ]
-            for r in runs
+            for r, i in zip(runs, infos, strict=True)
         ],
     )
     metrics_table = _table(head, rows, cls="compare")

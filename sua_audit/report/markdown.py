@@ -25,6 +25,7 @@ from sua_audit.report._text import (
     guarantee_sentence,
 )
 from sua_audit.report.html import COMPARE_METRICS
+from sua_audit.schema import DatasetRecord
 from sua_audit.ui.console import visible
 
 # A backslash needs escaping only before ASCII punctuation (CommonMark), so the escapes that
@@ -147,12 +148,12 @@ def _scores(run: d.Run) -> list[str]:
 def render_report_md(run: d.Run, *, worst: int = 5) -> str:
     """The report of one run in Markdown (about 60 lines: headline, confident flips,
     diagnostics, abstention, every score, ranked items)."""
-    ds = run.summary.get("dataset") or {}
+    ds = run.info.dataset or DatasetRecord()
     lines = [
         f"## sua-audit · {cell(run.model_name)}",
         "",
-        f"Run `{cell(run.run_id)}` on `{cell(ds.get('path'))}` ({ds.get('items')} items, "
-        f"sha256 `{str(ds.get('sha256') or '')[:12]}`).",
+        f"Run `{cell(run.run_id)}` on `{cell(ds.path)}` ({ds.items} items, "
+        f"sha256 `{str(ds.sha256 or '')[:12]}`).",
         "",
     ]
     names = [
@@ -215,9 +216,9 @@ def render_report_md(run: d.Run, *, worst: int = 5) -> str:
 
 def render_compare_md(runs: list[d.Run], *, max_items: int = 10) -> str:
     """Runs side by side in Markdown, and the first items where they disagree."""
-    ds = runs[0].summary.get("dataset") or {}
+    ds = runs[0].info.dataset or DatasetRecord()
     lines = [
-        f"## sua-audit comparison · {len(runs)} runs on `{cell(ds.get('path'))}`",
+        f"## sua-audit comparison · {len(runs)} runs on `{cell(ds.path)}`",
         "",
     ]
     for note in (d.variants_line(runs), d.prompts_line(runs)):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from sua_audit.schema import Summary
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -79,104 +82,104 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _cost_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    tokens = summary.get("tokens") or {}
+def _typed(summary: Summary | dict[str, Any]) -> Summary:
+    """The summary as its model (the dict ``run`` and ``rescore`` return is already valid)."""
+    from sua_audit.results import typed_summary
+    from sua_audit.schema import Summary
+
+    return summary if isinstance(summary, Summary) else typed_summary(summary)
+
+
+def _cost_rows(summary: Summary) -> list[tuple[str, str]]:
+    tokens = summary.tokens
     rows = []
-    if tokens.get("prompt") or tokens.get("completion"):
-        rows.append(
-            ("tokens (prompt / completion)", f"{tokens['prompt']} / {tokens['completion']}")
-        )
-    cost = summary.get("cost") or {}
-    if cost.get("usd") is not None and cost.get("price_source") != "local model":
-        rows.append(("cost this run (estimate)", f"${cost['usd']:.4f}"))
+    if tokens is not None and (tokens.prompt or tokens.completion):
+        rows.append(("tokens (prompt / completion)", f"{tokens.prompt} / {tokens.completion}"))
+    cost = summary.cost
+    if cost is not None and cost.usd is not None and cost.price_source != "local model":
+        rows.append(("cost this run (estimate)", f"${cost.usd:.4f}"))
     return rows
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
+def summary_table(summary: Summary | dict[str, Any]) -> Table:
     """The end-of-run table: counts, accuracy, abstention, mean scores, cache use."""
-    table = Table(title=f"sua-audit · {_plain(summary['model']['model'])}", show_header=False)
+    s = _typed(summary)
+    model = s.model.model if s.model is not None else None
+    table = Table(title=f"sua-audit · {_plain(str(model))}", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
-    res = summary["results"]
+    res = s.results
+    dataset = s.dataset.path if s.dataset is not None else None
     rows = [
-        ("dataset", f"{_plain(summary['dataset']['path'])} ({res['items']} items)"),
+        ("dataset", f"{_plain(str(dataset))} ({res.items} items)"),
     ]
-    variants = summary.get("variants")
-    if isinstance(variants, dict):
+    if s.variants is not None:
         rows.append(
             (
                 "variant set (no rewriter call)",
-                f"{_plain(str(variants.get('path')))} (sha256 {str(variants.get('sha256'))[:12]})",
+                f"{_plain(str(s.variants.path))} (sha256 {str(s.variants.sha256)[:12]})",
             )
         )
-    if res.get("items_failed"):
-        kinds = ", ".join(f"{_plain(k)} {v}" for k, v in sorted(res["failures_by_kind"].items()))
-        rows.append(
-            ("items failed (rerun to retry)", f"[red]{res['items_failed']}[/red]  ({kinds})")
-        )
-    ab = res.get("abstention") or {}
-    score = ab.get("score", "sua")
-    tau = res.get("tau")
+    if res.items_failed:
+        failures = res.failures_by_kind or {}
+        kinds = ", ".join(f"{_plain(k)} {v}" for k, v in sorted(failures.items()))
+        rows.append(("items failed (rerun to retry)", f"[red]{res.items_failed}[/red]  ({kinds})"))
+    score = res.abstention.score if res.abstention and res.abstention.score else "sua"
     rows += [
-        ("accuracy", _fmt(res["accuracy"])),
-        ("robust accuracy (all variants right)", _fmt(res["robust_accuracy"])),
+        ("accuracy", _fmt(res.accuracy)),
+        ("robust accuracy (all variants right)", _fmt(res.robust_accuracy)),
         (
             f"abstention rate ({score} > τ)",
-            f"{_fmt(res['abstention_rate'])}  (τ = {_fmt(tau, 4)})",
+            f"{_fmt(res.abstention_rate)}  (τ = {_fmt(res.tau, 4)})",
         ),
-        ("selective accuracy (answered)", _fmt(res["selective_accuracy"])),
+        ("selective accuracy (answered)", _fmt(res.selective_accuracy)),
     ]
-    flips = res.get("confident_flips")
-    if flips:
+    flips = res.confident_flips
+    if flips is not None:
         rows.append(
             (
-                f"confident flips (p ≥ {flips['threshold']:g}, answer changes)",
-                f"{_fmt(flips['rate'])}  ({flips['n_confident_flips']} of {flips['n']}; "
-                f"{flips['n_confident']} confident, {flips['n_flipped']} flipped)",
+                f"confident flips (p ≥ {flips.threshold:g}, answer changes)",
+                f"{_fmt(flips.rate)}  ({flips.n_confident_flips} of {flips.n}; "
+                f"{flips.n_confident} confident, {flips.n_flipped} flipped)",
             )
         )
+    means = res.mean_scores or {}
     for key in ("entropy", "sensitivity", "sensitivity_max", "sua", "sua_pos", "flip_rate"):
-        rows.append((f"mean {key}", _fmt(res["mean_scores"][key])))
-    if res["mean_scores"].get("sua_norm") is not None:
-        rows.append(
-            (
-                f"mean sua_norm ({res.get('normalize', 'rank')})",
-                _fmt(res["mean_scores"]["sua_norm"]),
-            )
-        )
-    diag = res.get("diagnostics")
-    if diag:
-        rows.append(("S / H (mean S ÷ mean H)", _fmt(diag.get("ratio_s_to_h"), 4)))
-        rows.append(("Spearman(SUA, −H)", _fmt(diag.get("spearman_sua_neg_entropy"))))
-    for kind, value in res["mean_sensitivity_by_kind"].items():
-        rows.append((f"mean sensitivity · {_plain(kind)}", _fmt(value)))
+        rows.append((f"mean {key}", _fmt(means.get(key))))
+    if means.get("sua_norm") is not None:
+        rows.append((f"mean sua_norm ({res.normalize or 'rank'})", _fmt(means["sua_norm"])))
+    diag = res.diagnostics
+    if diag is not None:
+        rows.append(("S / H (mean S ÷ mean H)", _fmt(diag.ratio_s_to_h, 4)))
+        rows.append(("Spearman(SUA, −H)", _fmt(diag.spearman_sua_neg_entropy)))
+    for kind, mean in (res.mean_sensitivity_by_kind or {}).items():
+        rows.append((f"mean sensitivity · {_plain(kind)}", _fmt(mean)))
     rows += [
-        ("model calls / cache hits", f"{summary['model_calls']} / {summary['cache_hits']}"),
-        *_cost_rows(summary),
-        ("wall time", f"{summary['wall_seconds']:.1f} s"),
-        ("outputs", _plain(summary["out_dir"])),
+        ("model calls / cache hits", f"{s.model_calls} / {s.cache_hits}"),
+        *_cost_rows(s),
+        ("wall time", f"{s.wall_seconds or 0.0:.1f} s"),
+        ("outputs", _plain(str(s.out_dir))),
     ]
     for name, value in rows:
         table.add_row(name, value)
     return table
 
 
-def summary_notes(summary: dict[str, Any]) -> list[str]:
+def summary_notes(summary: Summary | dict[str, Any]) -> list[str]:
     """Plain sentences printed under the table: what the decision did and what SUA measured.
 
     Print them with ``markup=False``; control characters are already shown as escapes.
     """
-    res = summary["results"]
+    res = _typed(summary).results
     notes = []
-    diag = res.get("diagnostics") or {}
-    if diag.get("warning"):
-        notes.append("warning: " + diag["warning"])
-    ab = res.get("abstention") or {}
-    if ab.get("note"):
-        notes.append(ab["note"])
-    elif ab.get("decided"):
+    if res.diagnostics is not None and res.diagnostics.warning:
+        notes.append("warning: " + res.diagnostics.warning)
+    ab = res.abstention
+    if ab is not None and ab.note:
+        notes.append(ab.note)
+    elif ab is not None and ab.decided:
         notes.append(
-            f"The rule (abstain when {ab['score']} > τ) abstained on {ab['abstained']} of "
-            f"{ab['decided']} items."
+            f"The rule (abstain when {ab.score} > τ) abstained on {ab.abstained} of "
+            f"{ab.decided} items."
         )
     return [visible(note) for note in notes]
