@@ -451,6 +451,17 @@ class Tokens(RunRecord):
     v1_required = ("prompt", "completion")
 
 
+class HelperCost(OpenRecord):
+    """What a helper model (the rewriter, the answer judge) cost, at its own price."""
+
+    usd: Num = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    estimate_usd: Num = None
+    worst_case_usd: Num = None
+    price_source: str | None = None
+
+
 class Cost(OpenRecord):
     """What the run's model calls cost (cache hits are free) and the estimate made before."""
 
@@ -459,7 +470,8 @@ class Cost(OpenRecord):
     estimate_usd: Num = None
     worst_case_usd: Num = None
     note: str | None = None
-    rewriter: dict[str, Any] | None = None
+    rewriter: HelperCost | None = None
+    judge: HelperCost | None = None
 
 
 class RescoredFrom(RunRecord):
