@@ -21,7 +21,7 @@ data set and id), asked in both orders; its score is min P(yes). Judge requests 
 ``--cache`` like any run's.
 
     python bench/answer_pairs.py
-    python bench/answer_pairs.py --cache W/judge.db --judge smollm=smollm2 \
+    python bench/answer_pairs.py --cache W/judge.db --judge smollm=embedded/smollm2-135m-instruct \
         --judge llama-gemma=openai/gemma-3-270m@http://127.0.0.1:8765/v1
 """
 

@@ -449,9 +449,7 @@ python bench/results_table.py --audit-only --work W/smollm --cache W/cache.db --
 python bench/results_table.py --audit-only --model hf/$(python bench/_gemma.py) \\
     --work W/gemma --cache W/cache.db --n-label 300 --n-qa 0 --n-ambient 100
 python bench/results_table.py --audit-only --model hf/$(python bench/_gemma.py) \\
-    --work W/gemma --cache W/cache.db --n-label 0 --n-qa 30 --n-ambient 0
-python bench/results_table.py --audit-only --model hf/$(python bench/_gemma.py) \\
-    --work W/gemma --cache W/cache.db --n-label 0 --n-qa 100 --n-ambient 0 --only truthfulqa_dev
+    --work W/gemma --cache W/cache.db --n-label 0 --n-qa 100 --n-ambient 0
 python bench/results_table.py --render SmolLM2-135M=W/smollm Gemma-3-270M=W/gemma
 ```
 
@@ -462,11 +460,13 @@ python bench/results_table.py --render SmolLM2-135M=W/smollm Gemma-3-270M=W/gemm
 holds one class or a handful of right answers; the evaluation marks AUROCs that rest on fewer
 than 10 right (or wrong) test items, and the table does not count them (NQ-open, 2 of 70 right:
 SUA "beat" entropy by 0.41 with a tight-looking interval — noise on two items). Gemma's
-TruthfulQA run has 100 items (1 of 70 test items right); its NQ-open and AmbigNQ runs have 30
-(0 and 1 right) and are being extended to 100: a Gemma QA item takes about 26 s on the idle
-2-core CPU (5 prompts × (4 samples + greedy) × 16 tokens over a 262k vocabulary) and 55 s
-beside other work, and at these accuracies 100 items still hold far too few right answers to
-conclude anything. QA evidence
+QA runs have 100 items each and answer 1, 0 and 2 of 70 test items right (TruthfulQA, NQ-open,
+AmbigNQ): a Gemma QA item takes about 16 s on the 2-core CPU with only low-priority (nice 19)
+work beside it (5 prompts × (4 samples + greedy) × 16 tokens over a 262k vocabulary; NQ-open,
+70 new items in 1,104 s) and up to twice that when other work competes (AmbigNQ's 2,774 s
+shared the machine with a test run). Its NQ-open and
+AmbigNQ runs were extended from 30 items, so their recorded wall times and model calls cover
+the 70 new items only (the first 30 came from the cache). QA evidence
 needs a model that answers a real share of the questions — a hosted or larger local model; the
 evidence below is the label sets'.
 

@@ -20,7 +20,7 @@ JSONL with ``"same": null``; a person fills ``same`` (true / false) and appends 
 labels file. Labels are keyed by the (original, rewrite) text pair, so a label serves every check
 and every rerun that yields the same rewrite.
 
-    python bench/rewriters.py --rewriter smollm=smollm2 \\
+    python bench/rewriters.py --rewriter smollm=embedded/smollm2-135m-instruct \\
         --rewriter gemma=hf/$(python bench/_gemma.py) \\
         --rewriter llama-gemma=openai/gemma-3-270m@http://127.0.0.1:8765/v1 \\
         --limit 100 --cache W/rewriters.db --work W/rewriters --labels bench/data/rewrite_labels.jsonl
@@ -133,7 +133,9 @@ def main() -> None:
     for entry in args.rewriter:
         name, sep, spec = entry.partition("=")
         if not sep or not name or not spec:
-            parser.error(f"--rewriter {entry!r}: write NAME=SPEC (e.g. smollm=smollm2)")
+            parser.error(
+                f"--rewriter {entry!r}: write NAME=SPEC (e.g. smollm=embedded/smollm2-135m-instruct)"
+            )
         rewriters.append((name, spec))
     datasets = [d for d in args.datasets.split(",") if d]
     for d in datasets:
