@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sua_audit.backends.base import Backend, Completion, CompletionRequest
-from sua_audit.errors import ConfigError, SuaAuditError
+from sua_audit.errors import ConfigError, RequestFailed, SuaAuditError
 
 if TYPE_CHECKING:
     from sua_audit.schema import RunRecord
@@ -26,8 +27,18 @@ class CacheMissError(SuaAuditError):
     """A request needed by a rescore is not in the cache (exit 3)."""
 
 
+#: The error kind of a request a rescore found no cached answer for.
+NOT_CACHED = "not_cached"
+
+
 class CacheOnlyBackend(Backend):
-    """Presents another backend's identity (so cache keys match) but never calls a model."""
+    """Presents another backend's identity (so cache keys match) but never calls a model.
+
+    A request the cache lacks fails as :data:`NOT_CACHED` for its item (a failed request is
+    never cached, so the items that failed in the run have none); :func:`rescore_run` keeps
+    such items failed with the run's own error, and refuses the rescore when an item the run
+    did score is missing.
+    """
 
     def __init__(self, inner: Backend, cache_path: Path) -> None:
         self.inner = inner
@@ -37,12 +48,12 @@ class CacheOnlyBackend(Backend):
         self.cache_path = cache_path
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        """Refuse: the answer was not in the cache."""
+        """Fail the request: its answer was not in the cache."""
         ident = self.inner.identity()
-        raise CacheMissError(
-            f"rescore: a request for {ident.get('provider')}/{ident.get('model')} is not in "
-            f"the cache {self.cache_path}; rescore makes no model calls. Rerun `sua-audit run` "
-            "with the original options (same --cache) to fill it."
+        raise RequestFailed(
+            NOT_CACHED,
+            f"no cached answer for {ident.get('provider')}/{ident.get('model')} in "
+            f"{self.cache_path}",
         )
 
     def identity(self) -> dict[str, Any]:
@@ -295,15 +306,21 @@ def rescore_run(
         judge_backend = equivalence_backend(config, backend.inner)
         judge = Generator(judge_backend, store, cache_mode="use") if judge_backend else None
         equivalence_method = make_equivalence(config, generator, judge)
-        try:
-            outcome = asyncio.run(
-                run_audit(config, info, generator, rewriter, variant_set, equivalence_method)
-            )
-        finally:
-            if judge is not None:
-                asyncio.run(judge.backend.aclose())
+
+        async def audit_then_close() -> Any:
+            # A hosted judge's connections belong to this event loop: close them in it.
+            try:
+                return await run_audit(
+                    config, info, generator, rewriter, variant_set, equivalence_method
+                )
+            finally:
+                if judge is not None:
+                    await judge.backend.aclose()
+
+        outcome = asyncio.run(audit_then_close())
     finally:
         store.close()
+    run_errors = _reconcile_failures(run_dir, written, outcome, cache_path)
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": new_run_id(),
@@ -329,7 +346,69 @@ def rescore_run(
         "wall_seconds": round(time.perf_counter() - t0, 3),
     }
     try:
-        write_outputs(out, outcome.rows(), summary)
+        write_outputs(out, _with_run_errors(outcome.rows(), run_errors), summary)
     finally:
         outcome.close()
     return summary
+
+
+def _reconcile_failures(
+    run_dir: Path, written: dict[str, Any], outcome: Any, cache_path: Path
+) -> dict[str, dict[str, Any]]:
+    """The run's own error of each item that failed in the rescore for lack of a cached
+    answer; :class:`CacheMissError` when such an item was scored in the run, or when more
+    rewrites failed than in the run (their answers should be cached: another cache, or one
+    pruned since)."""
+    from sua_audit.results import read_results
+
+    def rewriter_errors(perturbation: Any) -> dict[str, int]:
+        rewrites = (perturbation or {}).get("rewrites") or {}
+        return {
+            kind: int((stats.get("rejected") or {}).get("rewriter_error", 0))
+            for kind, stats in rewrites.items()
+        }
+
+    was = rewriter_errors((written.get("results") or {}).get("perturbation"))
+    for kind, n in rewriter_errors(outcome.perturbation).items():
+        if n > was.get(kind, 0):
+            raise CacheMissError(
+                f"rescore: rewrites of kind {kind} the run made are not in the cache "
+                f"{cache_path}; rescore makes no model calls. Rerun `sua-audit run` with the "
+                "original options (same --cache) to fill it."
+            )
+    missing = [
+        row["id"]
+        for row in outcome.rows()
+        if row["status"] == "failed" and row["error"]["kind"] == NOT_CACHED
+    ]
+    if not missing:
+        return {}
+    failed_in_run = {
+        row["id"]: row["error"]
+        for row in read_results(run_dir, written)
+        if row.get("status") == "failed" and isinstance(row.get("error"), dict)
+    }
+    scored = [i for i in missing if i not in failed_in_run]
+    if scored:
+        raise CacheMissError(
+            f"rescore: answers of {len(scored)} item(s) the run scored are not in the cache "
+            f"{cache_path} (first: {scored[0]!r}); rescore makes no model calls. Rerun "
+            "`sua-audit run` with the original options (same --cache) to fill it."
+        )
+    failures = outcome.totals.failures
+    for item_id in missing:
+        failures[NOT_CACHED] -= 1
+        failures[failed_in_run[item_id]["kind"]] += 1
+    if failures[NOT_CACHED] <= 0:
+        del failures[NOT_CACHED]
+    return {i: failed_in_run[i] for i in missing}
+
+
+def _with_run_errors(
+    rows: Iterator[dict[str, Any]], run_errors: dict[str, dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """The rescored rows, each item that failed in the run carrying the run's error."""
+    for row in rows:
+        if row["id"] in run_errors and row["status"] == "failed":
+            row["error"] = run_errors[row["id"]]
+        yield row

@@ -260,6 +260,46 @@ def test_partial_failure_rule(tmp_path: Path) -> None:
     assert strict.returncode == 3 and "--max-failed-share" in strict.stderr, strict.stderr
 
 
+def test_a_partial_run_rescores_with_its_failures_and_a_pruned_cache_is_exit_3(
+    tmp_path: Path,
+) -> None:
+    """A failed request is never cached, so the items that failed in the run have no answers
+    to rescore: they stay failed with the run's own error. An item the run scored whose
+    answers are gone from the cache stops the rescore (exit 3, nothing written)."""
+    first = json.loads(EXAMPLE.read_text().splitlines()[0])["input"]
+    plan = FaultPlan().add(status(400), contains=first[:30])
+    with StubServer(faults=plan) as server:
+        res = hosted_run(server.base_url, tmp_path / "a", tmp_path / "c.db")
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = json.loads((tmp_path / "a" / "summary.json").read_text())
+    rows = [json.loads(x) for x in (tmp_path / "a" / "results.jsonl").read_text().splitlines()]
+    failed = {r["id"]: r["error"] for r in rows if r["status"] == "failed"}
+    assert failed and len(failed) < len(rows)
+
+    # No server now: the rescore calls nothing.
+    again = sua("rescore", str(tmp_path / "a"), "--lambda", "0.5", "--out", str(tmp_path / "r"))
+    no_traceback(again)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rescored = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert rescored["model_calls"] == 0
+    assert rescored["results"]["failures_by_kind"] == run["results"]["failures_by_kind"]
+    new_rows = [json.loads(x) for x in (tmp_path / "r" / "results.jsonl").read_text().splitlines()]
+    assert {r["id"]: r["error"] for r in new_rows if r["status"] == "failed"} == failed
+
+    pruned = tmp_path / "pruned.db"
+    shutil.copy(tmp_path / "c.db", pruned)
+    with sqlite3.connect(pruned) as db:
+        db.execute("DELETE FROM completions")
+    gone = sua(
+        "rescore", str(tmp_path / "a"), "--lambda", "0.5", "--cache", str(pruned),
+        "--out", str(tmp_path / "r2"),
+    )  # fmt: skip
+    no_traceback(gone)
+    assert gone.returncode == 3 and "not in the cache" in gone.stderr, gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r2").exists()
+
+
 # -- 4. usage errors are exit 2, Ctrl-C prints the resume line --------------------------------
 
 

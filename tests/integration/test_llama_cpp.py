@@ -587,3 +587,64 @@ def test_priced_audit_reports_its_cost(priced_audit: Audit) -> None:
 def test_cost_worst_case_is_an_upper_bound(priced_audit: Audit) -> None:
     cost = priced_audit.summary["cost"]
     assert cost["usd"] <= cost["worst_case_usd"], (cost, priced_audit.summary["tokens"])
+
+
+# -- QA answers clustered by a judge served by llama.cpp ------------------------------------
+
+
+def rescore(home: Path, run: Path, out: Path, *extra: str, base_url: str) -> dict[str, Any]:
+    """``sua-audit rescore RUN --out OUT ...`` in a subprocess with the judge's server in
+    ``SUA_AUDIT_BASE_URL`` (the judge is a helper model: it does not take ``--base-url``)."""
+    env = clean_env(home)
+    env["SUA_AUDIT_BASE_URL"] = base_url
+    done = subprocess.run(
+        [sys.executable, "-m", "sua_audit", "rescore", str(run), "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, f"rescore exited {done.returncode}:\n{done.stderr}"
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def qa_rows(out: Path) -> dict[str, dict[str, Any]]:
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    return {r["id"]: r for r in rows if r["id"] in QA_IDS}
+
+
+def test_a_judge_on_llama_cpp_reclusters_qa_answers_from_the_cache(
+    openai_audit: Audit, llama_server: str, session_home: Path, workdir: Path
+) -> None:
+    # The audited answers come from the run's cache (zero audited-model calls); the judge is the
+    # same GGUF behind the server, asked in both orders with label scoring (choice log-probs).
+    run = workdir / "openai"
+    judge = f"openai/{MODEL}"
+    first = rescore(
+        session_home, run, workdir / "judged", "--equivalence", "judge",
+        "--equivalence-model", judge, base_url=llama_server,
+    )  # fmt: skip
+    eq = first["results"]["equivalence"]
+    assert eq["method"] == "judge" and eq["model"]["model"] == MODEL
+    assert eq["template"].startswith("judge/") and eq["answer_template"].startswith("judge/")
+    exact = qa_rows(run)
+    judged = qa_rows(workdir / "judged")
+    assert set(judged) == set(exact) == set(QA_IDS)
+    distinct = [
+        {a for v in r["variants"] for a in (v["prediction"], *v["samples"])} for r in exact.values()
+    ]
+    if any(len(d) > 1 for d in distinct):
+        assert eq["model_calls"] > 0
+    for item_id, row in judged.items():
+        # The exact-match entropy is kept beside the meaning one, equal to the run's own.
+        assert row["semantic_entropy_exact"] == pytest.approx(exact[item_id]["semantic_entropy"])
+        # A judge only merges: answers equal after normalisation always share a cluster.
+        assert 1 <= len(row["clusters"]) <= len(exact[item_id]["clusters"])
+    again = rescore(
+        session_home, run, workdir / "judged-again", "--equivalence", "judge",
+        "--equivalence-model", judge, base_url=llama_server,
+    )  # fmt: skip
+    assert again["results"]["equivalence"]["model_calls"] == 0
+    assert again["results"]["equivalence"]["cache_hits"] >= eq["model_calls"]
+    assert strip_timing(qa_rows(workdir / "judged-again")) == strip_timing(judged)
