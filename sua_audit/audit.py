@@ -35,6 +35,7 @@ from sua_audit.engine import Generator
 from sua_audit.equivalence import Equivalence, ExactMatch, build_equivalence, cluster_by_meaning
 from sua_audit.errors import RequestFailed
 from sua_audit.perturb import PerturbContext, Variant, perturb_item
+from sua_audit.schema import ROW_SCORES
 from sua_audit.scoring import (
     DEFAULT_TAU,
     ItemScores,
@@ -61,18 +62,8 @@ CHUNK_ITEMS = 32
 #: Variant flag of rewrites that admit several answers (see sua_audit.perturb.llm).
 MULTI_ANSWER = "multi_answer"
 
-SCORE_FIELDS = (
-    "entropy",
-    "entropy_norm",
-    "sensitivity",
-    "sensitivity_max",
-    "sua",
-    "sua_pos",
-    "self_consistency",
-    "max_prob",
-    "semantic_entropy",
-    "flip_rate",
-)
+#: The per-item scores of a row: the run files' list (sua_audit.schema), defined once there.
+SCORE_FIELDS = ROW_SCORES
 
 
 def requests_per_item(item_task: str, config: AuditConfig) -> int:

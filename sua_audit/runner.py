@@ -377,20 +377,18 @@ def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
                 "--price-out (USD per 1M tokens), or install the litellm extra for its table."
             )
         total = est["usd"]
-        if est["rewriter"] is not None:
-            if est["rewriter"]["usd"] is None:
+        for part, model in (
+            ("rewriter", config.rewriter_model),
+            ("judge", config.equivalence_model),
+        ):
+            if est[part] is None:
+                continue
+            if est[part]["usd"] is None:
                 raise ConfigError(
-                    f"--max-cost: no price is known for the rewriter {config.rewriter_model}. "
-                    "Choose a rewriter in LiteLLM's price table, or a local one."
+                    f"--max-cost: no price is known for the {part} {model}. Choose a {part} "
+                    "in LiteLLM's price table, or a local one."
                 )
-            total += est["rewriter"]["usd"]
-        if est["judge"] is not None:
-            if est["judge"]["usd"] is None:
-                raise ConfigError(
-                    f"--max-cost: no price is known for the judge {config.equivalence_model}. "
-                    "Choose a judge in LiteLLM's price table, or a local one."
-                )
-            total += est["judge"]["usd"]
+            total += est[part]["usd"]
         if total > config.max_cost:
             helpers = [
                 f"${est[part]['usd']:.4f} for {what}"
