@@ -17,8 +17,17 @@ Hand labels: ``--to-label OUT --sample N`` writes, per (rewriter, data set), a s
 accepted rewrites (an equal share drawn from each check's accepts, strictest check first,
 skipping those already labelled) as
 JSONL with ``"same": null``; a person fills ``same`` (true / false) and appends the lines to the
-labels file. Labels are keyed by the (original, rewrite) text pair, so a label serves every check
-and every rerun that yields the same rewrite.
+labels file. Labels are keyed by the (original, rewrite) text pair (``key``, :func:`pair_key`),
+so a label serves every check and every rerun that yields the same rewrite; the committed file
+keeps the key, data set, item id, kind and label but not the texts (the originals are the
+shared data sets' items, which stay out of the repository; the bench regenerates the rewrites
+from its seeded cache).
+
+What ``same`` means: for ``paraphrase`` and ``adversarial``, a reader would say the rewrite
+says the same thing (the claim, sentiment or question kept; a dropped non-essential qualifier
+is allowed, an added claim, a changed subject or an answer in place of the question is not);
+for ``ambiguity``, the rewrite is the same question made less specific (it must still be a
+question whose answers include the original's).
 
     python bench/rewriters.py --rewriter smollm=embedded/smollm2-135m-instruct \\
         --rewriter gemma=hf/$(python bench/_gemma.py) \\
@@ -111,7 +120,8 @@ def load_labels(path: Path | None) -> dict[str, bool]:
         row = json.loads(line)
         if not isinstance(row.get("same"), bool):
             sys.exit(f"error: {path}:{n}: same must be true or false, got {row.get('same')!r}")
-        labels[pair_key(row["original"], row["rewrite"])] = row["same"]
+        key = row.get("key") or pair_key(row["original"], row["rewrite"])
+        labels[key] = row["same"]
     return labels
 
 
