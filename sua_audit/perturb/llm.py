@@ -105,6 +105,15 @@ class ParsedRewrite:
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "`": "`"}
 _BULLET = re.compile(r"^\s*(?:[-*•·>]+|\d{1,2}[.)]|\(\d{1,2}\)|#+)\s+")
 _FENCE = re.compile(r"^\s*```")
+#: Chat-template control tokens: the model's turn ended there, the rest is not its reply. A
+#: base model behind a server that falls back to another model family's template (llama.cpp
+#: uses Llama-2's ``[INST]`` for a GGUF without one) writes them into its text.
+_TURN_END = re.compile(
+    r"\[/?INST\]|<</?SYS>>|</s>|<\|(?:im_end|im_start|eot_id|end_of_text|endoftext|end|user|"
+    r"assistant|system)\|>|<(?:end|start)_of_turn>"
+)
+#: Inline markup tags (``<em>``, ``</strong>``) a reply about plain text should not carry.
+_MARKUP_TAG = re.compile(r"</?(?:em|strong|b|i|u|sub|sup|br|p|span)\s*/?>", re.IGNORECASE)
 _OPENERS = re.compile(
     r"^(?:sure|certainly|of course|okay|ok|absolutely|great|alright|yes)[!.,:]+\s*", re.I
 )
@@ -287,6 +296,8 @@ def is_question(text: str) -> bool:
 def parse_rewrite_detailed(raw: str | None, original: str) -> ParsedRewrite:
     """Extract the rewrite from a rewriter's reply, or say why there is none.
 
+    Cuts the reply at the first chat-template control token (``[/INST]``, ``<end_of_turn>``,
+    ``<|im_end|>``, ...) and drops inline markup tags (``<em>``) the original does not use.
     Strips code fences, bullets and numbering, openers and labels ("Sure! Here's a
     paraphrase:", "Rewritten:"), surrounding quotes and markdown, and trailing explanations
     ("This keeps the meaning because ..."); takes the first substantive line (the first
@@ -303,6 +314,12 @@ def parse_rewrite_detailed(raw: str | None, original: str) -> ParsedRewrite:
         ``"identical"``, ``"too_short"``, ``"too_long"``.
     """
     if raw is None or not raw.strip():
+        return ParsedRewrite(None, "empty")
+    # The reply ends at the first turn marker; markup tags the original lacks are dropped.
+    raw = _TURN_END.split(raw, maxsplit=1)[0]
+    if not _MARKUP_TAG.search(original):
+        raw = _MARKUP_TAG.sub("", raw)
+    if not raw.strip():
         return ParsedRewrite(None, "empty")
     multi_line = "\n" in original.strip()
     lines = raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")

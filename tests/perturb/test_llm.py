@@ -209,6 +209,11 @@ PARSE_OK = [
     ('Who wrote "Moby-Dick"?', '"Moby-Dick" was written by whom?', '"Moby-Dick" was written by whom?'),
     ("OK Computer is a great album.", "OK Computer is a fantastic record.", "OK Computer is a fantastic record."),
     ("The original cut was better.", "The original version of the film was better.", "The original version of the film was better."),
+    # A base model behind a server with another family's chat template: the turn ends at the
+    # control token, and markup tags are not part of a plain-text rewrite.
+    (Q, "Which city is France's capital?  [/INST]</strong></em>", "Which city is France's capital?"),
+    (Q, "Which city is France's capital?<end_of_turn>\n<start_of_turn>user\nthanks", "Which city is France's capital?"),
+    (M, "A guy plays <em>guitar</em> on stage.<|im_end|>", "A guy plays guitar on stage."),
 ]  # fmt: skip
 
 PARSE_REJECTED = [
@@ -232,6 +237,8 @@ PARSE_REJECTED = [
     (Q, "Can you answer that?", "no_rewrite"),
     (Q, "What's a question about the capital of France?", "no_rewrite"),
     (NQ, "The last time anyone was on the Moon was December 1972.", "not_a_question"),
+    (Q, "What is the capital of France?  [/INST]", "identical"),
+    (Q, "[/INST] Which city is France's capital?", "empty"),
 ]  # fmt: skip
 
 
