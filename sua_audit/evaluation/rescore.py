@@ -376,6 +376,8 @@ def _reconcile_failures(
                 f"{cache_path}; rescore makes no model calls. Rerun `sua-audit run` with the "
                 "original options (same --cache) to fill it."
             )
+    if not outcome.totals.failures.get(NOT_CACHED):
+        return {}  # every item's answers were cached: no need to read the rows back
     missing = [
         row["id"]
         for row in outcome.rows()
