@@ -209,6 +209,15 @@ def typed_summary(summary: dict[str, Any]) -> Summary:
     )
 
 
+def typed_evaluation(evaluation: dict[str, Any]) -> Evaluation:
+    """An evaluation dict (from :func:`read_evaluation`, or as ``evaluate_run`` returns it) as
+    its model, validated as its JSON text (see :func:`typed_summary`)."""
+    return Evaluation.model_validate_json(
+        json.dumps(evaluation, ensure_ascii=False),
+        context={VERSION_KEY: summary_version(evaluation)},
+    )
+
+
 def summary_version(summary: dict[str, Any] | None) -> int | None:
     """The schema version of a summary read by :func:`read_summary` (``None``: legacy)."""
     if summary is None:

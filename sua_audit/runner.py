@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,20 @@ from sua_audit import __version__, paths
 from sua_audit.config import AuditConfig
 from sua_audit.engine import Generator, Progress
 from sua_audit.errors import ConfigError
+from sua_audit.parts import (
+    build_backend,
+    check_abstention_score,
+    check_equivalence_extras,
+    check_prompts,
+    equivalence_backend,
+    make_equivalence,
+    recorded_config,
+)
+from sua_audit.parts import rewriter_backend as build_rewriter
 from sua_audit.pricing import LOCAL
 from sua_audit.store import Store, utc_now
 
-__all__ = ["audit", "make_config", "run_from_cli"]
+__all__ = ["audit", "make_config"]
 
 
 def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
@@ -41,28 +52,6 @@ def make_config(dataset: Path | str, **options: Any) -> AuditConfig:
         raise ConfigError(f"{flag}: {msg}. See sua-audit run --help.") from exc
 
 
-def recorded_config(config: AuditConfig) -> dict[str, Any]:
-    """The config as runs record it: a ``user:password@`` in --base-url is dropped, and the
-    paths of files it reads (dataset, variant set, prompts) are absolute (rescore reads them
-    from any working directory). A run on a variant set records no rewrite options: nothing
-    was rewritten (how the set was made is in ``results.perturbation``)."""
-    data = config.model_dump()
-    for key in ("dataset", "prompts_dir", "task_template", "system_prompt"):
-        if data.get(key):
-            data[key] = str(Path(data[key]).resolve())
-    if data.get("variants"):
-        from sua_audit.variants import REWRITE_OPTIONS
-
-        data["variants"] = str(Path(data["variants"]).resolve())
-        for key, _ in REWRITE_OPTIONS:
-            data[key] = None
-    if data.get("base_url"):
-        from sua_audit.backends.openai_backend import public_url
-
-        data["base_url"] = public_url(data["base_url"])
-    return data
-
-
 def audit(
     config: AuditConfig,
     *,
@@ -71,8 +60,12 @@ def audit(
     progress: Progress | None = None,
     backend: Any | None = None,
     require_gold: str | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run one audit and write ``results.jsonl`` and ``summary.json``; return the summary.
+
+    Prints nothing: the cost estimates of priced (hosted) models go to ``on_notice``, one line
+    each, before any model call.
 
     ``require_gold`` names an option that needs gold answers (``--target-risk``): a dataset
     without any is refused before any model call. The summary's ``status`` is ``complete``,
@@ -128,45 +121,12 @@ def audit(
     if backend is None:
         # Built before the cache opens: a bad model spec or a missing key leaves no trace.
         # Local weights load lazily, on the first request that the cache cannot answer.
-        from sua_audit.backends import get_backend
-
-        backend = get_backend(
-            config.model,
-            device=config.device,
-            dtype=config.dtype,
-            batch_size=config.batch_size,
-            base_url=config.base_url,
-            concurrency=config.concurrency,
-            timeout=config.timeout,
-            max_attempts=config.max_attempts,
-            max_retry_wait=config.max_retry_wait,
-        )
-    rewriter_backend = _rewriter_backend(config, backend)
+        backend = build_backend(config.model, config, audited=True)
+    rewriter_backend = build_rewriter(config, backend)
     judge_backend = equivalence_backend(config, backend)
-    if cost_plan.price is not None and cost_plan.price.source != LOCAL:
-        from sua_audit.ui.console import err_console
-
-        est = cost_plan.estimate
-        err_console.print(
-            f"cost estimate: ${est['usd']:.4f} for {est['requests']} requests "
-            f"(~{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens; "
-            f"up to ${est['worst_case_usd']:.4f} if the server needs every fallback; prices "
-            f"from {est['price_source']}; cached requests are free)",
-            highlight=False,
-            soft_wrap=True,
-        )
-    for part in ("rewriter", "judge"):
-        rew = cost_plan.estimate.get(part)
-        if rew is not None and rew["price_source"] not in (None, LOCAL):
-            from sua_audit.ui.console import err_console
-
-            err_console.print(
-                f"{part} estimate: ${rew['usd']:.4f} for {rew['requests']} requests to "
-                f"{rew['model']} (up to ${rew['worst_case_usd']:.4f} for "
-                f"{rew['worst_case_requests']}; prices from {rew['price_source']})",
-                highlight=False,
-                soft_wrap=True,
-            )
+    if on_notice is not None:
+        for line in cost_plan.notices():
+            on_notice(line)
     store = None
     if config.cache_mode != "off":
         store = Store.open(cache_path)
@@ -255,42 +215,6 @@ def audit(
             store.close()
 
 
-def check_abstention_score(config: AuditConfig, info: Any) -> None:
-    """Refuse, before any model call, an --abstain-on score this run could not compute."""
-    from sua_audit.evaluation.core import FITTED_SCORES
-
-    name = config.abstain_on
-    if name in FITTED_SCORES and info.n_with_gold < info.n_items:
-        raise ConfigError(
-            f"--abstain-on {name}: this score is fitted on gold answers (a validation split), "
-            f"but only {info.n_with_gold} of {info.n_items} items have gold. Choose a label-free "
-            "score (sua, sua_norm, sensitivity, flip_rate, entropy, ...) or add gold answers."
-        )
-    if name == "semantic_entropy_exact" and (
-        config.equivalence == "exact" or not info.tasks.get("qa")
-    ):
-        raise ConfigError(
-            "--abstain-on semantic_entropy_exact: that score is recorded only beside meaning "
-            "clusters on QA items (--equivalence embedding or judge); with exact match it is "
-            "semantic_entropy."
-        )
-    if name.startswith("s_") and name[2:] not in set(config.plan.slots):
-        raise ConfigError(
-            f"--abstain-on {name}: the perturbation plan has no {name[2:]!r} variants "
-            f"(kinds: {', '.join(sorted(set(config.plan.slots))) or 'none'})."
-        )
-
-
-def check_prompts(config: AuditConfig, info: Any) -> Any:
-    """The audited model's prompts (--task-template, --system-prompt, task templates in
-    --prompts-dir), rendered once on stand-in text: a bad file fails before any model call."""
-    from sua_audit.tasks import TaskPrompts
-
-    prompts = TaskPrompts.from_config(config)
-    prompts.check(list(info.tasks), instruction_attacks="instruction" in config.plan.slots)
-    return prompts
-
-
 class CostPlan:
     """The pre-run estimate and the price used for the run's actual cost."""
 
@@ -342,6 +266,28 @@ class CostPlan:
                 "price_source": est["price_source"],
             }
         return out
+
+    def notices(self) -> list[str]:
+        """The estimate as lines for a person, before the run: the audited model's (when it
+        is priced, i.e. hosted) and the rewriter's and judge's (when priced)."""
+        lines = []
+        est = self.estimate
+        if self.price is not None and self.price.source != LOCAL:
+            lines.append(
+                f"cost estimate: ${est['usd']:.4f} for {est['requests']} requests "
+                f"(~{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens; "
+                f"up to ${est['worst_case_usd']:.4f} if the server needs every fallback; prices "
+                f"from {est['price_source']}; cached requests are free)"
+            )
+        for part in ("rewriter", "judge"):
+            rew = est.get(part)
+            if rew is not None and rew["price_source"] not in (None, LOCAL):
+                lines.append(
+                    f"{part} estimate: ${rew['usd']:.4f} for {rew['requests']} requests to "
+                    f"{rew['model']} (up to ${rew['worst_case_usd']:.4f} for "
+                    f"{rew['worst_case_requests']}; prices from {rew['price_source']})"
+                )
+        return lines
 
     def spend_limit(self, max_cost: float | None) -> tuple[Any, float] | None:
         """What the generator enforces on real usage: (token pricing, --max-cost)."""
@@ -405,73 +351,6 @@ def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
     return CostPlan(price, est, rewriter_price, judge_price)
 
 
-def _rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:
-    """The backend that writes model-based perturbations, when the plan has any."""
-    from sua_audit.audit import MODEL_KINDS
-
-    if config.variants or not MODEL_KINDS.intersection(config.plan.slots):
-        return None  # a run on a variant set never builds (nor calls) a rewriter
-    if config.rewriter_model == config.model:
-        return backend
-    return helper_backend(config.rewriter_model, config)
-
-
-def helper_backend(spec: str, config: AuditConfig) -> Any:
-    """A backend for a model that serves the audit (rewriter, judge) with the run's local and
-    hosted settings; the audited model's own ``--base-url`` is not passed on (a helper on
-    another server reads ``SUA_AUDIT_BASE_URL`` / ``OPENAI_BASE_URL``, as any hosted spec)."""
-    from sua_audit.backends import get_backend
-
-    return get_backend(
-        spec,
-        device=config.device,
-        dtype=config.dtype,
-        batch_size=config.batch_size,
-        concurrency=config.concurrency,
-        timeout=config.timeout,
-        max_attempts=config.max_attempts,
-        max_retry_wait=config.max_retry_wait,
-    )
-
-
-def check_equivalence_extras(config: AuditConfig) -> None:
-    """Refuse, before any model call, an embedding method whose extra is not installed."""
-    from sua_audit.audit import MODEL_KINDS
-    from sua_audit.equivalence import check_embedding_available
-
-    if config.equivalence == "embedding":
-        check_embedding_available("--equivalence embedding")
-    uses_filter = not config.variants and MODEL_KINDS.intersection(config.plan.slots)
-    if config.meaning_filter == "embedding" and uses_filter:
-        check_embedding_available("--meaning-filter embedding")
-
-
-def equivalence_backend(config: AuditConfig, backend: Any) -> Any | None:
-    """The judge backend of ``--equivalence judge`` (the audited one when it is the same
-    model), else ``None``."""
-    if config.equivalence != "judge" or config.equivalence_model is None:
-        return None
-    if config.equivalence_model == config.model:
-        return backend
-    return helper_backend(config.equivalence_model, config)
-
-
-def make_equivalence(config: AuditConfig, generator: Generator, judge: Generator | None) -> Any:
-    """The run's :class:`~sua_audit.equivalence.Equivalence`: vectors cached beside the
-    requests, a judge through its own generator."""
-    from sua_audit.equivalence import build_equivalence
-    from sua_audit.prompting import PromptLibrary
-
-    return build_equivalence(
-        config.equivalence,
-        threshold=config.equivalence_threshold,
-        store=generator.store,
-        read_cache=generator.cache_mode == "use",
-        generator=judge,
-        prompts=PromptLibrary(Path(config.prompts_dir)) if config.prompts_dir else None,
-    )
-
-
 async def _run_and_close(
     config: AuditConfig,
     info: Any,
@@ -494,35 +373,3 @@ async def _run_and_close(
             None if rewriter is None else rewriter.backend,
         ):
             await judge.backend.aclose()
-
-
-def run_from_cli(
-    *,
-    dataset: Path,
-    options: dict[str, Any],
-    cache: Path | None,
-    out: Path | None,
-    show_progress: bool,
-    require_gold: str | None = None,
-) -> dict[str, Any]:
-    """The ``run`` command's body: config, progress bar, audit, summary table; exit 3 (by
-    NothingScored) when the run's status is ``failed``."""
-    from sua_audit.ui.console import err_console, summary_notes, summary_table
-    from sua_audit.variants import variant_options
-
-    config = make_config(dataset, **variant_options(options))
-    progress: Progress | None = None
-    if show_progress and err_console.is_terminal:
-        from sua_audit.ui.progress import RichProgress
-
-        progress = RichProgress()
-    summary = audit(
-        config, cache_path=cache, out_dir=out, progress=progress, require_gold=require_gold
-    )
-    err_console.print(summary_table(summary))
-    for note in summary_notes(summary):
-        err_console.print(note, highlight=False, soft_wrap=True, markup=False)
-    from sua_audit.results import check_status
-
-    check_status(summary)
-    return summary

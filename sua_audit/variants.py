@@ -950,9 +950,9 @@ def build_variant_set(
         if cache_path.is_dir():
             raise ConfigError(f"--cache {cache_path}: this is a folder. Pass a file path.")
     if uses_model and rewriter_backend is None:
-        from sua_audit.runner import helper_backend
+        from sua_audit.parts import build_backend
 
-        rewriter_backend = helper_backend(config.rewriter_model, config)
+        rewriter_backend = build_backend(config.rewriter_model, config)
     store = Store.open(cache_path) if config.cache_mode != "off" and uses_model else None
     spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
     try:

@@ -267,7 +267,7 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(MissingDependencyError, match=r"pip install 'sua-audit\[embed\]'"):
         build_equivalence("embedding")
-    from sua_audit.runner import check_equivalence_extras
+    from sua_audit.parts import check_equivalence_extras
 
     config = AuditConfig(dataset="d.jsonl", equivalence="embedding")
     with pytest.raises(MissingDependencyError, match=r"--equivalence embedding"):
@@ -350,7 +350,7 @@ def test_rescore_switches_to_meaning_clusters_with_no_audited_model_call(
 ) -> None:
     import torch
 
-    from sua_audit.evaluation.rescore import rescore_run
+    from sua_audit.rescoring import rescore_run
     from sua_audit.results import read_summary
     from sua_audit.runner import audit
 

@@ -273,7 +273,7 @@ def test_a_system_message_from_both_the_flag_and_the_template_is_refused(
 def test_rescore_replays_the_system_prompt_and_refuses_an_edited_one(
     dataset: Path, tmp_path: Path
 ) -> None:
-    from sua_audit.evaluation.rescore import CacheMissError, rescore_run
+    from sua_audit.rescoring import CacheMissError, rescore_run
 
     system = tmp_path / "system.txt"
     system.write_text("Be careful.")

@@ -59,47 +59,15 @@ def parse_lambda(value: str | None) -> float | str | None:
     A negative λ is accepted (SUA = S + |λ|H: high when the answer is unstable AND uncertain);
     its meaning is printed so that nobody reads it as the paper's "unstable but confident".
     """
-    import math
+    from sua_audit.scoring.item import check_lambda
 
-    from sua_audit.errors import ConfigError
-
-    if value is None or value == "auto":
-        return value
-    try:
-        lam = float(value)
-    except ValueError:
-        lam = math.nan
-    if not math.isfinite(lam):
-        raise ConfigError(f"--lambda must be a finite number or auto, got {value!r}.")
-    if lam < 0:
+    lam = check_lambda(value)
+    if isinstance(lam, float) and lam < 0:
         from sua_audit.scoring.table import lambda_meaning
         from sua_audit.ui.console import err_console
 
         err_console.print(lambda_meaning(lam), highlight=False, soft_wrap=True, markup=False)
     return lam
-
-
-def check_normalize(value: str | None) -> None:
-    """A usage error (exit 2) for an unknown --normalize."""
-    from sua_audit.errors import ConfigError
-    from sua_audit.scoring.table import NORMALIZE_METHODS
-
-    if value is not None and value not in NORMALIZE_METHODS:
-        raise ConfigError(
-            f"--normalize must be one of {', '.join(NORMALIZE_METHODS)}, got {value!r}."
-        )
-
-
-def check_abstain_on(value: str | None) -> None:
-    """A usage error (exit 2) for an unknown --abstain-on score."""
-    from sua_audit.errors import ConfigError
-    from sua_audit.evaluation.core import SCORES, is_score
-
-    if value is not None and not is_score(value):
-        raise ConfigError(
-            f"--abstain-on: unknown score {value!r}. Scores: {', '.join(SCORES)}, or "
-            "s_<kind> for one perturbation kind (s_typo, s_paraphrase, ...)."
-        )
 
 
 def print_evaluation(ev: dict[str, Any]) -> None:
@@ -109,13 +77,6 @@ def print_evaluation(ev: dict[str, Any]) -> None:
 
     for line in evaluation_lines(ev):
         err_console.print(line, highlight=False, soft_wrap=True, markup=False)
-
-
-def _check_bootstrap(n: int) -> None:
-    from sua_audit.errors import ConfigError
-
-    if not 1 <= n <= 100_000:
-        raise ConfigError(f"--bootstrap must be between 1 and 100000, got {n}.")
 
 
 @app.command()
@@ -139,12 +100,9 @@ def evaluate(
     CIs, for clean and worst-case (any variant wrong) failures; ECE; with --target-risk, an
     abstention threshold with a finite-sample guarantee. No model calls (except a judge).
     """
-    from sua_audit.evaluation import evaluate_run
+    from sua_audit import api
 
-    _check_bootstrap(bootstrap)
-    check_normalize(normalize)
-    check_abstain_on(abstain_on)
-    ev = evaluate_run(
+    ev = api.evaluate(
         run_dir,
         lam=parse_lambda(lam),
         normalize=normalize,
@@ -157,11 +115,12 @@ def evaluate(
         seed=seed,
         bootstrap=bootstrap,
     )
-    print_evaluation(ev)
+    data = api.as_dict(ev)
+    print_evaluation(data)
     if as_json:
         from sua_audit.ui.console import dumps_json
 
-        typer.echo(dumps_json(ev))
+        typer.echo(dumps_json(data))
 
 
 @app.command()
@@ -234,17 +193,12 @@ def rescore(
     A request missing from the cache stops it with exit code 3. With --lambda auto the
     scores keep the run's λ and the evaluation picks λ on a validation split.
     """
-    from sua_audit.evaluation import evaluate_run
-    from sua_audit.evaluation.rescore import rescore_run
-    from sua_audit.ui.console import err_console, summary_notes, summary_table
+    from sua_audit import api
+    from sua_audit.cli.run import show_run
 
-    _check_bootstrap(bootstrap)
-    check_normalize(normalize)
-    check_abstain_on(abstain_on)
-    parsed = parse_lambda(lam)
-    summary = rescore_run(
+    result = api.rescore(
         run_dir,
-        lam=parsed if isinstance(parsed, float) else None,
+        lam=parse_lambda(lam),
         normalize=normalize,
         abstain_on=abstain_on,
         tau=tau,
@@ -257,24 +211,22 @@ def rescore(
         equivalence=equivalence,
         equivalence_model=equivalence_model,
         equivalence_threshold=equivalence_threshold,
+        target_risk=target_risk,
+        delta=delta,
+        correctness=correctness,
+        f1_threshold=f1_threshold,
+        judge_model=judge_model,
+        seed=seed,
+        bootstrap=bootstrap,
     )
-    err_console.print(summary_table(summary))
-    for note in summary_notes(summary):
-        err_console.print(note, highlight=False, soft_wrap=True, markup=False)
-    if summary["results"].get("items_with_gold"):
-        ev = evaluate_run(
-            Path(summary["out_dir"]),
-            lam="auto" if parsed == "auto" else None,
-            target_risk=target_risk,
-            delta=delta,
-            correctness=correctness,
-            f1_threshold=f1_threshold,
-            judge_model=judge_model,
-            seed=seed,
-            bootstrap=bootstrap,
-        )
-        print_evaluation(ev)
+    show_run(result)
+    if result.evaluation is not None:
+        print_evaluation(api.as_dict(result.evaluation))
+    elif result.summary.results.items_with_gold:
+        from sua_audit.ui.console import err_console
+
+        err_console.print(result.evaluation_note, highlight=False, soft_wrap=True, markup=False)
     if as_json:
         from sua_audit.ui.console import dumps_json
 
-        typer.echo(dumps_json(summary))
+        typer.echo(dumps_json(api.as_dict(result.summary)))

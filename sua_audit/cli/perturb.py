@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from sua_audit.cli import app
-from sua_audit.errors import ConfigError
 
 
 @app.command()
@@ -98,23 +97,22 @@ def perturb(
     rewriter, templates, dataset sha256, the set's content hash); each further line is one
     item: its id, the hash of its text, and its variants with their provenance.
     """
-    from sua_audit.runner import make_config
+    from sua_audit import api
     from sua_audit.ui.console import err_console
-    from sua_audit.variants import build_variant_set
 
-    if not str(out).strip():
-        raise ConfigError("--out is empty. Pass a file path for the variant set.")
-    config = make_config(
+    variant_set = api.perturb(
         dataset,
+        out=out,
+        cache=cache,
         perturbations=perturbations,
         rewriter_model=rewriter_model,
         seed=seed,
         limit=limit,
         rewrite_temperature=rewrite_temperature,
-        prompts_dir=str(prompts_dir) if prompts_dir else None,
+        prompts_dir=prompts_dir,
         meaning_filter=meaning_filter,
         meaning_threshold=meaning_threshold,
-        instruction_attacks=str(instruction_attacks) if instruction_attacks else None,
+        instruction_attacks=instruction_attacks,
         cache_mode=cache_mode,
         batch_size=batch_size,
         device=device,
@@ -125,7 +123,7 @@ def perturb(
         max_retry_wait=max_retry_wait,
         max_line_bytes=max_line_bytes,
     )
-    header = build_variant_set(config, out=out, cache_path=cache)
+    header = variant_set.header
     unfilled = sum(r.get("unfilled_slots", 0) for r in header["rewrites"].values())
     rewriter = (
         f"; rewriter {header['rewriter_model']}: {header['rewriter_calls']} calls, "

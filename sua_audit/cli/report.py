@@ -66,14 +66,13 @@ def report(
     Reads summary.json, results.jsonl and evaluation.json (computed on the fly when absent).
     The HTML page has no scripts and no external files; it opens offline.
     """
-    from sua_audit.report import load_run, render_report
+    from sua_audit import api
     from sua_audit.results import check_writable_file
 
     target = out if out is not None else run_dir / f"report.{fmt}"
     if str(target) != "-":
         check_writable_file(target, "--out")
-    text = render_report(load_run(run_dir, target_risk=target_risk, delta=delta), fmt)
-    _emit(text, target)
+    _emit(api.report(run_dir, fmt, target_risk=target_risk, delta=delta).text, target)
 
 
 @app.command()
@@ -96,28 +95,24 @@ def compare(
     so are runs on different variant sets unless --allow-different-variants is given, and QA
     runs whose answers were clustered differently (--equivalence; rescore one to match).
     """
-    from sua_audit.errors import ConfigError
-    from sua_audit.report import (
-        load_run,
-        render_compare,
-        same_clustering,
-        same_dataset,
-        same_variants,
-    )
+    from sua_audit import api
+    from sua_audit.report import FORMATS
 
-    if len(run_dirs) < 2:
-        raise ConfigError("compare needs at least two run folders.")
-    if out is not None and str(out) != "-":
+    if fmt not in FORMATS:
+        from sua_audit.errors import ConfigError
+
+        raise ConfigError(f"unknown format '{fmt}'. Use one of: {', '.join(FORMATS)}.")
+    if out is not None and str(out) != "-" and len(run_dirs) >= 2:
         from sua_audit.results import check_writable_file
 
         check_writable_file(out, "--out")
-    # Check the datasets before evaluating anything: a refused comparison should be instant.
-    runs = [load_run(path, evaluate=False) for path in run_dirs]
-    same_dataset(runs)
-    same_variants(runs, allow=allow_different_variants)
-    same_clustering(runs)
-    runs = [load_run(path, target_risk=target_risk, delta=delta) for path in run_dirs]
-    _emit(render_compare(runs, fmt, allow_different_variants=allow_different_variants), out)
+    comparison = api.compare(
+        run_dirs,
+        target_risk=target_risk,
+        delta=delta,
+        allow_different_variants=allow_different_variants,
+    )
+    _emit(comparison.render(fmt), out)
 
 
 @app.command()
@@ -158,30 +153,18 @@ def gate(
             baseline whose answers were clustered differently (rescore it to match)
     exit 3  tool error: the run's files are unreadable or corrupt
     """
+    from sua_audit import api
     from sua_audit.errors import EXIT_GATE_FAILED
-    from sua_audit.gate import evaluate_gate, junit_xml, load_checklist
-    from sua_audit.report import (
-        load_run,
-        same_clustering,
-        same_dataset,
-        same_variants,
-        write_atomic,
-    )
-    from sua_audit.results import check_status, check_writable_file
+    from sua_audit.gate import junit_xml, load_checklist
+    from sua_audit.report import write_atomic
+    from sua_audit.results import check_writable_file
 
     spec = load_checklist(checklist)
     if junit is not None:
         check_writable_file(junit, "--junit")  # before anything is printed as passed
-    run = load_run(run_dir, evaluate=spec.needs_evaluation)
-    check_status(run.summary)  # a run that scored nothing (or too little) is never passed
-    base = None
-    if baseline is not None:
-        base = load_run(baseline, evaluate=spec.needs_evaluation)
-        check_status(base.summary)
-        same_dataset([run, base])
-        same_variants([run, base], allow=allow_different_variants)
-        same_clustering([run, base])
-    outcome = evaluate_gate(run, spec, base)
+    outcome = api.gate(
+        run_dir, spec, baseline=baseline, allow_different_variants=allow_different_variants
+    )
     from sua_audit.ui.console import visible
 
     for result in outcome.results:

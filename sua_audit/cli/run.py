@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from sua_audit.cli import app
-from sua_audit.errors import ConfigError
-
-#: Runs with more items with gold than this are not evaluated automatically at the end of
-#: `run`: the bootstrap over 9 scores × 2 failure labels × 5 metrics took 7 minutes and about
-#: 3 GB at 100,000 items (docs/benchmarks.md). `sua-audit evaluate RUN` does it on request.
-AUTO_EVALUATE_MAX_ITEMS = 20_000
 
 EQUIVALENCE_HELP = (
     "How QA answers are put in meaning clusters for S, H and semantic entropy: exact "
@@ -253,105 +247,84 @@ def run(
     before any model loads. Every model request is cached, so a rerun makes no model calls
     and an interrupted run resumes where it stopped.
     """
-    from sua_audit.cli.evaluate import (
-        check_abstain_on,
-        check_normalize,
-        parse_lambda,
-        print_evaluation,
-    )
-    from sua_audit.evaluation.correctness import Grader
-    from sua_audit.runner import run_from_cli
+    from sua_audit import api
+    from sua_audit.cli.evaluate import parse_lambda, print_evaluation
+    from sua_audit.results import check_status
+    from sua_audit.ui.console import err_console
 
-    # Evaluation options are checked before any model loads.
-    lam_choice = parse_lambda(lam)
-    check_normalize(normalize)
-    check_abstain_on(abstain_on)
-    Grader(correctness, f1_threshold=f1_threshold, judge_model=judge_model)
-    if target_risk is not None and not 0.0 < target_risk < 1.0:
-        raise ConfigError(f"--target-risk must be in (0, 1), got {target_risk}.")
-    if not 0.0 < delta < 1.0:
-        raise ConfigError(f"--delta must be in (0, 1), got {delta}.")
-    if out is not None and not out.strip():
-        raise ConfigError("--out is empty. Pass a folder path, or leave it out for audits/runs/.")
-    needs_gold = (
-        "--lambda auto" if lam_choice == "auto" else "--target-risk" if target_risk else None
-    )
-    summary = run_from_cli(
-        dataset=dataset,
-        options=dict(
-            model=model,
-            limit=limit,
-            seed=seed,
-            perturbations=perturbations,
-            variants=str(variants) if variants is not None else None,
-            rewriter_model=rewriter_model,
-            rewrite_temperature=rewrite_temperature,
-            prompts_dir=str(prompts_dir) if prompts_dir else None,
-            task_template=str(task_template) if task_template else None,
-            system_prompt=str(system_prompt) if system_prompt else None,
-            meaning_filter=meaning_filter,
-            meaning_threshold=meaning_threshold,
-            instruction_attacks=str(instruction_attacks) if instruction_attacks else None,
-            equivalence=equivalence,
-            equivalence_model=equivalence_model,
-            equivalence_threshold=equivalence_threshold,
-            samples=samples,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            divergence=divergence,
-            lam=1.0 if lam_choice == "auto" else lam_choice,
-            normalize=normalize,
-            abstain_on=abstain_on,
-            confident_threshold=confident_threshold,
-            tau=tau,
-            coverage=coverage,
-            cache_mode=cache_mode,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-            base_url=base_url,
-            concurrency=concurrency,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            max_retry_wait=max_retry_wait,
-            max_cost=max_cost,
-            price_in=price_in,
-            price_out=price_out,
-            max_failed_share=max_failed_share,
-            max_line_bytes=max_line_bytes,
-        ),
+    progress_bar = None
+    if progress and err_console.is_terminal:
+        from sua_audit.ui.progress import RichProgress
+
+        progress_bar = RichProgress()
+    result = api.audit(
+        dataset,
+        model=model,
+        out=out,
         cache=cache,
-        out=Path(out) if out is not None else None,
-        show_progress=progress,
-        require_gold=needs_gold,
+        lam=parse_lambda(lam),
+        target_risk=target_risk,
+        delta=delta,
+        correctness=correctness,
+        f1_threshold=f1_threshold,
+        judge_model=judge_model,
+        progress=progress_bar,
+        on_notice=lambda line: err_console.print(line, highlight=False, soft_wrap=True),
+        limit=limit,
+        seed=seed,
+        perturbations=perturbations,
+        variants=variants,
+        rewriter_model=rewriter_model,
+        rewrite_temperature=rewrite_temperature,
+        prompts_dir=prompts_dir,
+        task_template=task_template,
+        system_prompt=system_prompt,
+        meaning_filter=meaning_filter,
+        meaning_threshold=meaning_threshold,
+        instruction_attacks=instruction_attacks,
+        equivalence=equivalence,
+        equivalence_model=equivalence_model,
+        equivalence_threshold=equivalence_threshold,
+        samples=samples,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        divergence=divergence,
+        normalize=normalize,
+        abstain_on=abstain_on,
+        confident_threshold=confident_threshold,
+        tau=tau,
+        coverage=coverage,
+        cache_mode=cache_mode,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        base_url=base_url,
+        concurrency=concurrency,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        max_retry_wait=max_retry_wait,
+        max_cost=max_cost,
+        price_in=price_in,
+        price_out=price_out,
+        max_failed_share=max_failed_share,
+        max_line_bytes=max_line_bytes,
     )
-    with_gold = summary["results"].get("items_with_gold") or 0
-    if with_gold > AUTO_EVALUATE_MAX_ITEMS:
-        from sua_audit.ui.console import err_console
-
-        err_console.print(
-            f"evaluation skipped: {with_gold} items with gold is above {AUTO_EVALUATE_MAX_ITEMS}; "
-            f"run `sua-audit evaluate {summary['out_dir']}` (minutes and GBs of memory at "
-            "100,000 items)",
-            highlight=False,
-            soft_wrap=True,
-        )
-    elif with_gold:
-        from sua_audit.evaluation import evaluate_run
-
-        ev = evaluate_run(
-            Path(summary["out_dir"]),
-            lam="auto" if lam_choice == "auto" else None,
-            target_risk=target_risk,
-            delta=delta,
-            correctness=correctness,
-            f1_threshold=f1_threshold,
-            judge_model=judge_model,
-            seed=seed,
-            cache=str(cache) if cache else None,
-        )
-        print_evaluation(ev)
+    show_run(result)
+    check_status(result.summary)  # exit 3 when no item (or too few) could be scored
+    if result.evaluation is not None:
+        print_evaluation(api.as_dict(result.evaluation))
+    elif result.summary.results.items_with_gold:
+        err_console.print(result.evaluation_note, highlight=False, soft_wrap=True, markup=False)
     if as_json:
         from sua_audit.ui.console import dumps_json
 
-        typer.echo(dumps_json(summary))
+        typer.echo(dumps_json(api.as_dict(result.summary)))
+
+
+def show_run(result: Any) -> None:
+    """A finished run's summary table and notes, on stderr."""
+    from sua_audit.ui.console import err_console, summary_notes, summary_table
+
+    err_console.print(summary_table(result.summary))
+    for note in summary_notes(result.summary):
+        err_console.print(note, highlight=False, soft_wrap=True, markup=False)

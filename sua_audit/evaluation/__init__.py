@@ -4,13 +4,15 @@ Public API (used by ``sua-audit evaluate``, the end of ``run``, and the report /
 commands):
 
 * :func:`evaluate_run` — compute the evaluation of a run directory and write evaluation.json;
-* :func:`load_evaluation` — read a run's evaluation.json (``None`` when there is none).
+* :func:`load_evaluation` — read a run's evaluation.json (``None`` when there is none);
+* :func:`auto_evaluation` — the one rule for evaluating without being asked (after ``run`` and
+  ``rescore``, and when a report reads a run that has no evaluation.json yet).
 
 The modules: :mod:`.metrics` (AUROC, AUPRC, PRR, AURC, selective accuracy, ECE),
 :mod:`.bootstrap` (seeded, paired CIs), :mod:`.splits`, :mod:`.temperature`
 (``entropy_temp``), :mod:`.abstention` (Learn-then-Test threshold with a guarantee),
-:mod:`.correctness` (exact / token-F1 / judge grading of QA answers), :mod:`.core` (the whole
-evaluation) and :mod:`.rescore` (scores recomputed from the cache, no model calls).
+:mod:`.correctness` (exact / token-F1 / judge grading of QA answers) and :mod:`.core` (the whole
+evaluation). Scores recomputed from the cache are :mod:`sua_audit.rescoring`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +22,55 @@ from typing import Any
 
 from sua_audit.results import EVALUATION_FILE
 
-__all__ = ["EVALUATION_FILE", "evaluate_run", "load_evaluation"]
+__all__ = [
+    "AUTO_EVALUATE_MAX_ITEMS",
+    "EVALUATION_FILE",
+    "auto_evaluation",
+    "auto_evaluation_skip",
+    "evaluate_run",
+    "load_evaluation",
+    "too_large_to_evaluate",
+]
+
+#: Runs with more items with gold than this are not evaluated without being asked: the
+#: bootstrap over 9 scores × 2 failure labels × 5 metrics took 7 minutes and about 3 GB at
+#: 100,000 items (docs/benchmarks.md). ``sua-audit evaluate RUN`` does it on request.
+AUTO_EVALUATE_MAX_ITEMS = 20_000
+
+
+def auto_evaluation_skip(summary: dict[str, Any]) -> str | None:
+    """Why a run is not evaluated without being asked (``None``: it is): it failed, it has no
+    items with gold answers, or more than :data:`AUTO_EVALUATE_MAX_ITEMS` of them."""
+    if summary.get("status") == "failed":
+        return "not evaluated: the run failed (no item, or too few, could be scored)"
+    results = summary.get("results") or {}
+    if not results.get("items_with_gold"):
+        return "not evaluated: no item has a gold answer"
+    return too_large_to_evaluate(summary)
+
+
+def too_large_to_evaluate(summary: dict[str, Any]) -> str | None:
+    """Why the run is too large to evaluate without being asked, or ``None``."""
+    with_gold = int((summary.get("results") or {}).get("items_with_gold") or 0)
+    if with_gold > AUTO_EVALUATE_MAX_ITEMS:
+        return (
+            f"evaluation skipped: {with_gold} items with gold is above "
+            f"{AUTO_EVALUATE_MAX_ITEMS}; run `sua-audit evaluate {summary.get('out_dir')}` "
+            "(minutes and GBs of memory at 100,000 items)"
+        )
+    return None
+
+
+def auto_evaluation(
+    run_dir: Path | str, summary: dict[str, Any], **how: Any
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Evaluate a run that was just written (``run``, ``rescore``) unless
+    :func:`auto_evaluation_skip` says not to: ``(evaluation, None)`` or ``(None, why)``.
+    ``how`` are :func:`evaluate_run`'s options; errors of a bad option propagate."""
+    skip = auto_evaluation_skip(summary)
+    if skip is not None:
+        return None, skip
+    return evaluate_run(run_dir, **how), None
 
 
 def evaluate_run(

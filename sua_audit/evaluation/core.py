@@ -31,6 +31,7 @@ from sua_audit.evaluation.bootstrap import (
 )
 from sua_audit.evaluation.correctness import Grader
 from sua_audit.evaluation.splits import make_split
+from sua_audit.scoring.item import check_lambda, sua_score
 
 #: The version key evaluation.json had before ``schema_version`` (same number; kept for the
 #: readers of older files). See :mod:`sua_audit.schema`.
@@ -194,7 +195,7 @@ def base_scores(items: Items, lam: float, lam_norm: float, normalize: str) -> di
 
     s = np.asarray(items.sensitivity, dtype=np.float64)
     h = np.asarray(items.entropy, dtype=np.float64)
-    sua = s - lam * h
+    sua = sua_score(s, h, lam)
     out = {
         "sua": sua,
         "sua_pos": np.maximum(sua, 0.0),
@@ -268,7 +269,7 @@ def _choose_lambda(
     sv, hv = s[val], h[val]
     best = max(
         LAMBDA_GRID,
-        key=lambda lam: (round(float(M.auroc(sv - lam * hv, f)), 12), -abs(lam - default)),
+        key=lambda lam: (round(float(M.auroc(sua_score(sv, hv, lam), f)), 12), -abs(lam - default)),
     )
     return float(best), LAMBDA_CRITERION
 
@@ -393,10 +394,8 @@ def evaluate_items(
             "No scored items with gold answers to evaluate: the dataset needs `label`/"
             "`gold_labels` (classification, NLI) or `answers` (QA)."
         )
+    lam = check_lambda(lam)
     auto = lam == "auto"
-    if lam is not None and not auto:
-        if not isinstance(lam, (int, float)) or not math.isfinite(lam):
-            raise ConfigError(f"--lambda must be a number or 'auto', got {lam!r}.")
     normalize = normalize or DEFAULT_NORMALIZE
     if normalize not in NORMALIZE_METHODS:
         raise ConfigError(

@@ -5,9 +5,9 @@ Markdown for CI job summaries, and JSON. Reports read only a run's files (summar
 results.jsonl, evaluation.json), never the cache.
 
 No format carries a terminal control character raw, so any of them can be printed on a
-terminal: HTML and Markdown show them as escapes (:func:`sua_audit.ui.console.visible`), JSON
+terminal: HTML and Markdown show them as escapes (:func:`sua_audit.safetext.visible`), JSON
 writes them as ``\\uNNNN`` escapes that read back to the original text
-(:func:`sua_audit.ui.console.dumps_json`).
+(:func:`sua_audit.safetext.dumps_json`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sua_audit.report._data import same_clustering as same_clustering
 from sua_audit.report._data import same_dataset as same_dataset
 from sua_audit.report._data import same_variants as same_variants
 from sua_audit.results import atomic_write
-from sua_audit.ui.console import dumps_json, visible
+from sua_audit.safetext import dumps_json, visible
 
 FORMATS = ("html", "md", "json")
 

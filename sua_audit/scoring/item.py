@@ -100,6 +100,31 @@ class ItemScores:
         }
 
 
+def sua_score(sensitivity: Any, entropy: Any, lam: float) -> Any:
+    """SUA = S − λH: the one place the formula is written. Works on floats, numpy arrays and
+    torch tensors alike (the trainer's loss uses it on tensors)."""
+    return sensitivity - lam * entropy
+
+
+def check_lambda(value: Any, *, auto: bool = True) -> float | str | None:
+    """λ as every entry point accepts it: ``None`` (the run's), ``"auto"`` (when ``auto``) or a
+    finite number, given as a number or as text (``"0.5"``); anything else is a one-line
+    ConfigError naming ``--lambda``. A negative λ is accepted (SUA = S + |λ|H: "unstable and
+    uncertain"; :func:`sua_audit.scoring.table.lambda_meaning` says so)."""
+    from sua_audit.errors import ConfigError
+
+    if value is None or (auto and value == "auto"):
+        return value
+    try:
+        lam = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        lam = math.nan
+    if not math.isfinite(lam):
+        allowed = "a finite number or auto" if auto else "a finite number"
+        raise ConfigError(f"--lambda must be {allowed}, got {value!r}.")
+    return lam
+
+
 def _check_common(
     n_variants: int, kinds: Sequence[str], name: str, lam: float, smoothing: float
 ) -> None:
@@ -137,7 +162,7 @@ def _assemble(
         by_kind_values.setdefault(kind, []).append(d)
     by_kind = {kind: math.fsum(v) / len(v) for kind, v in by_kind_values.items()}
     flips = sum(1 for pred in variant_predictions if pred != clean_prediction)
-    sua = s - lam * h
+    sua = sua_score(s, h, lam)
     return ItemScores(
         entropy=h,
         entropy_norm=h_norm,

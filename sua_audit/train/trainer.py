@@ -92,7 +92,7 @@ class TrainConfig:
             self.lr = 2e-4 if self.lora else 2e-5
         checks = [
             (self.alpha >= 0 and self.beta >= 0, "--alpha and --beta must be >= 0"),
-            (self.lam >= 0, "--lambda must be >= 0"),
+            (math.isfinite(self.lam) and self.lam >= 0, "--lambda must be a number >= 0"),
             (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
             (self.epochs >= 1, "--epochs must be >= 1"),
             (self.batch_size >= 1, "--batch-size must be >= 1"),

@@ -424,15 +424,15 @@ def test_cost_estimate_is_shown_before_the_run_and_cost_after(tmp_path: Path) ->
 def test_large_runs_skip_the_automatic_evaluation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from sua_audit import evaluation
     from sua_audit.cli import app
-    from sua_audit.cli import run as run_cli
 
     args = ["run", "--model", "fake/echo", "--dataset", str(EXAMPLE), "--no-progress"]
     args += ["--cache", str(tmp_path / "c.db")]
     app([*args, "--out", str(tmp_path / "small")], standalone_mode=False)
     assert (tmp_path / "small" / "evaluation.json").exists()
 
-    monkeypatch.setattr(run_cli, "AUTO_EVALUATE_MAX_ITEMS", 5)  # the example has 13 with gold
+    monkeypatch.setattr(evaluation, "AUTO_EVALUATE_MAX_ITEMS", 5)  # the example has 13 with gold
     app([*args, "--out", str(tmp_path / "large")], standalone_mode=False)
     assert (tmp_path / "large" / "summary.json").exists()
     assert not (tmp_path / "large" / "evaluation.json").exists()

@@ -114,7 +114,7 @@ def test_rescore_makes_no_model_calls(
     fake_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sua_audit.backends.fake import FakeBackend
-    from sua_audit.evaluation.rescore import rescore_run
+    from sua_audit.rescoring import rescore_run
 
     async def refuse(self, request):  # noqa: ANN001, ANN202
         raise AssertionError("rescore called the model")

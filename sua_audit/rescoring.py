@@ -73,22 +73,6 @@ class CacheOnlyBackend(Backend):
         return self.inner.describe()
 
 
-def _backend_for(spec: str, config: Any) -> Backend:
-    from sua_audit.backends import get_backend
-
-    return get_backend(
-        spec,
-        device=config.device,
-        dtype=config.dtype,
-        batch_size=config.batch_size,
-        base_url=config.base_url,
-        concurrency=config.concurrency,
-        timeout=config.timeout,
-        max_attempts=config.max_attempts,
-        max_retry_wait=config.max_retry_wait,
-    )
-
-
 def _recorded_or(record: RunRecord, key: str, default: Any) -> Any:
     """A field as the run recorded it, or ``default`` when the run did not record it."""
     return getattr(record, key) if key in record.model_fields_set else default
@@ -167,6 +151,7 @@ def rescore_run(
     from sua_audit.dataset import validate_dataset
     from sua_audit.engine import Generator
     from sua_audit.evaluation.core import EvaluationError
+    from sua_audit.parts import recorded_config
     from sua_audit.results import (
         SUMMARY_FILE,
         check_writable_dir,
@@ -175,7 +160,6 @@ def rescore_run(
         typed_summary,
         write_outputs,
     )
-    from sua_audit.runner import recorded_config
     from sua_audit.schema import SCHEMA_VERSION
     from sua_audit.store import Store, utc_now
 
@@ -253,7 +237,7 @@ def rescore_run(
     info = validate_dataset(
         config.dataset, limit=config.limit, max_line_bytes=config.max_line_bytes
     )
-    from sua_audit.runner import check_abstention_score, check_prompts
+    from sua_audit.parts import check_abstention_score, check_prompts
 
     check_abstention_score(config, info)
     _check_same_prompts(check_prompts(config, info).record(), old.prompts or {})
@@ -279,12 +263,17 @@ def rescore_run(
     cache_path = Path(cache or old.cache or paths.default_cache_path())
     if not cache_path.is_file():
         raise CacheMissError(f"rescore: the cache {cache_path} does not exist.")
-    from sua_audit.runner import check_equivalence_extras, equivalence_backend, make_equivalence
+    from sua_audit.parts import (
+        build_backend,
+        check_equivalence_extras,
+        equivalence_backend,
+        make_equivalence,
+    )
 
     check_equivalence_extras(config)
     out = out or default_out(run_dir, lam, divergence, normalize, abstain_on, equivalence)
     check_writable_dir(out, "--out")
-    backend = CacheOnlyBackend(_backend_for(config.model, config), cache_path)
+    backend = CacheOnlyBackend(build_backend(config.model, config, audited=True), cache_path)
     from sua_audit.audit import MODEL_KINDS
 
     rewriter_backend = None
@@ -292,7 +281,7 @@ def rescore_run(
         rewriter_backend = (
             backend
             if config.rewriter_model == config.model
-            else CacheOnlyBackend(_backend_for(config.rewriter_model, config), cache_path)
+            else CacheOnlyBackend(build_backend(config.rewriter_model, config), cache_path)
         )
     started = utc_now()
     t0 = time.perf_counter()
