@@ -2,7 +2,7 @@
 
 Text from datasets and models is flattened to one line, shortened, HTML-escaped (GitHub renders
 HTML inside Markdown) and stripped of Markdown syntax, so it cannot break a table or inject
-markup; terminal control characters are shown as escapes (:func:`sua_audit.ui.console.visible`),
+markup; terminal control characters are shown as escapes (:func:`sua_audit.safetext.visible`),
 so the Markdown is safe to print on a terminal too.
 """
 
@@ -25,8 +25,8 @@ from sua_audit.report._text import (
     guarantee_sentence,
 )
 from sua_audit.report.html import COMPARE_METRICS
+from sua_audit.safetext import visible
 from sua_audit.schema import DatasetRecord
-from sua_audit.ui.console import visible
 
 # A backslash needs escaping only before ASCII punctuation (CommonMark), so the escapes that
 # `visible` writes (\x1b, \u009b) stay as they are.
