@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from sua_audit.backends.base import CompletionRequest, GenerationParams
 from sua_audit.errors import ConfigError, RequestFailed
 from sua_audit.perturb import (
+    KindTraits,
     PerturbContext,
     PerturbStats,
     Variant,
@@ -713,6 +714,7 @@ class AmbiguityPerturber(LLMRewritePerturber):
         return "ok"
 
 
-register_perturber(ParaphrasePerturber.kind, ParaphrasePerturber)
-register_perturber(AmbiguityPerturber.kind, AmbiguityPerturber)
-register_perturber(AdversarialPerturber.kind, AdversarialPerturber)
+for _cls in (ParaphrasePerturber, AmbiguityPerturber, AdversarialPerturber):
+    register_perturber(
+        _cls.kind, _cls, traits=KindTraits(rewriter=True, meaning_checked=_cls.checks_meaning)
+    )

@@ -318,11 +318,12 @@ def train(
     if config.out.exists() and not config.overwrite:
         raise ConfigError(f"--out {config.out} exists; choose a new folder or pass --overwrite.")
     examples, info = load_examples(config.dataset, limit=config.limit)
+    from sua_audit.perturb import uses_instruction
     from sua_audit.tasks import TaskPrompts
 
     # Trained on the prompts it will be audited (and deployed) with; bad files fail here.
     prompts = TaskPrompts.from_paths(config.prompts_dir, config.task_template, config.system_prompt)
-    prompts.check(list(info.tasks), instruction_attacks="instruction" in config.plan.slots)
+    prompts.check(list(info.tasks), instruction_attacks=uses_instruction(config.plan.slots))
     model_dir = resolve_model_dir(config.model)
     try:
         import torch
