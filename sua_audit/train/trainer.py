@@ -130,12 +130,12 @@ class TrainResult:
 
 def resolve_model_dir(spec: str | None) -> Path:
     """The local directory a ``--model`` spec names (the embedded model is converted once)."""
-    from sua_audit.config import EMBEDDED_MODEL
+    from sua_audit.backends import EMBEDDED_MODEL, EMBEDDED_NAME
 
     spec = spec or EMBEDDED_MODEL
     provider, _, name = spec.partition("/")
     if provider == "embedded":
-        from sua_audit.backends.embedded import EMBEDDED_NAME, ensure_converted
+        from sua_audit.backends.embedded import ensure_converted
 
         if name != EMBEDDED_NAME:
             raise ConfigError(f"Unknown embedded model {name!r}; it is {EMBEDDED_NAME!r}.")
