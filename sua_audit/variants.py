@@ -51,9 +51,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sua_audit.canonical import canonical_json
 from sua_audit.dataset import MAX_LINE_BYTES, MAX_PROBLEMS, iter_json_lines
 from sua_audit.errors import ConfigError, DatasetError, DatasetProblem
-from sua_audit.store.keys import canonical_json
 
 if TYPE_CHECKING:
     from sua_audit.config import AuditConfig
