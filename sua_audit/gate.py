@@ -327,7 +327,7 @@ def junit_xml(outcome: GateOutcome, *, suite: str = "sua-audit gate") -> str:
         errors="0",
         skipped=str(sum(r.status == "skip" for r in outcome.results)),
     )
-    from sua_audit.ui.console import visible
+    from sua_audit.safetext import visible
 
     for result in outcome.results:
         case = ET.SubElement(ts, "testcase", classname="sua_audit.gate", name=result.name)

@@ -22,7 +22,7 @@ from sua_audit.report._data import same_clustering as same_clustering
 from sua_audit.report._data import same_dataset as same_dataset
 from sua_audit.report._data import same_variants as same_variants
 from sua_audit.results import atomic_write
-from sua_audit.ui.console import dumps_json, visible
+from sua_audit.safetext import dumps_json, visible
 
 FORMATS = ("html", "md", "json")
 

@@ -541,7 +541,7 @@ def same_dataset(runs: list[Run]) -> None:
             "share a dataset. Rerun them with this sua-audit."
         )
     if len(shas) > 1:
-        from sua_audit.ui.console import visible
+        from sua_audit.safetext import visible
 
         listing = "; ".join(
             f"{run.path} → {visible(str(run.info.dataset.path if run.info.dataset else None))} "
@@ -594,7 +594,7 @@ def same_variants(runs: list[Run], *, allow: bool = False) -> None:
     shas = {run.variants_sha256 for run in runs}
     if allow or len(shas) <= 1:
         return
-    from sua_audit.ui.console import visible
+    from sua_audit.safetext import visible
 
     def describe(run: Run) -> str:
         info = run.info
