@@ -34,7 +34,13 @@ from sua_audit.dataset import DatasetInfo, Item, iter_items
 from sua_audit.engine import Generator
 from sua_audit.equivalence import Equivalence, ExactMatch, build_equivalence, cluster_by_meaning
 from sua_audit.errors import RequestFailed
-from sua_audit.perturb import PerturbContext, Variant, perturb_item
+from sua_audit.perturb import (
+    PerturbContext,
+    Variant,
+    kind_traits,
+    perturb_item,
+    rewriter_kinds,
+)
 from sua_audit.schema import ROW_SCORES
 from sua_audit.scoring import (
     DEFAULT_TAU,
@@ -459,17 +465,13 @@ def _failed_row(
     }
 
 
-MODEL_KINDS = frozenset({"paraphrase", "ambiguity", "adversarial"})
-"""Perturbation kinds written by the rewriter model."""
-
-
 def perturb_context(config: AuditConfig, rewriter: Generator | None) -> PerturbContext:
     """Budgets, rewriter, templates and meaning check for this run's perturbers."""
     from sua_audit.perturb.meaning import build_filter
     from sua_audit.prompting import PromptLibrary
 
     prompts = PromptLibrary(Path(config.prompts_dir) if config.prompts_dir else None)
-    uses_model = bool(MODEL_KINDS.intersection(config.plan.slots))
+    uses_model = bool(rewriter_kinds().intersection(config.plan.slots))
     meaning = None
     if uses_model:
         meaning = build_filter(
@@ -503,7 +505,7 @@ def _perturbation_summary(config: AuditConfig, context: PerturbContext) -> dict[
         out["meaning_filter"] = context.meaning.describe()
     if context.generator is not None:
         out["rewriter"] = context.generator.backend.describe()
-        used = sorted({k for k in config.plan.slots if k in MODEL_KINDS})
+        used = sorted({k for k in config.plan.slots if kind_traits(k).rewriter})
         out["templates"] = {k: context.prompts.get(k).ref for k in used}
     return out
 

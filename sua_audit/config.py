@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sua_audit.backends import EMBEDDED_MODEL
+
 if TYPE_CHECKING:
     from sua_audit.perturb import Plan
-
-EMBEDDED_MODEL = "embedded/smollm2-135m-instruct"
 
 
 class AuditConfig(BaseModel):

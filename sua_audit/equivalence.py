@@ -48,6 +48,7 @@ import numpy.typing as npt
 
 from sua_audit.errors import ConfigError, MissingDependencyError, RequestFailed
 from sua_audit.scoring.qa import cluster_answers, normalize_answer
+from sua_audit.textfacts import stated_numbers, tokenize
 
 if TYPE_CHECKING:
     from sua_audit.backends.base import CompletionRequest
@@ -324,9 +325,7 @@ class MiniLMEncoder:
 
 def _stated_numbers(text: str) -> set[str]:
     """The numbers a text states, digits and words alike (the lexical guard's reading)."""
-    from sua_audit.perturb.meaning import _numbers, _tokens
-
-    return _numbers(_tokens(text))
+    return stated_numbers(tokenize(text))
 
 
 def _text_sha256(text: str) -> str:

@@ -105,9 +105,9 @@ def build_backend(spec: str, config: AuditConfig, *, audited: bool = False) -> A
 
 def rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:
     """The backend that writes model-based perturbations, when the plan has any."""
-    from sua_audit.audit import MODEL_KINDS
+    from sua_audit.perturb import rewriter_kinds
 
-    if config.variants or not MODEL_KINDS.intersection(config.plan.slots):
+    if config.variants or not rewriter_kinds().intersection(config.plan.slots):
         return None  # a run on a variant set never builds (nor calls) a rewriter
     if config.rewriter_model == config.model:
         return backend
@@ -126,12 +126,12 @@ def equivalence_backend(config: AuditConfig, backend: Any) -> Any | None:
 
 def check_equivalence_extras(config: AuditConfig) -> None:
     """Refuse, before any model call, an embedding method whose extra is not installed."""
-    from sua_audit.audit import MODEL_KINDS
     from sua_audit.equivalence import check_embedding_available
+    from sua_audit.perturb import rewriter_kinds
 
     if config.equivalence == "embedding":
         check_embedding_available("--equivalence embedding")
-    uses_filter = not config.variants and MODEL_KINDS.intersection(config.plan.slots)
+    uses_filter = not config.variants and rewriter_kinds().intersection(config.plan.slots)
     if config.meaning_filter == "embedding" and uses_filter:
         check_embedding_available("--meaning-filter embedding")
 

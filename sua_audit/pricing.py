@@ -153,10 +153,10 @@ def rewriter_estimate(
     With ``--meaning-filter judge|both`` each rewrite is also judged in both orders (label
     scoring: one answer token). Like :func:`estimate`, nothing is assumed cached.
     """
-    from sua_audit.audit import MODEL_KINDS
+    from sua_audit.perturb import kind_traits
     from sua_audit.perturb.llm import MAX_LENGTH_RATIO
 
-    counts = Counter(kind for kind in config.plan.slots if kind in MODEL_KINDS)
+    counts = Counter(kind for kind in config.plan.slots if kind_traits(kind).rewriter)
     if not counts:
         return None
     judged = config.meaning_filter in ("judge", "both")
@@ -175,7 +175,7 @@ def rewriter_estimate(
             worst_prompts += round(calls * samples * prompt)
             completion += round(calls * samples * (text + 8))
             worst_completion += round(calls * samples * limit)
-            if judged and kind != "ambiguity":
+            if judged and kind_traits(kind).meaning_checked:
                 judge_calls = calls * samples * 2
                 requests += judge_calls
                 worst_requests += judge_calls

@@ -274,10 +274,10 @@ def rescore_run(
     out = out or default_out(run_dir, lam, divergence, normalize, abstain_on, equivalence)
     check_writable_dir(out, "--out")
     backend = CacheOnlyBackend(build_backend(config.model, config, audited=True), cache_path)
-    from sua_audit.audit import MODEL_KINDS
+    from sua_audit.perturb import rewriter_kinds
 
     rewriter_backend = None
-    if variant_set is None and MODEL_KINDS.intersection(config.plan.slots):
+    if variant_set is None and rewriter_kinds().intersection(config.plan.slots):
         rewriter_backend = (
             backend
             if config.rewriter_model == config.model

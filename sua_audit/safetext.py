@@ -1,7 +1,9 @@
 """Text made safe to print: what a terminal would obey is written out as escape text.
 
-The bottom of the package (no rich, no typer): reports, the gate, the API and the console all
-show dataset, model and run text through :func:`visible`, and JSON through :func:`dumps_json`.
+Reports, comparisons, gate messages and console lines all carry text from datasets, models and
+run files; they pass it through :func:`visible` (or :func:`dumps_json` for JSON). Pure
+functions on strings, no imports from the rest of the tool: the bottom layer, so that the
+pipeline (reports, the gate) need not import the terminal face (:mod:`sua_audit.ui`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+
+__all__ = ["UNSAFE_CHARS", "dumps_json", "visible"]
 
 #: One character never printed raw: C0 controls but tab and newline, DEL, C1 controls, the bidi
 #: embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), and lone surrogates

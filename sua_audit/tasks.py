@@ -24,14 +24,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sua_audit.backends.base import Message
 from sua_audit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sua_audit.config import AuditConfig
     from sua_audit.prompting import PromptLibrary, PromptTemplate
+
+
+class PromptSettings(Protocol):
+    """The prompt settings of a run (an :class:`~sua_audit.config.AuditConfig` has them)."""
+
+    @property
+    def prompts_dir(self) -> str | None: ...
+    @property
+    def task_template(self) -> str | None: ...
+    @property
+    def system_prompt(self) -> str | None: ...
+
 
 #: The question sentence of a classification / NLI prompt (``{labels}``: :func:`label_text`).
 #: Instruction attacks (:mod:`sua_audit.perturb.adversarial`) rewrite these very sentences.
@@ -131,7 +142,7 @@ class TaskPrompts:
     _forms: dict[str, PromptTemplate] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_config(cls, config: AuditConfig) -> TaskPrompts:
+    def from_config(cls, config: PromptSettings) -> TaskPrompts:
         """This run's prompts (see :meth:`from_paths`)."""
         return cls.from_paths(config.prompts_dir, config.task_template, config.system_prompt)
 

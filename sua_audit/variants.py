@@ -51,9 +51,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sua_audit.canonical import canonical_json
 from sua_audit.dataset import MAX_LINE_BYTES, MAX_PROBLEMS, iter_json_lines
 from sua_audit.errors import ConfigError, DatasetError, DatasetProblem
-from sua_audit.store.keys import canonical_json
 
 if TYPE_CHECKING:
     from sua_audit.config import AuditConfig
@@ -876,10 +876,10 @@ def _header(
     rewriter_stats: dict[str, Any] | None,
 ) -> dict[str, Any]:
     from sua_audit import __version__
-    from sua_audit.audit import MODEL_KINDS
+    from sua_audit.perturb import kind_traits
     from sua_audit.store import utc_now
 
-    used = sorted({k for k in config.plan.slots if k in MODEL_KINDS})
+    used = sorted({k for k in config.plan.slots if kind_traits(k).rewriter})
     templates = {k: context.prompts.get(k) for k in used} if used else {}
     return {
         HEADER_KEY: FORMAT_VERSION,
@@ -927,10 +927,11 @@ def build_variant_set(
     ``config.rewriter_model`` names (tests).
     """
     from sua_audit import paths
-    from sua_audit.audit import CHUNK_ITEMS, MODEL_KINDS, chunks, perturb_chunk, perturb_context
+    from sua_audit.audit import CHUNK_ITEMS, chunks, perturb_chunk, perturb_context
     from sua_audit.audit import _perturbation_summary as perturbation_summary
     from sua_audit.dataset import iter_items, validate_dataset
     from sua_audit.engine import Generator
+    from sua_audit.perturb import rewriter_kinds
     from sua_audit.results import atomic_write, check_writable_file
     from sua_audit.store import Store
 
@@ -944,7 +945,7 @@ def build_variant_set(
 
         load_instruction_attacks(config.instruction_attacks)
     check_writable_file(out, "--out")
-    uses_model = bool(MODEL_KINDS.intersection(config.plan.slots))
+    uses_model = bool(rewriter_kinds().intersection(config.plan.slots))
     if config.cache_mode != "off":
         cache_path = Path(cache_path or paths.default_cache_path())
         if cache_path.is_dir():

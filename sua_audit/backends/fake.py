@@ -12,8 +12,8 @@ import hashlib
 from typing import ClassVar
 
 from sua_audit.backends.base import Backend, Capabilities, Completion, CompletionRequest
+from sua_audit.canonical import canonical_json
 from sua_audit.errors import BackendError
-from sua_audit.store.keys import canonical_json
 
 _ANSWERS = ("Paris", "paris.", "London", "I don't know", "Berlin")
 

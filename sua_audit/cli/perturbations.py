@@ -20,8 +20,7 @@ def perturbations(
     Model kinds (paraphrase, ambiguity, adversarial) are written by --rewriter-model and
     checked by --meaning-filter; the others are rules and need no model.
     """
-    from sua_audit.audit import MODEL_KINDS
-    from sua_audit.perturb import DEFAULT_KINDS, available_perturbers, get_perturber
+    from sua_audit.perturb import DEFAULT_KINDS, available_perturbers, get_perturber, kind_traits
 
     rows = []
     for kind in available_perturbers():
@@ -29,7 +28,7 @@ def perturbations(
         rows.append(
             {
                 "kind": kind,
-                "model": kind in MODEL_KINDS,
+                "model": kind_traits(kind).rewriter,
                 "default": kind in DEFAULT_KINDS,
                 "description": " ".join(doc.split("\n\n")[0].split()).replace("``", ""),
             }

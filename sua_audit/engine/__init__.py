@@ -1,4 +1,9 @@
-"""The Generator: the only way the rest of sua-audit calls a model.
+"""The Generator: how audits, rescoring, variant sets and graders call a model.
+
+Every backend request whose answer is used goes through it, so it is cached and counted. The
+one exception is ``sua-audit backends --probe`` (:mod:`sua_audit.cli.backends`), which calls a
+backend directly: it asks how the backend answers, not for an answer to keep. (Training and the
+sentence encoder of :mod:`sua_audit.equivalence` run their models without a backend.)
 
 ``generate(request)`` looks the request up in the cache, otherwise calls the backend under a
 concurrency bound, and buffers the answer for the cache. The buffer is flushed every

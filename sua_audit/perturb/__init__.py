@@ -22,6 +22,11 @@ Perturber contract (what :func:`perturb_item` relies on):
 * rule perturbers read only ``ctx.budget(kind)``; model-backed perturbers use
   ``ctx.generator`` (the rewriter's cached generator), ``ctx.prompts`` and ``ctx.meaning``.
 
+Every kind is registered with its :class:`KindTraits`: what it needs from the run (a
+rewriter model, the meaning filter, task prompts with an instruction to attack). The rest of
+the tool asks the registry (:func:`kind_traits`, :func:`rewriter_kinds`) instead of listing
+kinds by name.
+
 A plan (:func:`parse_plan`) says which kinds fill the K slots: ``4`` means the default kinds
 in turn; ``paraphrase:4,typo:2@3`` means four paraphrases then two typo variants with at most
 three edits each.
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_KINDS",
+    "KindTraits",
     "PerturbContext",
     "PerturbStats",
     "Plan",
@@ -56,10 +62,13 @@ __all__ = [
     "Variant",
     "available_perturbers",
     "get_perturber",
+    "kind_traits",
     "perturb_item",
     "register_perturber",
     "render_nli",
+    "rewriter_kinds",
     "rng_for",
+    "uses_instruction",
 ]
 
 #: Kinds used when none are given, assigned to the K slots round-robin in this order.
@@ -304,7 +313,26 @@ def render_nli(premise: str, hypothesis: str) -> str:
 # Registry
 # --------------------------------------------------------------------------------------------
 
+
+@dataclass(frozen=True, slots=True)
+class KindTraits:
+    """What a perturbation kind needs from the run, declared when the kind is registered."""
+
+    rewriter: bool = False
+    """Written by the rewriter model: needs ``context.generator`` (``--rewriter-model``) and
+    the template ``prompts/<kind>/``; a run on a variant set needs neither."""
+    meaning_checked: bool = False
+    """Its rewrites go through the meaning filter (``--meaning-filter``; judge calls cost)."""
+    instruction: bool = False
+    """Attacks the task instruction (``fields["instruction"]``): the task prompts must take an
+    instruction, and ``--instruction-attacks`` feeds it."""
+
+
+#: The traits of a kind registered without any: a rule kind that needs nothing from the run.
+RULE_TRAITS = KindTraits()
+
 _REGISTRY: dict[str, Callable[[], Perturber]] = {}
+_TRAITS: dict[str, KindTraits] = {}
 _builtins_loaded = False
 
 
@@ -318,7 +346,11 @@ def _load_builtins() -> None:
 
 
 def register_perturber(
-    kind: str, factory: Callable[[], Perturber], *, replace: bool = False
+    kind: str,
+    factory: Callable[[], Perturber],
+    *,
+    replace: bool = False,
+    traits: KindTraits = RULE_TRAITS,
 ) -> None:
     """Register a perturber factory under ``kind``.
 
@@ -326,6 +358,7 @@ def register_perturber(
         kind: The kind name users select (e.g. ``"typo"``).
         factory: Zero-argument callable returning a :class:`Perturber` (a class works).
         replace: Allow replacing a different factory already registered under ``kind``.
+        traits: What the kind needs from the run (default: nothing, a rule kind).
 
     Raises:
         ValueError: When ``kind`` is empty, or already taken by another factory and
@@ -337,6 +370,24 @@ def register_perturber(
     if existing is not None and existing is not factory and not replace:
         raise ValueError(f"perturbation kind {kind!r} is already registered")
     _REGISTRY[kind] = factory
+    _TRAITS[kind] = traits
+
+
+def kind_traits(kind: str) -> KindTraits:
+    """What ``kind`` needs from the run (:data:`RULE_TRAITS` for an unknown kind)."""
+    _load_builtins()
+    return _TRAITS.get(kind, RULE_TRAITS)
+
+
+def rewriter_kinds() -> frozenset[str]:
+    """The registered kinds written by the rewriter model."""
+    _load_builtins()
+    return frozenset(kind for kind, traits in _TRAITS.items() if traits.rewriter)
+
+
+def uses_instruction(slots: Sequence[str]) -> bool:
+    """Whether any of ``slots`` attacks the task instruction."""
+    return any(kind_traits(kind).instruction for kind in slots)
 
 
 def available_perturbers() -> list[str]:

@@ -73,7 +73,7 @@ from typing import Any
 
 from sua_audit.dataset import MAX_LINE_BYTES, Item, iter_json_lines
 from sua_audit.errors import ConfigError, DatasetError, DatasetProblem
-from sua_audit.perturb import PerturbContext, Variant, register_perturber, rng_for
+from sua_audit.perturb import KindTraits, PerturbContext, Variant, register_perturber, rng_for
 from sua_audit.perturb.rules import (
     _NEGATIONS,
     _PLAIN_WORD,
@@ -727,4 +727,6 @@ class InstructionPerturber:
 register_perturber(HomoglyphPerturber.kind, HomoglyphPerturber)
 register_perturber(SynonymPerturber.kind, SynonymPerturber)
 register_perturber(DeletionPerturber.kind, DeletionPerturber)
-register_perturber(InstructionPerturber.kind, InstructionPerturber)
+register_perturber(
+    InstructionPerturber.kind, InstructionPerturber, traits=KindTraits(instruction=True)
+)

@@ -33,22 +33,29 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sua_audit.backends.base import CompletionRequest, GenerationParams
 from sua_audit.errors import ConfigError, RequestFailed
 from sua_audit.perturb import (
+    KindTraits,
     PerturbContext,
     PerturbStats,
     Variant,
     register_perturber,
     render_nli,
 )
+from sua_audit.textfacts import (
+    digit_numbers,
+    has_negation,
+    is_question,
+    looks_like_question,
+)
 
 if TYPE_CHECKING:
     from sua_audit.dataset import Item
+    from sua_audit.perturb.meaning import MeaningFilter
     from sua_audit.prompting import PromptTemplate
 
 __all__ = [
@@ -57,10 +64,8 @@ __all__ = [
     "AdversarialPerturber",
     "AmbiguityPerturber",
     "LLMRewritePerturber",
-    "MeaningFilter",
     "ParaphrasePerturber",
     "ParsedRewrite",
-    "is_question",
     "kind_of_text",
     "parse_rewrite",
     "parse_rewrite_detailed",
@@ -72,20 +77,6 @@ MIN_LENGTH_RATIO = 0.3
 MAX_LENGTH_RATIO = 3.0
 
 DEFAULT_TEMPERATURE = 0.9
-
-
-class _Verdict(Protocol):
-    accepted: bool
-    score: float | None
-    reason: str
-
-
-class MeaningFilter(Protocol):
-    """What the perturbers need from ``context.meaning``."""
-
-    async def check_many(self, pairs: list[tuple[str, str]]) -> Sequence[_Verdict]:
-        """One verdict per ``(original, rewrite)`` pair, in order."""
-        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,7 +168,6 @@ _META = re.compile(
     r"reworded|(?:this|the|that|your|my|a|original|new) question(?:\s+(?:is|about|asks))?)\b",
     re.I,
 )
-_WH_WORDS = frozenset({"who", "what", "when", "where", "which", "why", "how", "whose", "whom"})
 
 
 def _normalise(text: str) -> str:
@@ -276,23 +266,6 @@ def _cut_explanations(text: str, original: str) -> str:
     return text.strip()
 
 
-def _looks_like_question(text: str) -> bool:
-    """A lenient test for a rewrite: a question mark, or a question word near the start."""
-    words = re.findall(r"[a-z]+", text.lower())[:6]
-    return "?" in text or bool(_WH_WORDS.intersection(words))
-
-
-def is_question(text: str) -> bool:
-    """A strict test for an original: it ends with "?" or opens with a question word.
-
-    Search-style questions often have no question mark ("who wrote the iliad").
-    """
-    first = re.match(r"\W*([A-Za-z]+)", text)
-    return text.rstrip().endswith("?") or (
-        first is not None and first.group(1).lower() in _WH_WORDS
-    )
-
-
 def parse_rewrite_detailed(raw: str | None, original: str) -> ParsedRewrite:
     """Extract the rewrite from a rewriter's reply, or say why there is none.
 
@@ -355,7 +328,7 @@ def parse_rewrite_detailed(raw: str | None, original: str) -> ParsedRewrite:
         return ParsedRewrite(None, "refusal")
     if _INSTRUCTION_ECHO.search(text) and not _INSTRUCTION_ECHO.search(original):
         return ParsedRewrite(None, "echoed_instruction")
-    if is_question(original) and not _looks_like_question(text):
+    if is_question(original) and not looks_like_question(text):
         return ParsedRewrite(None, "not_a_question")
     if _META.search(text) and not _META.search(original):
         return ParsedRewrite(None, "no_rewrite")
@@ -379,14 +352,6 @@ def parse_rewrite(raw: str | None, original: str) -> str | None:
 # Checks on parsed rewrites
 # --------------------------------------------------------------------------------------------
 
-#: Words that negate; a rewrite must keep a negation when the original has one, and not add one.
-NEGATIONS = frozenset(
-    {
-        "not", "no", "never", "nothing", "none", "nobody", "neither", "nor", "cannot",
-        "without", "nowhere",
-    }
-)  # fmt: skip
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[a-z]+(?:['’][a-z]+)?")
 _STOPWORDS = frozenset(
     {
@@ -397,15 +362,6 @@ _STOPWORDS = frozenset(
         "should", "will", "a", "an", "it", "be", "been", "as", "or", "but", "into", "about",
     }
 )  # fmt: skip
-
-
-def _has_negation(text: str) -> bool:
-    words = _WORD.findall(text.lower().replace("’", "'"))
-    return any(w in NEGATIONS or w.endswith("n't") for w in words)
-
-
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
 
 
 def _content_words(text: str) -> set[str]:
@@ -593,9 +549,12 @@ class LLMRewritePerturber:
             return "duplicate"
         if any(not re.search(rf"\b{w}\b", text, re.I) for w in labels):
             return "label_word_lost"
-        if _has_negation(original) != _has_negation(text):
+        # A negation kept or left out, not counted: "not only" is one too (the meaning
+        # filter compares negations by parity).
+        if has_negation(original) != has_negation(text):
             return "negation_changed"
-        if self.keeps_numbers and _numbers(original) != _numbers(text):
+        # Digits only, as written: the meaning filter compares number words by value.
+        if self.keeps_numbers and digit_numbers(original) != digit_numbers(text):
             return "number_changed"
         if _off_topic(original, text):
             return "off_topic"
@@ -713,6 +672,7 @@ class AmbiguityPerturber(LLMRewritePerturber):
         return "ok"
 
 
-register_perturber(ParaphrasePerturber.kind, ParaphrasePerturber)
-register_perturber(AmbiguityPerturber.kind, AmbiguityPerturber)
-register_perturber(AdversarialPerturber.kind, AdversarialPerturber)
+for _cls in (ParaphrasePerturber, AmbiguityPerturber, AdversarialPerturber):
+    register_perturber(
+        _cls.kind, _cls, traits=KindTraits(rewriter=True, meaning_checked=_cls.checks_meaning)
+    )

@@ -32,10 +32,8 @@ equivalence component (:mod:`sua_audit.equivalence`) that also clusters QA answe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sua_audit.equivalence import (
@@ -46,6 +44,16 @@ from sua_audit.equivalence import (
     JudgeEquivalence,
 )
 from sua_audit.errors import ConfigError
+from sua_audit.textfacts import (
+    COUNTED_NEGATIONS,
+    NUMBER_WORDS,
+    ORDINAL_WORDS,
+    Token,
+    is_question_sentence,
+    negation_count,
+    stated_numbers,
+    tokenize,
+)
 
 if TYPE_CHECKING:
     from sua_audit.backends.base import CompletionRequest
@@ -150,49 +158,6 @@ _STOPWORDS = frozenset(
     """.split()
 )
 
-#: Negation markers (plus every word ending in ``n't``). ``nor`` is left out: it nearly always
-#: pairs with ``neither`` or a preceding ``not``, and counting both would make "neither A nor
-#: B" look un-negated to a parity check.
-_NEGATIONS = frozenset(
-    {"not", "no", "never", "none", "nothing", "nobody", "noone", "nowhere", "neither"}
-    | {"cannot", "without"}
-)
-
-_UNITS = {
-    word: value
-    for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-        "fourteen fifteen sixteen seventeen eighteen nineteen".split()
-    )
-}
-_TENS = {
-    word: 10 * value
-    for value, word in enumerate(
-        "twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2
-    )
-}
-_SCALES = {"hundred": 100, "thousand": 1_000, "million": 10**6, "billion": 10**9}
-_MULTIPLES = {"dozen": 12, "twice": 2, "thrice": 3}
-_ORDINALS = {
-    word: value
-    for value, word in enumerate(
-        "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split(),
-        start=1,
-    )
-}
-#: Two-word idioms whose first word is a negation marker but which negate nothing: "nothing
-#: but" (only), "not only" / "not just" (... but also), "none other than".
-_NON_NEGATING = frozenset({("nothing", "but"), ("not", "only"), ("not", "just"), ("none", "other")})
-
-_NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES) | frozenset(_MULTIPLES)
-
-#: "one" is a pronoun, not a count, after these words ("no one", "the red one") or before
-#: "of" / "another" ("one of them", "one another").
-_ONE_PRONOUN_BEFORE = frozenset(
-    {"no", "any", "every", "each", "some", "the", "this", "that", "which", "another", "little"}
-)
-_ONE_PRONOUN_AFTER = frozenset({"of", "another"})
-
 #: Quantifier and modality classes: a rewrite may swap words inside a class ("often" →
 #: "frequently") but not move between classes ("usually" → "always", "might" → "will").
 _QUANTIFIERS: dict[str, str] = {
@@ -207,148 +172,13 @@ _QUANTIFIERS: dict[str, str] = {
     **dict.fromkeys("only merely solely".split(), "only"),
 }
 
-_QUESTION_STARTS = frozenset(
-    """
-    who whom whose what which when where why how is are was were am do does did can could
-    will would shall should may might must has have had
-    """.split()
-)
-
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
-_TOKEN = re.compile(
-    r"(?P<ord>\d+(?:st|nd|rd|th))\b"
-    r"|(?P<num>\d+(?:[.,:]\d+)*)"
-    r"|(?P<word>[^\W\d_]+(?:'[^\W\d_]+)*)"
-)
-_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
-_CLITICS = ("'s", "'re", "'ll", "'ve", "'d", "'m")
-_SENTENCE_END = ".!?:;\n"
 _SUFFIXES = (
     "ations", "ation", "ingly", "edly", "ness", "ment", "ings", "ing", "ied", "ies",
     "est", "ly", "ed", "es", "er", "s",
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
-    text: str
-    """As written (after apostrophe normalisation)."""
-    base: str
-    """Lower case, clitic removed (``Canada's`` → ``canada``, ``don't`` → ``do``)."""
-    kind: str
-    """``word``, ``num`` or ``ord``."""
-    initial: bool
-    """First word of the text or of a sentence (its capital letter says nothing)."""
-    negated: bool = False
-    """Ends in ``n't``."""
-
-
-def _tokens(text: str) -> list[_Token]:
-    text = text.translate(_APOSTROPHES)
-    out: list[_Token] = []
-    for m in _TOKEN.finditer(text):
-        before = text[: m.start()].rstrip(" \t\"'([{-*")
-        initial = not before or before[-1] in _SENTENCE_END or "\n" in text[len(before) : m.start()]
-        kind = m.lastgroup or "word"
-        raw = m.group()
-        if kind != "word":
-            out.append(_Token(raw, raw.lower(), kind, initial))
-            continue
-        lower = raw.lower()
-        negated = lower.endswith("n't")
-        if negated:
-            base = lower[:-3]
-        else:
-            base = lower
-            for clitic in _CLITICS:
-                if lower.endswith(clitic) and len(lower) > len(clitic):
-                    base = lower[: -len(clitic)]
-                    break
-        out.append(_Token(raw, base, kind, initial, negated))
-    return out
-
-
-def _number_key(raw: str) -> str:
-    """Canonical text of a written number: ``1,000`` → ``1000``, ``3.50`` → ``3.5``."""
-    if ":" in raw:
-        return raw
-    if _THOUSANDS.match(raw):
-        raw = raw.replace(",", "")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        return raw
-    return format(value.normalize(), "f")
-
-
-def _numbers(tokens: Sequence[_Token]) -> set[str]:
-    """The numbers a text states, digits and words alike (``fifty`` and ``50`` are equal)."""
-    found: set[str] = set()
-    total = current = 0
-    in_words = False
-
-    def close() -> None:
-        nonlocal total, current, in_words
-        if in_words:
-            found.add(str(total + current))
-        total = current = 0
-        in_words = False
-
-    for i, tok in enumerate(tokens):
-        word = tok.base
-        nxt = tokens[i + 1].base if i + 1 < len(tokens) else ""
-        if tok.kind == "ord":
-            close()
-            found.add(f"ord:{int(tok.text[:-2])}")
-        elif tok.kind == "num":
-            close()
-            key = _number_key(tok.text)
-            if nxt in _SCALES and key.isdigit():
-                continue  # "3 million": the scale word below finishes it
-            found.add(key)
-        elif word in _ORDINALS:
-            close()
-            found.add(f"ord:{_ORDINALS[word]}")
-        elif word in _MULTIPLES:
-            close()
-            found.add(str(_MULTIPLES[word]))
-        elif word in _UNITS or word in _TENS:
-            prev = tokens[i - 1].base if i else ""
-            if word == "one" and (prev in _ONE_PRONOUN_BEFORE or nxt in _ONE_PRONOUN_AFTER):
-                close()
-                continue
-            current += _UNITS.get(word, 0) + _TENS.get(word, 0)
-            in_words = True
-        elif word in _SCALES:
-            prev_tok = tokens[i - 1] if i else None
-            if not in_words and prev_tok is not None and prev_tok.kind == "num":
-                key = _number_key(prev_tok.text)
-                current = int(key) if key.isdigit() else 1
-            scale = _SCALES[word]
-            if scale == 100:
-                current = max(current, 1) * 100
-            else:
-                total += max(current, 1) * scale
-                current = 0
-            in_words = True
-        elif word == "and" and in_words and (nxt in _UNITS or nxt in _TENS):
-            continue  # "two hundred and five"
-        else:
-            close()
-    close()
-    return found
-
-
-def _negations(tokens: Sequence[_Token]) -> int:
-    count = 0
-    for i, tok in enumerate(tokens):
-        nxt = tokens[i + 1].base if i + 1 < len(tokens) else ""
-        if tok.negated or (tok.base in _NEGATIONS and (tok.base, nxt) not in _NON_NEGATING):
-            count += 1
-    return count
-
-
-def _entities(tokens: Sequence[_Token]) -> set[str]:
+def _entities(tokens: Sequence[Token]) -> set[str]:
     """Lower-cased names: capitalised words that do not start a sentence (not ``I``)."""
     return {
         tok.base
@@ -379,21 +209,21 @@ def _stem(word: str) -> str:
     return word
 
 
-def _content(tokens: Sequence[_Token]) -> set[str]:
+def _content(tokens: Sequence[Token]) -> set[str]:
     return {
         _stem(tok.base)
         for tok in tokens
         if tok.kind == "word"
         and len(tok.base) > 1
         and tok.base not in _STOPWORDS
-        and tok.base not in _NEGATIONS
-        and tok.base not in _NUMBER_WORDS
-        and tok.base not in _ORDINALS
+        and tok.base not in COUNTED_NEGATIONS
+        and tok.base not in NUMBER_WORDS
+        and tok.base not in ORDINAL_WORDS
         and not tok.negated
     }
 
 
-def _quantifiers(tokens: Sequence[_Token]) -> set[str]:
+def _quantifiers(tokens: Sequence[Token]) -> set[str]:
     """The quantifier classes a text uses ("not only", "each other", the month "May" aside)."""
     found = set()
     for i, tok in enumerate(tokens):
@@ -410,16 +240,6 @@ def _quantifiers(tokens: Sequence[_Token]) -> set[str]:
             continue  # "each other" is reciprocal, not a quantifier
         found.add(cls)
     return found
-
-
-def _is_question(text: str, tokens: Sequence[_Token]) -> bool:
-    stripped = text.rstrip(" \t\n\"')]")
-    if stripped.endswith("?"):
-        return True
-    if stripped.endswith((".", "!")):
-        return False
-    # Unpunctuated text (NQ-style "who sang hallelujah first"): judge by the first word.
-    return bool(tokens) and tokens[0].base in _QUESTION_STARTS
 
 
 class LexicalGuard:
@@ -467,15 +287,15 @@ class LexicalGuard:
 
     def check(self, original: str, rewrite: str) -> Verdict:
         """The verdict on one pair."""
-        ta, tb = _tokens(original), _tokens(rewrite)
+        ta, tb = tokenize(original), tokenize(rewrite)
         content_a = _content(ta)
         recall = len(content_a & _content(tb)) / len(content_a) if content_a else 1.0
         if not tb:
             return Verdict(False, 0.0, "empty", "the rewrite has no words")
-        na, nb = _numbers(ta), _numbers(tb)
+        na, nb = stated_numbers(ta), stated_numbers(tb)
         if na != nb:
             return Verdict(False, recall, "number_changed", f"numbers {_show(na)} → {_show(nb)}")
-        nega, negb = _negations(ta), _negations(tb)
+        nega, negb = negation_count(ta), negation_count(tb)
         if nega % 2 != negb % 2:
             return Verdict(False, recall, "negation_changed", f"{nega} negation(s) → {negb}")
         if _has_lower(original) and _has_lower(rewrite):
@@ -501,7 +321,7 @@ class LexicalGuard:
                 "quantifier_changed",
                 f"quantifiers {_show(quant_a)} → {_show(quant_b)}",
             )
-        qa, qb = _is_question(original, ta), _is_question(rewrite, tb)
+        qa, qb = is_question_sentence(original, ta), is_question_sentence(rewrite, tb)
         if qa != qb:
             what = "question → statement" if qa else "statement → question"
             return Verdict(False, recall, "question_changed", what)

@@ -45,6 +45,7 @@ from sua_audit.perturb import (
     render_nli,
     rng_for,
 )
+from sua_audit.textfacts import NEGATION_WORDS, QUESTION_STARTS
 
 __all__ = [
     "DISTRACTORS",
@@ -84,10 +85,10 @@ FILLERS: tuple[str, ...] = ("actually", "basically", "really")
 
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 
-#: Negation words: never typo'd, never next to an inserted filler.
-_NEGATIONS = frozenset(
-    {"not", "no", "never", "nothing", "none", "nobody", "neither", "nor", "cannot", "without"}
-)
+#: Negation words: never typo'd, never next to an inserted filler. Without "nowhere" and
+#: "noone", as the rule kinds have always read them: adding them would change the variants
+#: these kinds make for the same seed.
+_NEGATIONS = NEGATION_WORDS - {"nowhere", "noone"}
 
 #: Words after which a filler would read badly ("the actually film").
 _NO_FILLER_AFTER = frozenset(
@@ -116,13 +117,10 @@ _SUBJECT_STARTS = frozenset(
     }
 )  # fmt: skip
 
-_QUESTION_WORDS = frozenset(
-    {
-        "who", "what", "when", "where", "why", "how", "which", "whose", "whom", "is", "are",
-        "was", "were", "do", "does", "did", "can", "could", "will", "would", "should", "has",
-        "have", "had",
-    }
-)  # fmt: skip
+#: Words that open a question, as the rule kinds have always read them: without the rarer
+#: openers "am", "shall", "may", "might", "must" (adding them would change where fillers go
+#: and which QA inputs get a "?", so the variants made for the same seed).
+_QUESTION_WORDS = QUESTION_STARTS - {"am", "shall", "may", "might", "must"}
 
 #: (expanded, contracted) pairs. Negative contractions keep the negation in both directions.
 _NEGATIVE_CONTRACTIONS: tuple[tuple[str, str], ...] = (

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from sua_audit.textfacts import NEGATION_WORDS
+
 # "Answer:" / "A:" at the start of the answer line, any case, optional spaces around the colon.
 _PREFIX = re.compile(r"^\s*(?:answer|a)\s*:\s*", re.IGNORECASE)
 _QUOTES = "\"'`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
@@ -175,9 +177,11 @@ MAX_LIST_ITEM_TOKENS = 4
 """Parts of at most this many tokens count as candidates when an answer is split at list
 separators (``"Paris, Lyon, Nice"``); longer parts are prose, not an enumeration."""
 
-_NEGATIONS = frozenset(
-    "not no never neither nor none nothing nobody cannot cant isnt arent wasnt werent dont "
-    "doesnt didnt wont wouldnt hasnt havent hadnt aint".split()
+#: Negation words among normalised tokens (apostrophes dropped: "isn't" is "isnt"). Not
+#: "without", "nowhere", "noone": as QA answers have always been scored ("without doubt
+#: Paris" still names Paris).
+_NEGATIONS = (NEGATION_WORDS - {"without", "nowhere", "noone"}) | frozenset(
+    "cant isnt arent wasnt werent dont doesnt didnt wont wouldnt hasnt havent hadnt aint".split()
 )
 # A clause ends at , ; : . ! ? ( ) or a dash when whitespace (or the end) follows, so "1,000",
 # "3.5" and "U.S" stay inside one clause.

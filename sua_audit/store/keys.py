@@ -9,22 +9,26 @@ size are left out on purpose: they change how fast an answer comes, not what it 
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
+from typing import Any, Protocol
 
-from sua_audit.backends.base import CompletionRequest
+from sua_audit.canonical import canonical_json
+
+__all__ = ["KEY_VERSION", "KeyedRequest", "canonical_json", "request_key"]
 
 KEY_VERSION = 1
 
 
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys, compact separators and non-ASCII kept as-is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+class KeyedRequest(Protocol):
+    """What a key needs of a request (a backend's ``CompletionRequest`` is one)."""
+
+    def payload(self) -> dict[str, Any]:
+        """Everything in the request that can change its output, as plain JSON data."""
+        ...
 
 
 def request_key(
     identity: dict[str, Any],
-    request: CompletionRequest,
+    request: KeyedRequest,
     payload: dict[str, Any] | None = None,
 ) -> str:
     """The cache key of ``request`` sent to the backend named by ``identity``.

@@ -59,10 +59,10 @@ def load_examples(path: Path, *, limit: int | None = None) -> tuple[list[Example
 
 def training_plan(spec: str | int) -> Plan:
     """Parse ``--perturbations`` as the audit does, refusing kinds that need a rewriter model."""
-    from sua_audit.audit import MODEL_KINDS
+    from sua_audit.perturb import rewriter_kinds
 
     plan = parse_plan(spec)
-    model = sorted(MODEL_KINDS.intersection(plan.slots))
+    model = sorted(rewriter_kinds().intersection(plan.slots))
     if model:
         raise ConfigError(
             f"--perturbations: {', '.join(model)} need a rewriter model; training uses rule "

@@ -130,12 +130,12 @@ class TrainResult:
 
 def resolve_model_dir(spec: str | None) -> Path:
     """The local directory a ``--model`` spec names (the embedded model is converted once)."""
-    from sua_audit.config import EMBEDDED_MODEL
+    from sua_audit.backends import EMBEDDED_MODEL, EMBEDDED_NAME
 
     spec = spec or EMBEDDED_MODEL
     provider, _, name = spec.partition("/")
     if provider == "embedded":
-        from sua_audit.backends.embedded import EMBEDDED_NAME, ensure_converted
+        from sua_audit.backends.embedded import ensure_converted
 
         if name != EMBEDDED_NAME:
             raise ConfigError(f"Unknown embedded model {name!r}; it is {EMBEDDED_NAME!r}.")
@@ -318,11 +318,12 @@ def train(
     if config.out.exists() and not config.overwrite:
         raise ConfigError(f"--out {config.out} exists; choose a new folder or pass --overwrite.")
     examples, info = load_examples(config.dataset, limit=config.limit)
+    from sua_audit.perturb import uses_instruction
     from sua_audit.tasks import TaskPrompts
 
     # Trained on the prompts it will be audited (and deployed) with; bad files fail here.
     prompts = TaskPrompts.from_paths(config.prompts_dir, config.task_template, config.system_prompt)
-    prompts.check(list(info.tasks), instruction_attacks="instruction" in config.plan.slots)
+    prompts.check(list(info.tasks), instruction_attacks=uses_instruction(config.plan.slots))
     model_dir = resolve_model_dir(config.model)
     try:
         import torch

@@ -1,4 +1,5 @@
-"""The stderr console (everything human), the summary table, and text made safe to print."""
+"""The stderr console (everything human) and the summary table. Text is made safe to print by
+:mod:`sua_audit.safetext` (``visible``, ``dumps_json``, imported here for the CLI)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ from sua_audit.safetext import visible as visible
 
 if TYPE_CHECKING:
     from sua_audit.schema import Summary
+
+__all__ = [
+    "UNSAFE_CHARS",
+    "dumps_json",
+    "err_console",
+    "out_console",
+    "summary_notes",
+    "summary_table",
+    "visible",
+]
 
 err_console = Console(stderr=True)
 out_console = Console()
