@@ -58,7 +58,7 @@ LABELS = ("negative", "positive")
 # Runs the CLI with the audit's item chunk raised to argv[1] items (diagnostic side only).
 BIG_CHUNK_HOOK = (
     "import runpy, sys\n"
-    "import sua_audit.audit as audit\n"
+    "import sua_audit.auditing as audit\n"
     "audit.CHUNK_ITEMS = int(sys.argv.pop(1))\n"
     "sys.argv = ['sua-audit', *sys.argv[1:]]\n"
     "runpy.run_module('sua_audit', run_name='__main__')\n"

@@ -153,7 +153,7 @@ class Methods:
         self._judged: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
 
     async def lexical(self, pairs: list[tuple[str, str]]) -> list[tuple[bool, float]]:
-        from sua_audit.perturb.meaning import LexicalGuard
+        from sua_audit.perturbation.meaning import LexicalGuard
 
         t0 = time.perf_counter()
         verdicts = await LexicalGuard(self.args.min_recall).check_many(pairs)
@@ -174,7 +174,7 @@ class Methods:
         return [(s >= self.args.threshold, s) for s in scores]
 
     async def guard_judge(self, pairs: list[tuple[str, str]]) -> list[tuple[bool, float]]:
-        from sua_audit.perturb.meaning import LexicalGuard
+        from sua_audit.perturbation.meaning import LexicalGuard
 
         guard = await LexicalGuard(self.args.min_recall).check_many(pairs)
         judged = await self.judge(pairs)
@@ -250,7 +250,7 @@ async def judge_scores(args: argparse.Namespace, pairs: list[tuple[str, str]]) -
     """Both orders' P(yes) for every pair, from the judge model (no cache)."""
     from sua_audit.backends import get_backend
     from sua_audit.engine import Generator
-    from sua_audit.perturb.meaning import JudgeFilter
+    from sua_audit.perturbation.meaning import JudgeFilter
     from sua_audit.prompting import PromptLibrary
 
     backend = get_backend(
@@ -373,7 +373,7 @@ async def evaluate_file(
 
     if "lexical" in methods:
         verdicts = state.notes["lexical_verdicts"]
-        from sua_audit.perturb.meaning import LexicalGuard
+        from sua_audit.perturbation.meaning import LexicalGuard
 
         sweep = []
         for min_recall in (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5):
@@ -475,7 +475,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    from sua_audit.perturb.meaning import DEFAULT_JUDGE_THRESHOLD, DEFAULT_MIN_RECALL
+    from sua_audit.perturbation.meaning import DEFAULT_JUDGE_THRESHOLD, DEFAULT_MIN_RECALL
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

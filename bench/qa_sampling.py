@@ -2,7 +2,7 @@
 
 What it measures: generated tokens per second (sum of ``completion_tokens`` over every answer /
 wall time) for the requests an audit makes on QA items. For each of the first N questions of
-``../shared/data/truthfulqa_dev.jsonl`` it builds, as ``sua_audit.audit`` does for the original
+``../shared/data/truthfulqa_dev.jsonl`` it builds, as ``sua_audit.auditing`` does for the original
 variant, one greedy request and one request for all k samples (``n=k``, temperature 0.7,
 ``max_tokens`` 32, run seed 0; the backend seeds answer i with ``sample_seed(seed, i)``), with
 ``tasks.build_messages``. A greedy request is one row of a ``generate`` call; a sampling request
@@ -38,7 +38,7 @@ from _common import dataset_path, emit, median, quiet_hf, read_jsonl, table
 
 
 def build_requests(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[Any]:
-    """Greedy + one request for k seeded samples per question, as ``sua_audit.audit`` does."""
+    """Greedy + one request for k seeded samples per question, as ``sua_audit.auditing`` does."""
     from sua_audit import tasks
     from sua_audit.backends import CompletionRequest, GenerationParams
 

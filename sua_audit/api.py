@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sua_audit.engine import Progress
-    from sua_audit.gate import Checklist, GateOutcome
+    from sua_audit.gating import Checklist, GateOutcome
     from sua_audit.report import Run as RunFiles
     from sua_audit.schema import Evaluation, ResultRow, Summary
 
@@ -449,7 +449,7 @@ def gate(
         NothingScored: the run (or the baseline) scored nothing or too little: it is never
             passed (exit 3).
     """
-    from sua_audit.gate import Checklist, evaluate_gate, load_checklist
+    from sua_audit.gating import Checklist, evaluate_gate, load_checklist
     from sua_audit.report import load_run as load_files
     from sua_audit.report import same_clustering, same_dataset, same_variants
     from sua_audit.results import check_status

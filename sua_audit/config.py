@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sua_audit.backends import EMBEDDED_MODEL
 
 if TYPE_CHECKING:
-    from sua_audit.perturb import Plan
+    from sua_audit.perturbation import Plan
 
 
 class AuditConfig(BaseModel):
@@ -140,7 +140,7 @@ class AuditConfig(BaseModel):
     @field_validator("perturbations", mode="before")
     @classmethod
     def _plan_text(cls, value: Any) -> str:
-        from sua_audit.perturb import parse_plan
+        from sua_audit.perturbation import parse_plan
 
         plan = parse_plan(value)  # ConfigError (one line, exit 2) when malformed
         if plan.k > 64:
@@ -177,7 +177,7 @@ class AuditConfig(BaseModel):
     @property
     def plan(self) -> Plan:
         """The parsed ``perturbations`` plan."""
-        from sua_audit.perturb import parse_plan
+        from sua_audit.perturbation import parse_plan
 
         return parse_plan(self.perturbations)
 

@@ -13,7 +13,7 @@ Two entry points share one private parser, so they apply exactly the same rules:
 * :func:`iter_items` streams parsed :class:`Item` objects and raises on the first bad line.
 
 Both read through :func:`iter_json_lines`, the one reader of user JSONL in the package (the
-instruction-attack file of :mod:`sua_audit.perturb.adversarial` uses it too). It reads bytes
+instruction-attack file of :mod:`sua_audit.perturbation.adversarial` uses it too). It reads bytes
 with a bounded ``readline``, so a line longer than ``max_line_bytes`` (default
 :data:`MAX_LINE_BYTES`, 1 MiB; ``--max-line-bytes`` on the command line) is reported and
 skipped without being held in memory, and it refuses what would crash or silently mislead

@@ -2,7 +2,7 @@
 
 Two places ask "do these two texts mean the same thing?":
 
-* the meaning check of model rewrites (``--meaning-filter``, :mod:`sua_audit.perturb.meaning`):
+* the meaning check of model rewrites (``--meaning-filter``, :mod:`sua_audit.perturbation.meaning`):
   is a paraphrase still the original question or sentence?
 * the clustering of free-text answers (``--equivalence``): are "Paris" and "The capital of
   France is Paris." one answer? Semantic entropy (Farquhar et al., Nature 2024) puts answers

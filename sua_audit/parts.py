@@ -105,7 +105,7 @@ def build_backend(spec: str, config: AuditConfig, *, audited: bool = False) -> A
 
 def rewriter_backend(config: AuditConfig, backend: Any) -> Any | None:
     """The backend that writes model-based perturbations, when the plan has any."""
-    from sua_audit.perturb import rewriter_kinds
+    from sua_audit.perturbation import rewriter_kinds
 
     if config.variants or not rewriter_kinds().intersection(config.plan.slots):
         return None  # a run on a variant set never builds (nor calls) a rewriter
@@ -127,7 +127,7 @@ def equivalence_backend(config: AuditConfig, backend: Any) -> Any | None:
 def check_equivalence_extras(config: AuditConfig) -> None:
     """Refuse, before any model call, an embedding method whose extra is not installed."""
     from sua_audit.equivalence import check_embedding_available
-    from sua_audit.perturb import rewriter_kinds
+    from sua_audit.perturbation import rewriter_kinds
 
     if config.equivalence == "embedding":
         check_embedding_available("--equivalence embedding")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sua_audit.audit import requests_per_item
+from sua_audit.auditing import requests_per_item
 from sua_audit.config import AuditConfig
 from sua_audit.dataset import DatasetInfo
 
@@ -153,8 +153,8 @@ def rewriter_estimate(
     With ``--meaning-filter judge|both`` each rewrite is also judged in both orders (label
     scoring: one answer token). Like :func:`estimate`, nothing is assumed cached.
     """
-    from sua_audit.perturb import kind_traits
-    from sua_audit.perturb.llm import MAX_LENGTH_RATIO
+    from sua_audit.perturbation import kind_traits
+    from sua_audit.perturbation.llm import MAX_LENGTH_RATIO
 
     counts = Counter(kind for kind in config.plan.slots if kind_traits(kind).rewriter)
     if not counts:

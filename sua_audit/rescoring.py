@@ -146,7 +146,7 @@ def rescore_run(
     from pydantic import ValidationError
 
     from sua_audit import __version__, paths
-    from sua_audit.audit import run_audit, summarize
+    from sua_audit.auditing import run_audit, summarize
     from sua_audit.config import AuditConfig
     from sua_audit.dataset import validate_dataset
     from sua_audit.engine import Generator
@@ -274,7 +274,7 @@ def rescore_run(
     out = out or default_out(run_dir, lam, divergence, normalize, abstain_on, equivalence)
     check_writable_dir(out, "--out")
     backend = CacheOnlyBackend(build_backend(config.model, config, audited=True), cache_path)
-    from sua_audit.perturb import rewriter_kinds
+    from sua_audit.perturbation import rewriter_kinds
 
     rewriter_backend = None
     if variant_set is None and rewriter_kinds().intersection(config.plan.slots):

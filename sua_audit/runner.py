@@ -72,7 +72,7 @@ def audit(
     ``partial`` or ``failed`` (see :func:`sua_audit.results.run_status`); a failed run's
     outputs are written.
     """
-    from sua_audit.audit import summarize
+    from sua_audit.auditing import summarize
     from sua_audit.dataset import validate_dataset
     from sua_audit.results import check_writable_dir, new_run_id, run_status, write_outputs
     from sua_audit.schema import SCHEMA_VERSION
@@ -97,7 +97,7 @@ def audit(
         # A bad set, or one that does not hold this dataset's items, fails before any call.
         variant_set = prepare_for_run(config, info)
     elif config.instruction_attacks:
-        from sua_audit.perturb.adversarial import load_instruction_attacks
+        from sua_audit.perturbation.adversarial import load_instruction_attacks
 
         load_instruction_attacks(config.instruction_attacks)  # a bad file fails before any call
     cost_plan = plan_cost(info, config)
@@ -359,7 +359,7 @@ async def _run_and_close(
     variant_set: Any = None,
     judge: Generator | None = None,
 ) -> Any:
-    from sua_audit.audit import run_audit
+    from sua_audit.auditing import run_audit
 
     try:
         equivalence = make_equivalence(config, generator, judge)

@@ -45,7 +45,7 @@ class PromptSettings(Protocol):
 
 
 #: The question sentence of a classification / NLI prompt (``{labels}``: :func:`label_text`).
-#: Instruction attacks (:mod:`sua_audit.perturb.adversarial`) rewrite these very sentences.
+#: Instruction attacks (:mod:`sua_audit.perturbation.adversarial`) rewrite these very sentences.
 CLASSIFY_QUESTION = "Which label fits this text best: {labels}?"
 NLI_QUESTION = "What is the relation of the hypothesis to the premise: {labels}?"
 

@@ -1,8 +1,8 @@
 """Facts about English text that several checks share: negation words, stated numbers, and
 whether a text is a question.
 
-The rule perturbers keep negations intact, the rewrite screens (:mod:`sua_audit.perturb.llm`)
-and the lexical meaning guard (:mod:`sua_audit.perturb.meaning`) compare negations, numbers and
+The rule perturbers keep negations intact, the rewrite screens (:mod:`sua_audit.perturbation.llm`)
+and the lexical meaning guard (:mod:`sua_audit.perturbation.meaning`) compare negations, numbers and
 questions between an original and its rewrite, the embedding check of
 :mod:`sua_audit.equivalence` compares stated numbers, and QA scoring
 (:mod:`sua_audit.scoring.qa`) looks for a negation before an answer. They read these facts

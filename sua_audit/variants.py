@@ -3,7 +3,7 @@
 ``sua-audit perturb`` writes every item's variants to a JSONL file (:func:`build_variant_set`);
 ``sua-audit run --variants FILE`` audits exactly those variants and calls no rewriter
 (:func:`prepare_for_run`, then :meth:`VariantSet.iter_variants` inside the audit). The set is
-made by the same function that ``run`` perturbs with (:func:`sua_audit.audit.perturb_chunk`),
+made by the same function that ``run`` perturbs with (:func:`sua_audit.auditing.perturb_chunk`),
 so a set built with a plan, seed and rewriter holds the variants a plain run with the same
 options audits.
 
@@ -58,7 +58,7 @@ from sua_audit.errors import ConfigError, DatasetError, DatasetProblem
 if TYPE_CHECKING:
     from sua_audit.config import AuditConfig
     from sua_audit.dataset import DatasetInfo, Item
-    from sua_audit.perturb import Plan, Variant
+    from sua_audit.perturbation import Plan, Variant
 
 __all__ = [
     "FORMAT_VERSION",
@@ -85,7 +85,7 @@ _ITEM_KEYS = ("id", "item_sha256", "variants_sha256", "variants")
 #: Variant keys: the audit's own (``Variant.to_dict``), then how a model-written one was made.
 _VARIANT_TEXT_KEYS = ("kind", "index", "text", "detail", "fields", "flags")
 _PROVENANCE_KEYS = ("rewriter", "template", "template_sha256", "meaning")
-#: Flags a variant may carry (see sua_audit.audit.MULTI_ANSWER).
+#: Flags a variant may carry (see sua_audit.auditing.MULTI_ANSWER).
 KNOWN_FLAGS = frozenset({"multi_answer"})
 #: Options that only shape how variants are written: they have no effect with --variants.
 #: (--prompts-dir is not one: the audited model's task templates may come from it too.)
@@ -105,7 +105,7 @@ def _sha(text: str) -> str:
 def item_sha256(item: Item) -> str:
     """The hash of what an item's variants are derived from: id, task, text fields, labels.
 
-    Perturbers read nothing else of an item (see :mod:`sua_audit.perturb`), so gold answers,
+    Perturbers read nothing else of an item (see :mod:`sua_audit.perturbation`), so gold answers,
     ``ambiguous`` and extra fields may change without making its variants stale.
     """
     return _sha(
@@ -193,7 +193,7 @@ class VariantSet:
     @property
     def plan(self) -> str:
         """The set's plan, written as ``--perturbations`` normalises it."""
-        from sua_audit.perturb import parse_plan
+        from sua_audit.perturbation import parse_plan
 
         return str(parse_plan(self.header["plan"]))
 
@@ -213,7 +213,7 @@ class VariantSet:
     def perturbation_summary(self) -> dict[str, Any]:
         """``results.perturbation`` of a run on this set: the header's account of how the
         variants were made (rewrite counts are the whole set's), and the set itself."""
-        from sua_audit.perturb import parse_plan
+        from sua_audit.perturbation import parse_plan
 
         plan = parse_plan(self.plan)
         out: dict[str, Any] = {
@@ -235,7 +235,7 @@ class VariantSet:
             DatasetError: a line no longer reads as it did when the set was opened (the file
                 changed in between).
         """
-        from sua_audit.perturb import parse_plan
+        from sua_audit.perturbation import parse_plan
 
         plan = parse_plan(self.plan)
         rows = iter_json_lines(self.path, max_line_bytes=self.max_line_bytes)
@@ -345,7 +345,7 @@ def _check_header(value: Any, check: _Check) -> dict[str, Any] | None:
         check.add("plan", f"is {_kind_of(plan)}, not a plan string", _rebuild(path))
         ok = False
     else:
-        from sua_audit.perturb import parse_plan
+        from sua_audit.perturbation import parse_plan
 
         try:
             parsed = parse_plan(plan)
@@ -497,7 +497,7 @@ def _parse_item_line(
     value: Any, check: _Check, plan: Plan, seen: dict[str, int]
 ) -> tuple[SetEntry, list[Variant]] | None:
     """Check one item line; return its index entry and its variants when valid."""
-    from sua_audit.perturb import Variant, available_perturbers
+    from sua_audit.perturbation import Variant, available_perturbers
 
     if not isinstance(value, dict):
         check.add(_LINE, f"is {_kind_of(value)}, not an item object", _rebuild(check.path))
@@ -622,7 +622,7 @@ def open_variant_set(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES) 
     Raises:
         DatasetError: With every problem found.
     """
-    from sua_audit.perturb import parse_plan
+    from sua_audit.perturbation import parse_plan
 
     shown = str(path)
     problems: list[DatasetProblem] = []
@@ -835,7 +835,7 @@ def variant_options(options: dict[str, Any]) -> dict[str, Any]:
     path = options.get("variants")
     if not path:
         return options
-    from sua_audit.perturb import parse_plan
+    from sua_audit.perturbation import parse_plan
 
     header = read_header(path, max_line_bytes=options.get("max_line_bytes") or MAX_LINE_BYTES)
     plan = str(parse_plan(header["plan"]))
@@ -876,7 +876,7 @@ def _header(
     rewriter_stats: dict[str, Any] | None,
 ) -> dict[str, Any]:
     from sua_audit import __version__
-    from sua_audit.perturb import kind_traits
+    from sua_audit.perturbation import kind_traits
     from sua_audit.store import utc_now
 
     used = sorted({k for k in config.plan.slots if kind_traits(k).rewriter})
@@ -927,11 +927,11 @@ def build_variant_set(
     ``config.rewriter_model`` names (tests).
     """
     from sua_audit import paths
-    from sua_audit.audit import CHUNK_ITEMS, chunks, perturb_chunk, perturb_context
-    from sua_audit.audit import _perturbation_summary as perturbation_summary
+    from sua_audit.auditing import CHUNK_ITEMS, chunks, perturb_chunk, perturb_context
+    from sua_audit.auditing import _perturbation_summary as perturbation_summary
     from sua_audit.dataset import iter_items, validate_dataset
     from sua_audit.engine import Generator
-    from sua_audit.perturb import rewriter_kinds
+    from sua_audit.perturbation import rewriter_kinds
     from sua_audit.results import atomic_write, check_writable_file
     from sua_audit.store import Store
 
@@ -941,7 +941,7 @@ def build_variant_set(
         config.dataset, limit=config.limit, max_line_bytes=config.max_line_bytes
     )
     if config.instruction_attacks:
-        from sua_audit.perturb.adversarial import load_instruction_attacks
+        from sua_audit.perturbation.adversarial import load_instruction_attacks
 
         load_instruction_attacks(config.instruction_attacks)
     check_writable_file(out, "--out")
@@ -1030,7 +1030,7 @@ def rehash_variant_set(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES
     Raises:
         DatasetError: problems other than the hashes.
     """
-    from sua_audit.perturb import parse_plan
+    from sua_audit.perturbation import parse_plan
     from sua_audit.results import atomic_write
     from sua_audit.store import utc_now
 

@@ -26,7 +26,7 @@ from sua_audit.dataset import (
     validate_dataset,
 )
 from sua_audit.errors import ConfigError, DatasetError, DatasetProblem
-from sua_audit.perturb import adversarial as adv
+from sua_audit.perturbation import adversarial as adv
 
 GOOD = '{"id": "ok", "input": "fine"}'
 

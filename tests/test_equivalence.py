@@ -424,7 +424,7 @@ def test_meaning_filter_embedding_uses_the_same_component(
     encoder: MiniLMEncoder, tmp_path: Path
 ) -> None:
     from sua_audit.equivalence import DEFAULT_EMBEDDING_THRESHOLD
-    from sua_audit.perturb.meaning import build_filter
+    from sua_audit.perturbation.meaning import build_filter
 
     store = Store.open(tmp_path / "c.db")
     meaning = build_filter("embedding", store=store)

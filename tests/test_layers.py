@@ -20,7 +20,7 @@ import sua_audit
 PACKAGE = Path(sua_audit.__file__).parent
 
 #: The layers, lowest first. A module belongs to the layer of its top-level name
-#: (``sua_audit.perturb.llm`` → ``perturb``); the package itself (``__version__``) is bottom.
+#: (``sua_audit.perturbation.llm`` → ``perturb``); the package itself (``__version__``) is bottom.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "bottom",
@@ -41,15 +41,15 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     ("io", frozenset({"backends", "store", "prompting", "tasks"})),
     ("engine", frozenset({"engine"})),
-    ("components", frozenset({"perturb", "equivalence"})),
+    ("components", frozenset({"perturbation", "equivalence"})),
     (
         "pipeline",
         frozenset(
             {
-                "audit",
+                "auditing",
                 "config",
                 "evaluation",
-                "gate",
+                "gating",
                 "gate_stats",
                 "parts",
                 "pricing",
@@ -115,7 +115,7 @@ def _imports(module: str, source: str, is_package: bool) -> Iterator[tuple[str, 
 
 
 def _layer_key(name: str) -> str:
-    """``sua_audit.perturb.llm`` → ``perturb``; ``sua_audit`` → ``""``."""
+    """``sua_audit.perturbation.llm`` → ``perturb``; ``sua_audit`` → ``""``."""
     parts = name.split(".")
     return parts[1] if len(parts) > 1 else ""
 
@@ -185,9 +185,9 @@ def test_allowed_exceptions_still_exist() -> None:
         ("engine.bad", "import typer\n", "only cli/ and ui/"),
         ("report.bad", "from ..ui import console\n", "pipeline (report)"),
         (
-            "perturb.bad",
-            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sua_audit import audit\n",
-            "components (perturb)",
+            "perturbation.bad",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sua_audit import auditing\n",
+            "components (perturbation)",
         ),
     ],
 )

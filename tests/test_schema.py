@@ -252,11 +252,11 @@ def test_rows_the_fake_model_cannot_make_fit_the_model() -> None:
     """Rows from paths a fake run does not reach: an ambiguity rewrite (multi_answer: its own
     entropy and divergence, the item's entropy gain), an item with several gold labels (its
     collapse block), and a failed item (a timeout: no HTTP status)."""
-    from sua_audit.audit import AuditOutcome, _failed_row, _score_item
+    from sua_audit.auditing import AuditOutcome, _failed_row, _score_item
     from sua_audit.config import AuditConfig
     from sua_audit.dataset import Item
     from sua_audit.errors import RequestFailed
-    from sua_audit.perturb import Variant
+    from sua_audit.perturbation import Variant
     from tests.scoring.test_audit_rows import _completion
 
     config = AuditConfig(dataset="d")

@@ -20,7 +20,12 @@ def perturbations(
     Model kinds (paraphrase, ambiguity, adversarial) are written by --rewriter-model and
     checked by --meaning-filter; the others are rules and need no model.
     """
-    from sua_audit.perturb import DEFAULT_KINDS, available_perturbers, get_perturber, kind_traits
+    from sua_audit.perturbation import (
+        DEFAULT_KINDS,
+        available_perturbers,
+        get_perturber,
+        kind_traits,
+    )
 
     rows = []
     for kind in available_perturbers():

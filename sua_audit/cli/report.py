@@ -155,7 +155,7 @@ def gate(
     """
     from sua_audit import api
     from sua_audit.errors import EXIT_GATE_FAILED
-    from sua_audit.gate import junit_xml, load_checklist
+    from sua_audit.gating import junit_xml, load_checklist
     from sua_audit.report import write_atomic
     from sua_audit.results import check_writable_file
 

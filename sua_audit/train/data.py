@@ -2,7 +2,7 @@
 
 Items are read with the audit's own reader (:mod:`sua_audit.dataset`), so every check and error
 message is the same as for ``sua-audit run``. Perturbations come from the audit's registered rule
-perturbers through :func:`sua_audit.perturb.perturb_item` with the audit's seed scheme: in epoch 0
+perturbers through :func:`sua_audit.perturbation.perturb_item` with the audit's seed scheme: in epoch 0
 an item's variants are exactly those ``sua-audit run --seed SEED --perturbations PLAN`` would
 make; later epochs use a seed derived from (SEED, epoch), so each epoch sees fresh rewrites.
 """
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sua_audit.backends.base import Message
 from sua_audit.dataset import DatasetInfo, Item, iter_items, validate_dataset
 from sua_audit.errors import ConfigError
-from sua_audit.perturb import PerturbContext, Plan, parse_plan, perturb_item
+from sua_audit.perturbation import PerturbContext, Plan, parse_plan, perturb_item
 
 if TYPE_CHECKING:
     from sua_audit.tasks import TaskPrompts
@@ -59,7 +59,7 @@ def load_examples(path: Path, *, limit: int | None = None) -> tuple[list[Example
 
 def training_plan(spec: str | int) -> Plan:
     """Parse ``--perturbations`` as the audit does, refusing kinds that need a rewriter model."""
-    from sua_audit.perturb import rewriter_kinds
+    from sua_audit.perturbation import rewriter_kinds
 
     plan = parse_plan(spec)
     model = sorted(rewriter_kinds().intersection(plan.slots))

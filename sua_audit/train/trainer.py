@@ -318,7 +318,7 @@ def train(
     if config.out.exists() and not config.overwrite:
         raise ConfigError(f"--out {config.out} exists; choose a new folder or pass --overwrite.")
     examples, info = load_examples(config.dataset, limit=config.limit)
-    from sua_audit.perturb import uses_instruction
+    from sua_audit.perturbation import uses_instruction
     from sua_audit.tasks import TaskPrompts
 
     # Trained on the prompts it will be audited (and deployed) with; bad files fail here.

@@ -74,7 +74,7 @@ def test_probe_reports_a_dead_server_as_one_line_error() -> None:
 
 
 def test_perturbations_lists_every_registered_kind() -> None:
-    from sua_audit.perturb import available_perturbers
+    from sua_audit.perturbation import available_perturbers
 
     done = sua("perturbations", "--json")
     assert done.returncode == 0, done.stderr

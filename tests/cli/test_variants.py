@@ -181,7 +181,7 @@ def test_run_on_a_set_never_builds_nor_calls_a_rewriter(
     built: Built, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """In process: building any backend, or perturbing any item, fails the test."""
-    import sua_audit.audit as audit_module
+    import sua_audit.auditing as audit_module
     import sua_audit.backends as backends
     from sua_audit.backends.fake import FakeBackend
     from sua_audit.runner import audit, make_config
@@ -472,9 +472,9 @@ def test_perturb_refuses_bad_input_and_writes_nothing(built: Built, tmp_path: Pa
 
 def test_perturb_builds_what_run_perturbs(built: Built) -> None:
     """The set's variants are perturb_item's, item by item (rule kinds: no rewriter)."""
-    from sua_audit.audit import perturb_context
+    from sua_audit.auditing import perturb_context
     from sua_audit.dataset import iter_items
-    from sua_audit.perturb import perturb_item
+    from sua_audit.perturbation import perturb_item
     from sua_audit.runner import make_config
     from sua_audit.variants import open_variant_set
 

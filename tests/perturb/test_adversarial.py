@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sua_audit.perturb.adversarial as adv
+import sua_audit.perturbation.adversarial as adv
 from sua_audit.dataset import Item
 from sua_audit.errors import ConfigError
-from sua_audit.perturb import PerturbContext, Variant, available_perturbers, get_perturber
-from sua_audit.perturb import render_nli as render
+from sua_audit.perturbation import PerturbContext, Variant, available_perturbers, get_perturber
+from sua_audit.perturbation import render_nli as render
 from sua_audit.tasks import CLASSIFY_QUESTION, NLI_QUESTION, build_messages
 
 NEW_KINDS = ("homoglyph", "synonym", "deletion", "instruction")
@@ -108,8 +108,8 @@ def test_same_seed_same_variants_and_more_keeps_the_first(kind: str, item: Item)
 def test_variants_are_deterministic_across_processes() -> None:
     code = (
         "import asyncio, json\n"
-        "from sua_audit.perturb import get_perturber\n"
-        "import sua_audit.perturb.adversarial\n"
+        "from sua_audit.perturbation import get_perturber\n"
+        "import sua_audit.perturbation.adversarial\n"
         "from tests.perturb.test_adversarial import ITEMS, NEW_KINDS\n"
         "out = []\n"
         "for kind in NEW_KINDS:\n"

@@ -21,7 +21,7 @@ from sua_audit.backends.base import (
 from sua_audit.dataset import Item
 from sua_audit.engine import Generator
 from sua_audit.errors import ConfigError, RequestFailed
-from sua_audit.perturb import (
+from sua_audit.perturbation import (
     PerturbContext,
     Variant,
     available_perturbers,
@@ -29,7 +29,7 @@ from sua_audit.perturb import (
     perturb_item,
     render_nli,
 )
-from sua_audit.perturb.llm import (
+from sua_audit.perturbation.llm import (
     MAX_LENGTH_RATIO,
     AmbiguityPerturber,
     ParaphrasePerturber,

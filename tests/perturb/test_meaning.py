@@ -17,7 +17,7 @@ from sqlite_utils import Database
 from sua_audit.backends.base import Backend, Capabilities, Completion, CompletionRequest
 from sua_audit.engine import Generator
 from sua_audit.errors import ConfigError, RequestFailed
-from sua_audit.perturb.meaning import (
+from sua_audit.perturbation.meaning import (
     DEFAULT_FILTER,
     DEFAULT_JUDGE_THRESHOLD,
     FILTER_NAMES,

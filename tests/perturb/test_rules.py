@@ -1,4 +1,4 @@
-"""Tests for sua_audit.perturb (registry, perturb_item) and the rule-based perturbers."""
+"""Tests for sua_audit.perturbation (registry, perturb_item) and the rule-based perturbers."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sua_audit import perturb
+from sua_audit import perturbation as perturb
 from sua_audit.dataset import Item
 from sua_audit.errors import ConfigError
-from sua_audit.perturb import (
+from sua_audit.perturbation import (
     DEFAULT_KINDS,
     MAX_REDRAWS,
     PerturbContext,
@@ -31,7 +31,7 @@ from sua_audit.perturb import (
     register_perturber,
     render_nli,
 )
-from sua_audit.perturb.rules import DISTRACTORS
+from sua_audit.perturbation.rules import DISTRACTORS
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 
@@ -99,7 +99,7 @@ def test_variants_are_deterministic_across_processes() -> None:
     code = (
         "import asyncio, json\n"
         "from sua_audit.dataset import Item\n"
-        "from sua_audit.perturb import perturb_item\n"
+        "from sua_audit.perturbation import perturb_item\n"
         "item = Item(id='x', task='qa', input='Which planet has the largest moons in it?',"
         " line=1)\n"
         "print(json.dumps([v.to_dict() for v in asyncio.run(perturb_item(item, k=5, seed=3))]))\n"

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from sua_audit.errors import ConfigError
-from sua_audit.gate import Check, Checklist, evaluate_gate, load_checklist
 from sua_audit.gate_stats import (
     NoPairs,
     decide,
@@ -24,6 +23,7 @@ from sua_audit.gate_stats import (
     paired_change,
     paired_values,
 )
+from sua_audit.gating import Check, Checklist, evaluate_gate, load_checklist
 from sua_audit.report import load_run
 from tests.report.conftest import sua
 

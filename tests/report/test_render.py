@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sua_audit.errors import ConfigError
-from sua_audit.gate import evaluate_gate, junit_xml, load_checklist
+from sua_audit.gating import evaluate_gate, junit_xml, load_checklist
 from sua_audit.report import Run, load_run, read_metric, render_compare, render_report, svg
 from sua_audit.report.markdown import cell
 

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from sua_audit.audit import _score_item
+from sua_audit.auditing import _score_item
 from sua_audit.backends.base import Completion
 from sua_audit.config import AuditConfig
 from sua_audit.dataset import Item
-from sua_audit.perturb import Variant
+from sua_audit.perturbation import Variant
 from sua_audit.scoring import divergence, entropy
 
 
@@ -85,7 +85,7 @@ _OPEN: list = []
 
 
 def _outcome(rows: list[dict], config: AuditConfig):  # noqa: ANN202
-    from sua_audit.audit import AuditOutcome, decide
+    from sua_audit.auditing import AuditOutcome, decide
 
     outcome = AuditOutcome(
         abstain_on=config.abstain_on,
@@ -111,7 +111,7 @@ SETS = [[0.9, 0.8, 0.3], [0.6, 0.55, 0.58], [0.95, 0.9, 0.96], [0.7, 0.2, 0.3], 
 
 
 def test_default_rule_that_abstains_on_nothing_says_so() -> None:
-    from sua_audit.audit import summarize
+    from sua_audit.auditing import summarize
 
     config = AuditConfig(dataset="d")
     outcome = _outcome(_rows(SETS, config), config)
@@ -129,7 +129,7 @@ def test_default_rule_that_abstains_on_nothing_says_so() -> None:
 
 
 def test_abstain_on_any_label_free_score_with_coverage() -> None:
-    from sua_audit.audit import summarize
+    from sua_audit.auditing import summarize
 
     config = AuditConfig(dataset="d", abstain_on="flip_rate", coverage=0.6)
     outcome = _outcome(_rows(SETS, config), config)

@@ -97,7 +97,7 @@ def test_epoch_zero_perturbations_are_the_audits(tmp_path: Path) -> None:
 
     from sua_audit import tasks
     from sua_audit.dataset import iter_items
-    from sua_audit.perturb import perturb_item
+    from sua_audit.perturbation import perturb_item
     from sua_audit.train.data import epoch_seed, load_examples, training_plan, variant_messages
 
     data = write_sentiment(tmp_path / "d.jsonl", n=3)

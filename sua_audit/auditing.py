@@ -34,7 +34,7 @@ from sua_audit.dataset import DatasetInfo, Item, iter_items
 from sua_audit.engine import Generator
 from sua_audit.equivalence import Equivalence, ExactMatch, build_equivalence, cluster_by_meaning
 from sua_audit.errors import RequestFailed
-from sua_audit.perturb import (
+from sua_audit.perturbation import (
     PerturbContext,
     Variant,
     kind_traits,
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
 CHUNK_ITEMS = 32
 
-#: Variant flag of rewrites that admit several answers (see sua_audit.perturb.llm).
+#: Variant flag of rewrites that admit several answers (see sua_audit.perturbation.llm).
 MULTI_ANSWER = "multi_answer"
 
 #: The per-item scores of a row: the run files' list (sua_audit.schema), defined once there.
@@ -467,7 +467,7 @@ def _failed_row(
 
 def perturb_context(config: AuditConfig, rewriter: Generator | None) -> PerturbContext:
     """Budgets, rewriter, templates and meaning check for this run's perturbers."""
-    from sua_audit.perturb.meaning import build_filter
+    from sua_audit.perturbation.meaning import build_filter
     from sua_audit.prompting import PromptLibrary
 
     prompts = PromptLibrary(Path(config.prompts_dir) if config.prompts_dir else None)

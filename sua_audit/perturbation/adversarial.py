@@ -1,7 +1,7 @@
 """Adversarial rule perturbers: ``homoglyph``, ``synonym``, ``deletion`` and ``instruction``.
 
 This module owns four attacks that need no model. Importing it registers the four kinds.
-The first three edit the item's text like :mod:`sua_audit.perturb.rules` does (every text
+The first three edit the item's text like :mod:`sua_audit.perturbation.rules` does (every text
 field; an NLI premise and hypothesis separately, ``input`` re-rendered); ``instruction``
 keeps the text and attacks the instruction instead.
 
@@ -73,8 +73,8 @@ from typing import Any
 
 from sua_audit.dataset import MAX_LINE_BYTES, Item, iter_json_lines
 from sua_audit.errors import ConfigError, DatasetError, DatasetProblem
-from sua_audit.perturb import KindTraits, PerturbContext, Variant, register_perturber, rng_for
-from sua_audit.perturb.rules import (
+from sua_audit.perturbation import KindTraits, PerturbContext, Variant, register_perturber, rng_for
+from sua_audit.perturbation.rules import (
     _NEGATIONS,
     _PLAIN_WORD,
     _Ctx,
@@ -195,7 +195,7 @@ _TOKEN = re.compile(r"\S+")
 
 
 def _data_text(name: str) -> str:
-    return resources.files("sua_audit.perturb").joinpath("data", name).read_text("utf-8")
+    return resources.files("sua_audit.perturbation").joinpath("data", name).read_text("utf-8")
 
 
 def _at_sentence_start(text: str, start: int) -> bool:

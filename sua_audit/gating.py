@@ -330,7 +330,7 @@ def junit_xml(outcome: GateOutcome, *, suite: str = "sua-audit gate") -> str:
     from sua_audit.safetext import visible
 
     for result in outcome.results:
-        case = ET.SubElement(ts, "testcase", classname="sua_audit.gate", name=result.name)
+        case = ET.SubElement(ts, "testcase", classname="sua_audit.gating", name=result.name)
         # Control characters are not allowed in XML 1.0: written out as escape text.
         message = visible(result.message)
         if result.status == "fail":

@@ -79,9 +79,9 @@ MAX_REDRAWS = 5
 
 #: Modules whose import registers the built-in perturbers (imported on first registry use).
 _BUILTIN_MODULES: tuple[str, ...] = (
-    "sua_audit.perturb.rules",
-    "sua_audit.perturb.adversarial",
-    "sua_audit.perturb.llm",
+    "sua_audit.perturbation.rules",
+    "sua_audit.perturbation.adversarial",
+    "sua_audit.perturbation.llm",
 )
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sua_audit.backends.base import CompletionRequest, GenerationParams
 from sua_audit.errors import ConfigError, RequestFailed
-from sua_audit.perturb import (
+from sua_audit.perturbation import (
     KindTraits,
     PerturbContext,
     PerturbStats,
@@ -55,7 +55,7 @@ from sua_audit.textfacts import (
 
 if TYPE_CHECKING:
     from sua_audit.dataset import Item
-    from sua_audit.perturb.meaning import MeaningFilter
+    from sua_audit.perturbation.meaning import MeaningFilter
     from sua_audit.prompting import PromptTemplate
 
 __all__ = [

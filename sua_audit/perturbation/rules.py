@@ -27,7 +27,7 @@ behaviour the kinds had before budgets existed, variant for variant.
   classification text, and after an NLI premise only (the hypothesis is never touched).
 
 More adversarial rule kinds (``homoglyph``, ``synonym``, ``deletion``, ``instruction``) live
-in :mod:`sua_audit.perturb.adversarial` and reuse the helpers here.
+in :mod:`sua_audit.perturbation.adversarial` and reuse the helpers here.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sua_audit.dataset import Item
-from sua_audit.perturb import (
+from sua_audit.perturbation import (
     PerturbContext,
     Variant,
     register_perturber,
