@@ -503,7 +503,7 @@ def _perturbation_summary(config: AuditConfig, context: PerturbContext) -> dict[
     }
     if context.meaning is not None:
         out["meaning_filter"] = context.meaning.describe()
-    if context.generator is not None:
+    if context.generator is not None and context.prompts is not None:
         out["rewriter"] = context.generator.backend.describe()
         used = sorted({k for k in config.plan.slots if kind_traits(k).rewriter})
         out["templates"] = {k: context.prompts.get(k).ref for k in used}

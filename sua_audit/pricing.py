@@ -45,7 +45,7 @@ class Price:
     output: float
     source: str
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
         """USD for the given token counts."""
         return prompt_tokens * self.input + completion_tokens * self.output
 

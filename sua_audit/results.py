@@ -336,7 +336,7 @@ def _check_results(path: Path, summary: dict[str, Any], sha256: str, n_rows: int
             )
         return
     expected = (summary.get("results") or {}).get("items")
-    if _is_number(expected) and int(expected) != n_rows:
+    if isinstance(expected, int | float) and _is_number(expected) and int(expected) != n_rows:
         raise RunReadError(
             f"'{path}' has {n_rows} rows but its summary.json counts {int(expected)} items: "
             f"the file was truncated or changed after the run. {_RERUN}"

@@ -128,7 +128,7 @@ def audit(
         for line in cost_plan.notices():
             on_notice(line)
     store = None
-    if config.cache_mode != "off":
+    if cache_path is not None and config.cache_mode != "off":
         store = Store.open(cache_path)
     try:
         if store is not None:

@@ -369,7 +369,7 @@ def _check_header(value: Any, check: _Check) -> dict[str, Any] | None:
         elif not isinstance(got, kinds) or isinstance(got, bool):
             check.add(key, f"is {_kind_of(got)}, not {what}", _rebuild(path))
             ok = False
-        elif key == "content_sha256" and not _SHA.match(got):
+        elif key == "content_sha256" and not _SHA.match(str(got)):
             check.add(key, "is not a sha256 (64 lower-case hex digits)", _rehash_or_rebuild(path))
             ok = False
     for key in ("rewriter", "meaning_filter", "templates", "rewrites"):
@@ -954,11 +954,17 @@ def build_variant_set(
         from sua_audit.parts import build_backend
 
         rewriter_backend = build_backend(config.rewriter_model, config)
-    store = Store.open(cache_path) if config.cache_mode != "off" and uses_model else None
+    store = (
+        Store.open(cache_path)
+        if cache_path is not None and config.cache_mode != "off" and uses_model
+        else None
+    )
     spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
     try:
         rewriter = (
-            Generator(rewriter_backend, store, cache_mode=config.cache_mode) if uses_model else None
+            Generator(rewriter_backend, store, cache_mode=config.cache_mode)
+            if rewriter_backend is not None and uses_model
+            else None
         )
         context = perturb_context(config, rewriter)
         content = _ContentHash()

@@ -169,9 +169,10 @@ class HFBackend(Backend):
             t0 = time.perf_counter()
             try:
                 self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_dir)
-                self.lm = transformers.AutoModelForCausalLM.from_pretrained(
+                lm: Any = transformers.AutoModelForCausalLM.from_pretrained(
                     self.model_dir, dtype=getattr(torch, self.dtype)
-                ).to(self.device)
+                )
+                self.lm = lm.to(self.device)
             except (OSError, ValueError) as exc:
                 raise ModelLoadError(f"Could not load {self.model_dir}: {exc}") from exc
             self.lm.eval()
@@ -473,7 +474,7 @@ class HFBackend(Backend):
             if eos is not None and eos in toks:
                 toks = toks[: toks.index(eos)]
                 finish = "stop"
-            texts[r_i].append(self.tokenizer.decode(toks, skip_special_tokens=True))
+            texts[r_i].append(str(self.tokenizer.decode(toks, skip_special_tokens=True)))
             out[r_i].completion_tokens += len(toks) + (finish == "stop")
             if out[r_i].finish_reason is None:
                 out[r_i].finish_reason = finish

@@ -52,5 +52,5 @@ def perturbations(
     table.add_column("what it does (budget: most edits per text field)")
     for row in rows:
         source = "rewriter model" if row["model"] else "rules"
-        table.add_row(row["kind"], source, escape(row["description"]))
+        table.add_row(str(row["kind"]), source, escape(str(row["description"])))
     out_console.print(table)

@@ -123,7 +123,7 @@ class Store:
             return 0
         try:
             with self.db.atomic():
-                self.db["completions"].insert_all(rows, ignore=True)
+                self.db.table("completions").insert_all(rows, ignore=True)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Writing to the cache {self.path} failed: {exc}.") from exc
         return len(rows)
@@ -177,7 +177,7 @@ class Store:
         from sua_audit import __version__
 
         with self.db.atomic():
-            self.db["runs"].insert(
+            self.db.table("runs").insert(
                 {
                     "id": run_id,
                     "config_json": canonical_json(config),
@@ -193,7 +193,7 @@ class Store:
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
         """Record how a run ended."""
         with self.db.atomic():
-            self.db["runs"].update(
+            self.db.table("runs").update(
                 run_id,
                 {
                     "status": status,

@@ -18,7 +18,7 @@ def m001_create_completions(db: Database) -> None:
     ``key`` is the canonical request hash (store/keys.py); the request is kept beside it so a
     cached answer can always be traced to what was asked. Errors are never stored here.
     """
-    db["completions"].create(
+    db.table("completions").create(
         {
             "key": str,
             "provider": str,
@@ -37,7 +37,7 @@ def m001_create_completions(db: Database) -> None:
 @migrations()
 def m002_create_runs(db: Database) -> None:
     """One row per audit run: its resolved config and outcome, for provenance."""
-    db["runs"].create(
+    db.table("runs").create(
         {
             "id": str,
             "config_json": str,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sua_audit.ui.console import err_console
@@ -20,7 +22,7 @@ class RichProgress:
             console=err_console,
             transient=False,
         )
-        self._task = None
+        self._task: Any = None
         self._hits = 0
 
     def start(self, total: int, description: str) -> None:
