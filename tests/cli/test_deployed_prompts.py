@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sua_audit.prompting import PromptLibrary
-from tests.cli.test_run import sua
+from tests.support.cli import sua
 
 ITEM = {"id": "q1", "task": "qa", "input": "What is the capital of France?", "answers": ["Paris"]}
 

@@ -21,20 +21,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE
+from tests.support.cli import REPO, sua
 from tests.support.stub_openai import FaultPlan, StubServer, status
 
 KEY = "sk-hardening-0123456789"
-
-
-def sua(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sua_audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "120", "PYTHONPATH": str(Path.cwd()), **env},
-    )
 
 
 def no_traceback(res: subprocess.CompletedProcess[str]) -> None:
@@ -56,7 +46,7 @@ def hosted_run(
     return sua(
         "run", "--model", "openai/stub", "--base-url", server_url, "--dataset", str(EXAMPLE),
         "--cache", str(cache), "--out", str(out), "--no-progress", "--max-attempts", "1",
-        "--limit", "4", *extra, OPENAI_API_KEY=KEY,
+        "--limit", "4", *extra, env={"OPENAI_API_KEY": KEY},
     )  # fmt: skip
 
 
@@ -334,7 +324,7 @@ def test_ctrl_c_prints_the_resume_line(tmp_path: Path) -> None:
          str(data), "--cache", str(tmp_path / "c.db"), "--out", str(tmp_path / "o"),
          "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         # A shell's background job ignores SIGINT, and children inherit that: restore it.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_run import _lines, sua
+from tests.cli.test_run import _lines
 from tests.conftest import EXAMPLE
+from tests.support.cli import sua
 
 AMBIGUOUS_NLI = {
     "id": "amb-1",

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE
+from tests.support.cli import sua
 
 SCORE_KEYS = {
     "id",
@@ -32,17 +33,6 @@ SCORE_KEYS = {
     "abstain",
     "variants",
 }
-
-
-def sua(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sua_audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "120"},
-        **kw,
-    )
 
 
 def _lines(path: Path) -> list[dict]:
@@ -143,30 +133,18 @@ def test_bad_options_exit_2(tmp_path: Path, extra: list[str], needle: str) -> No
 
 
 def test_missing_openai_key_names_the_variable(tmp_path: Path) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SUA_AUDIT_BASE_URL")
-    }
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sua_audit",
-            "run",
-            "--model",
-            "gpt-4o",
-            "--dataset",
-            str(EXAMPLE),
-            "--cache",
-            str(tmp_path / "c.db"),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    unset = dict.fromkeys(("OPENAI_API_KEY", "OPENAI_BASE_URL", "SUA_AUDIT_BASE_URL"))
+    res = sua(
+        "run",
+        "--model",
+        "gpt-4o",
+        "--dataset",
+        str(EXAMPLE),
+        "--cache",
+        str(tmp_path / "c.db"),
+        "--out",
+        str(tmp_path / "o"),
+        env=unset,
     )
     assert res.returncode == 2, res.stderr
     assert "OPENAI_API_KEY" in res.stderr and "Traceback" not in res.stderr
