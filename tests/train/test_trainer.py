@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sua_audit.errors import ConfigError
-from tests.support.cli import sua
+from tests.support.cli import sua, sua_in_process
 from tests.train.conftest import write_sentiment
 
 torch = pytest.importorskip("torch")
@@ -155,7 +155,7 @@ def test_checkpoint_is_audited_by_the_cli(tiny_dir: Path, tmp_path: Path) -> Non
     for r, p in zip(rows, ours, strict=True):
         assert [r["distribution"][lab] for lab in labels] == pytest.approx(p, abs=1e-5)
 
-    again = sua(
+    again = sua_in_process(
         "train", "--model", f"hf/{tiny_dir}", "--dataset", str(data), "--out", str(ck),
         home=home,
     )  # fmt: skip
