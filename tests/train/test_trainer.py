@@ -9,6 +9,7 @@ import pytest
 
 from sua_audit.errors import ConfigError
 from tests.support.cli import sua, sua_in_process
+from tests.support.models import load_causal_lm
 from tests.train.conftest import write_sentiment
 
 torch = pytest.importorskip("torch")
@@ -39,8 +40,7 @@ def _batch_loss_of(model_dir: Path, config) -> dict[str, float]:
     from sua_audit.train.trainer import _batch_loss
 
     examples, _ = load_examples(config.dataset)
-    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
-    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tok, model = load_causal_lm(model_dir)
     messages = variant_messages(examples, config.plan, config.seed)
     with torch.no_grad():
         return _batch_loss(LabelScorer(model, tok), examples, messages, config).floats()
@@ -141,8 +141,7 @@ def test_checkpoint_is_audited_by_the_cli(tiny_dir: Path, tmp_path: Path) -> Non
     # The audit's clean distribution is the one training optimised (same prompt and scoring).
     from sua_audit.train.forward import LabelScorer
 
-    tok = transformers.AutoTokenizer.from_pretrained(ck)
-    model = transformers.AutoModelForCausalLM.from_pretrained(ck, dtype=torch.float32)
+    tok, model = load_causal_lm(ck)
     from sua_audit import tasks
 
     labels = ("negative", "positive")
