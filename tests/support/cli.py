@@ -54,7 +54,7 @@ def sua(
     """``python -m sua_audit ARGS`` in a subprocess of this checkout (never raises on exit)."""
     full = _environment(os.environ, columns, home, env or {})
     full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full.get("PYTHONPATH")]))
-    return subprocess.run(  # type: ignore[call-overload,no-any-return]
+    return subprocess.run(  # type: ignore[call-overload]
         [sys.executable, "-m", "sua_audit", *args],
         capture_output=True,
         text=True,
