@@ -32,6 +32,7 @@ from sua_audit.errors import ConfigError, MissingDependencyError
 from sua_audit.prompting import PromptLibrary
 from sua_audit.scoring.qa import cluster_answers
 from sua_audit.store import Store
+from tests.support.cli import sua
 
 ANSWER_PAIRS = Path(__file__).parent / "data" / "answer_pairs.jsonl"
 PARIS = ["Paris", "The capital of France is Paris."]
@@ -452,18 +453,14 @@ def test_perturb_with_the_embedding_check_in_a_fresh_process(tmp_path: Path) -> 
     # load at once; in a process that has not imported transformers yet, two threads importing
     # it together failed with "cannot import name 'AutoModel'". A subprocess, because this test
     # process imported transformers long ago.
-    import subprocess
-    import sys
-
     example = Path(__file__).resolve().parents[1] / "examples" / "mixed.jsonl"
     out = tmp_path / "set.jsonl"
-    cmd = [
-        sys.executable, "-m", "sua_audit", "perturb", "--dataset", str(example),
+    done = sua(
+        "perturb", "--dataset", str(example),
         "--limit", "6", "--perturbations", "paraphrase:2", "--rewriter-model",
         "fake/rewrite", "--meaning-filter", "embedding", "--cache",
-        str(tmp_path / "c.db"), "--out", str(out),
-    ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        str(tmp_path / "c.db"), "--out", str(out), timeout=None,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     header = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert header["meaning_filter"]["name"] == "embedding"

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,21 +38,11 @@ from sua_audit.schema import (
     json_schemas,
 )
 from tests.conftest import EXAMPLE, REPO
+from tests.support.cli import sua
 
 SCHEMAS = REPO / "schemas"
 BEFORE_VERSIONS = REPO / "tests" / "data" / "runs" / "before-versions"
 EVIDENCE = REPO.parent / "evidence"
-
-
-def sua(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sua_audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "COLUMNS": "120", "PYTHONPATH": str(REPO)},
-        check=False,
-    )
 
 
 def one_line_error(res: subprocess.CompletedProcess[str]) -> str:

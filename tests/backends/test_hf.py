@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 
 from sua_audit.backends.base import CompletionRequest, GenerationParams, Message
+from tests.support.models import hf_backend, tiny_llama_with_tokenizer_of
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -23,31 +23,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory, embedded_dir: Path) -> Path:
-    d = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=49152,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        pad_token_id=2,
-        eos_token_id=2,
-    )
-    transformers.LlamaForCausalLM(config).save_pretrained(d)
-    for f in embedded_dir.iterdir():
-        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
-            shutil.copy(f, d / f.name)
-    return d
-
-
-def _backend(path: Path, **kw: object):
-    from sua_audit.backends.hf import HFBackend
-
-    return HFBackend(path, dtype="float32", **kw)  # type: ignore[arg-type]
+    return tiny_llama_with_tokenizer_of(tmp_path_factory.mktemp("tiny"), embedded_dir)
 
 
 def _msgs(text: str) -> tuple[Message, ...]:
@@ -66,7 +42,7 @@ def _manual_logprob(backend, messages, choice: str) -> float:
 
 
 def test_batched_choice_scores_match_one_at_a_time(tiny_dir: Path) -> None:
-    backend = _backend(tiny_dir, batch_size=8)
+    backend = hf_backend(tiny_dir, batch_size=8)
     texts = ["short", "a much longer prompt with many more words in it to pad", "mid length one"]
     choices = ("negative", "positive", "not_entailment")
 
@@ -86,7 +62,7 @@ def test_batched_choice_scores_match_one_at_a_time(tiny_dir: Path) -> None:
 
 
 def test_single_token_labels_take_one_pass_per_batch(tiny_dir: Path) -> None:
-    backend = _backend(tiny_dir, batch_size=8)
+    backend = hf_backend(tiny_dir, batch_size=8)
     texts = [f"review number {i} " * (i + 1) for i in range(6)]
     choices = ("negative", "positive")  # one token each in this tokenizer
 
@@ -104,7 +80,7 @@ def test_single_token_labels_take_one_pass_per_batch(tiny_dir: Path) -> None:
 
 
 def test_weights_load_on_first_request_only(tiny_dir: Path) -> None:
-    backend = _backend(tiny_dir)
+    backend = hf_backend(tiny_dir)
     ident = backend.identity()
     assert backend.load_seconds is None and not hasattr(backend, "lm")
     asyncio.run(backend.aclose())  # closing an unloaded backend is a no-op
@@ -112,7 +88,7 @@ def test_weights_load_on_first_request_only(tiny_dir: Path) -> None:
 
 
 def test_seeded_sampling_ignores_batch_company(tiny_dir: Path) -> None:
-    backend = _backend(tiny_dir, batch_size=8)
+    backend = hf_backend(tiny_dir, batch_size=8)
     target = CompletionRequest(
         _msgs("tell me something"),
         GenerationParams(temperature=1.0, max_tokens=12, seed=7),
@@ -141,7 +117,7 @@ def test_seeded_sampling_ignores_batch_company(tiny_dir: Path) -> None:
 
 
 def test_greedy_matches_generate(tiny_dir: Path) -> None:
-    backend = _backend(tiny_dir)
+    backend = hf_backend(tiny_dir)
     req = CompletionRequest(_msgs("hello there"), GenerationParams(0.0, 8, None))
 
     async def go():
@@ -163,7 +139,7 @@ def test_missing_model_dir_is_a_clear_error(tmp_path: Path) -> None:
     from sua_audit.errors import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="config.json not found"):
-        _backend(tmp_path / "nope")
+        hf_backend(tmp_path / "nope")
 
 
 def test_embedded_model_prefers_the_right_sentiment(embedded_dir: Path) -> None:
@@ -191,7 +167,7 @@ def test_embedded_model_prefers_the_right_sentiment(embedded_dir: Path) -> None:
 
 
 def test_each_request_keeps_its_own_max_tokens_in_a_shared_batch(tiny_dir: Path) -> None:
-    backend = _backend(tiny_dir, batch_size=8)
+    backend = hf_backend(tiny_dir, batch_size=8)
     short = CompletionRequest(_msgs("short answer please"), GenerationParams(1.0, 3, 5), n=2)
     long = CompletionRequest(_msgs("a longer answer please"), GenerationParams(1.0, 20, 6), n=2)
 

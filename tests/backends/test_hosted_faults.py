@@ -12,10 +12,8 @@ exponential backoff starts at 0.5 s with full jitter, so a first retry waits 0.2
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLE
+from tests.support import cli
 from tests.support.stub_openai import (
     FaultPlan,
     RecordedRequest,
@@ -45,14 +44,7 @@ RETRY_AFTER = 0.6
 
 def sua(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``sua-audit`` in a subprocess (no progress bar, wide terminal, 120 s at most)."""
-    return subprocess.run(
-        [sys.executable, "-m", "sua_audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "160", **(env or {})},
-        check=False,
-    )
+    return cli.sua(*args, columns=160, timeout=120, env=env)
 
 
 def audit_args(
@@ -360,14 +352,7 @@ def test_a_day_long_retry_after_fails_its_item_and_the_run_goes_on(tmp_path: Pat
     plan = FaultPlan().add(status(429, retry_after=86400), contains="soup")
     with StubServer(faults=plan) as server:
         args = audit_args(server, EXAMPLE, tmp_path / "a", tmp_path / "c.db")
-        res = subprocess.run(
-            [sys.executable, "-m", "sua_audit", *args, "--max-attempts", "6"],
-            capture_output=True,
-            text=True,
-            timeout=45,
-            env={**os.environ, "COLUMNS": "160"},
-            check=False,
-        )
+        res = cli.sua(*args, "--max-attempts", "6", columns=160, timeout=45)
         limited = server.requests_for("soup")
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sua_audit.cli import backends as backends_cli
-from tests.cli.test_run import sua
+from tests.support.cli import sua
 from tests.support.stub_openai import StubServer
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sua_audit.prompting import PromptLibrary
-from tests.cli.test_run import sua
+from tests.support.cli import sua, sua_in_process
 
 ITEM = {"id": "q1", "task": "qa", "input": "What is the capital of France?", "answers": ["Paris"]}
 
@@ -43,7 +43,7 @@ def test_the_prompts_dir_variable_is_the_default_and_the_flag_wins(
 def test_a_missing_system_prompt_exits_2_in_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "deployed.txt"
     (tmp_path / "qa.jsonl").write_text(json.dumps(ITEM) + "\n")
-    res = sua(
+    res = sua_in_process(
         "run", "--model", "fake/echo", "--dataset", str(tmp_path / "qa.jsonl"),
         "--system-prompt", str(missing), "--out", str(tmp_path / "o"),
         "--cache", str(tmp_path / "c.db"),

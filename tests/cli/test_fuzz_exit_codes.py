@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 import shutil
 import string
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sua_audit.cli import main
 from sua_audit.report import METRICS
 from tests.conftest import EXAMPLE
+from tests.support.cli import sua_in_process
 
 FUZZ = settings(
     max_examples=60,
@@ -30,19 +29,10 @@ FUZZ = settings(
 )
 
 
-def call(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def call(argv: list[str]) -> tuple[int, str, str]:
     """Run the CLI as its console script does; return (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["sua-audit", *argv]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    return code, out, err
+    res = sua_in_process(*argv)
+    return res.returncode, res.stdout, res.stderr
 
 
 def assert_refusal_is_clean(code: int, err: str) -> None:
@@ -146,7 +136,7 @@ raw_line = st.one_of(
 @FUZZ
 @given(lines=st.lists(raw_line, min_size=1, max_size=4), newline=st.sampled_from([b"\n", b"\r\n"]))
 def test_any_dataset_ends_in_a_documented_exit_code(
-    lines: list[bytes], newline: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lines: list[bytes], newline: bytes, tmp_path: Path
 ) -> None:
     work = tmp_path / "fuzz"
     shutil.rmtree(work, ignore_errors=True)
@@ -156,7 +146,6 @@ def test_any_dataset_ends_in_a_documented_exit_code(
     code, _, err = call(
         ["run", "--model", "fake/echo", "--dataset", str(data), "-k", "1", "--cache",
          str(work / "c.db"), "--out", str(work / "o"), "--no-progress"],
-        capsys,
     )  # fmt: skip
     event(f"exit {code}")  # --hypothesis-show-statistics: every outcome is reached
     assert code in (0, 2, 3), (code, err[-3000:])
@@ -235,18 +224,13 @@ checklist_text = st.one_of(well_formed_checklist(), hostile_checklist())
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("gate-fuzz")
-    sys.argv, old = ["sua-audit"], sys.argv
-    try:
-        for out in ("run", "base"):
-            sys.argv = ["sua-audit", "run", "--model", "fake/echo", "--dataset", str(EXAMPLE),
-                        "--cache", str(base / "c.db"), "--out", str(base / out), "--no-progress",
-                        "--seed", "0" if out == "run" else "1"]  # fmt: skip
-            try:
-                main()
-            except SystemExit as exc:
-                assert not exc.code, exc.code
-    finally:
-        sys.argv = old
+    for out in ("run", "base"):
+        res = sua_in_process(
+            "run", "--model", "fake/echo", "--dataset", str(EXAMPLE), "--cache",
+            str(base / "c.db"), "--out", str(base / out), "--no-progress",
+            "--seed", "0" if out == "run" else "1",
+        )  # fmt: skip
+        assert not res.returncode, res.returncode
     return base
 
 
@@ -257,14 +241,13 @@ def test_any_checklist_ends_in_a_documented_exit_code(
     with_baseline: bool,
     finished_run: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / "gate.toml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     argv = ["gate", str(finished_run / "run"), "--checklist", str(path)]
     if with_baseline:
         argv += ["--baseline", str(finished_run / "base")]
-    code, out, err = call(argv, capsys)
+    code, out, err = call(argv)
     event(f"exit {code}")
     assert code in (0, 1, 2, 3), (code, err[-3000:])
     assert_refusal_is_clean(code, err)
@@ -283,18 +266,12 @@ def variant_set(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """A valid variant set of the example dataset (fake rewriter), as bytes."""
     root = tmp_path_factory.mktemp("fuzz-variants")
     out = root / "set.jsonl"
-    old = sys.argv
-    sys.argv = [
-        "sua-audit", "perturb", "--dataset", str(EXAMPLE), "--perturbations",
+    res = sua_in_process(
+        "perturb", "--dataset", str(EXAMPLE), "--perturbations",
         "paraphrase:1,typo:1", "--rewriter-model", "fake/rewrite", "--limit", "4",
         "--cache", str(root / "c.db"), "--out", str(out),
-    ]  # fmt: skip
-    try:
-        main()
-    except SystemExit as exc:
-        assert not exc.code, exc.code
-    finally:
-        sys.argv = old
+    )  # fmt: skip
+    assert not res.returncode, res.returncode
     return out.read_bytes()
 
 
@@ -322,7 +299,6 @@ def test_any_variant_set_ends_in_a_documented_exit_code(
     data: st.DataObject,
     variant_set: bytes,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     lines = variant_set.splitlines()
     how = data.draw(
@@ -354,7 +330,6 @@ def test_any_variant_set_ends_in_a_documented_exit_code(
     code, _, err = call(
         ["run", "--model", "fake/echo", "--dataset", str(EXAMPLE), "--variants", str(edited),
          "--cache", str(work / "c.db"), "--out", str(work / "o"), "--no-progress"],
-        capsys,
     )  # fmt: skip
     event(f"exit {code}")
     assert code in (0, 2, 3), (code, err[-3000:])

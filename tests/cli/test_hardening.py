@@ -2,8 +2,10 @@
 unit, the gate never passes on a run it did not see, every failure has its exit code before any
 model call is paid for, and no input ends in a traceback.
 
-Real processes where the exit code is the point (``python -m sua_audit``); the hosted path runs
-against the loopback OpenAI-compatible stub server.
+Real processes where the process is the point (``python -m sua_audit``: runs, signals, the
+hosted path against the loopback OpenAI-compatible stub server); refusals of flags and values
+before any work run in this process through ``main()``, which maps errors to the same exit
+codes and messages.
 """
 
 from __future__ import annotations
@@ -16,25 +18,19 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import EXAMPLE
+from tests.support.cli import REPO, sua, sua_in_process
 from tests.support.stub_openai import FaultPlan, StubServer, status
 
 KEY = "sk-hardening-0123456789"
 
-
-def sua(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sua_audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "120", "PYTHONPATH": str(Path.cwd()), **env},
-    )
+#: How a helper runs the CLI: ``sua`` (a real process) or ``sua_in_process``.
+Invoke = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def no_traceback(res: subprocess.CompletedProcess[str]) -> None:
@@ -51,12 +47,12 @@ def fake_run(out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess
 
 
 def hosted_run(
-    server_url: str, out: Path, cache: Path, *extra: str
+    server_url: str, out: Path, cache: Path, *extra: str, invoke: Invoke = sua
 ) -> subprocess.CompletedProcess[str]:
-    return sua(
+    return invoke(
         "run", "--model", "openai/stub", "--base-url", server_url, "--dataset", str(EXAMPLE),
         "--cache", str(cache), "--out", str(out), "--no-progress", "--max-attempts", "1",
-        "--limit", "4", *extra, OPENAI_API_KEY=KEY,
+        "--limit", "4", *extra, env={"OPENAI_API_KEY": KEY},
     )  # fmt: skip
 
 
@@ -193,7 +189,9 @@ def test_broken_run_folders_are_exit_3(
 def test_junit_to_a_folder_is_refused_before_any_verdict(
     finished: Path, tmp_path: Path, checklist: Path
 ) -> None:
-    res = sua("gate", str(finished), "--checklist", str(checklist), "--junit", str(tmp_path))
+    res = sua_in_process(
+        "gate", str(finished), "--checklist", str(checklist), "--junit", str(tmp_path)
+    )
     no_traceback(res)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "passed" not in res.stdout and "--junit" in res.stderr
@@ -203,7 +201,7 @@ def test_junit_to_a_folder_is_refused_before_any_verdict(
 def test_non_finite_gate_limit_is_a_usage_error(finished: Path, tmp_path: Path, limit) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(f"[limits]\nmin_accuracy = {limit}\n")
-    res = sua("gate", str(finished), "--checklist", str(bad))
+    res = sua_in_process("gate", str(finished), "--checklist", str(bad))
     no_traceback(res)
     assert res.returncode == 2 and "finite" in res.stderr, res.stderr
 
@@ -230,7 +228,7 @@ def test_429_to_everything_is_exit_3(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1/v1", "http://"])
 def test_bad_base_url_is_refused_before_the_run(tmp_path: Path, url: str) -> None:
-    res = hosted_run(url, tmp_path / "o", tmp_path / "c.db")
+    res = hosted_run(url, tmp_path / "o", tmp_path / "c.db", invoke=sua_in_process)
     no_traceback(res)
     assert res.returncode == 2 and "--base-url" in res.stderr, res.stderr[-2000:]
     assert not (tmp_path / "o").exists() and _no_calls(tmp_path / "c.db")
@@ -316,7 +314,7 @@ def test_a_partial_run_rescores_with_its_failures_and_a_pruned_cache_is_exit_3(
     ],
 )
 def test_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
-    res = sua(*args)
+    res = sua_in_process(*args)
     no_traceback(res)
     assert res.returncode == 2, res.stderr
     assert "Error" in res.stderr or "error" in res.stderr
@@ -334,7 +332,7 @@ def test_ctrl_c_prints_the_resume_line(tmp_path: Path) -> None:
          str(data), "--cache", str(tmp_path / "c.db"), "--out", str(tmp_path / "o"),
          "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         # A shell's background job ignores SIGINT, and children inherit that: restore it.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
@@ -394,7 +392,7 @@ def test_bad_outputs_and_values_exit_2_before_any_call(
     args = ["run", "--model", "fake/echo", "--dataset", str(EXAMPLE), "--no-progress"]
     if "--cache" not in extra:
         args += ["--cache", str(cache)]
-    res = sua(*args, *extra)
+    res = sua_in_process(*args, *extra)
     no_traceback(res)
     assert res.returncode == 2, res.stderr[-2000:]
     assert needle in res.stderr and res.stderr.count("\n") == 1, res.stderr
@@ -411,7 +409,7 @@ def test_gold_options_without_gold_are_refused(tmp_path: Path) -> None:
                 row.pop(key, None)
             fh.write(json.dumps(row) + "\n")
     for extra in (["--lambda", "auto"], ["--target-risk", "0.2"]):
-        res = sua(
+        res = sua_in_process(
             "run", "--model", "fake/echo", "--dataset", str(data), "--cache",
             str(tmp_path / "c.db"), "--out", str(tmp_path / "o"), *extra,
         )  # fmt: skip

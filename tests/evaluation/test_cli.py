@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import EXAMPLE
+from tests.support import cli
 
 
 def sua(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sua_audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    return cli.sua(*args, columns=200, timeout=timeout)
+
+
+def sua_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    return cli.sua_in_process(*args, columns=200)
 
 
 def rows(run: Path) -> list[dict]:
@@ -97,16 +94,16 @@ def test_evaluate_command(fake_run: Path) -> None:
 
 
 def test_evaluate_rejects_bad_input(tmp_path: Path, fake_run: Path) -> None:
-    res = sua("evaluate", str(tmp_path / "nothing"))
+    res = sua_in_process("evaluate", str(tmp_path / "nothing"))
     assert res.returncode == 3 and "not a finished run" in res.stderr
     assert "Traceback" not in res.stderr
-    res = sua("evaluate", str(fake_run), "--lambda", "abc")
+    res = sua_in_process("evaluate", str(fake_run), "--lambda", "abc")
     assert res.returncode == 2 and "--lambda" in res.stderr
-    res = sua("evaluate", str(fake_run), "--abstain-on", "bogus")
+    res = sua_in_process("evaluate", str(fake_run), "--abstain-on", "bogus")
     assert res.returncode == 2 and "--abstain-on" in res.stderr and "Traceback" not in res.stderr
-    res = sua("evaluate", str(fake_run), "--normalize", "minmax")
+    res = sua_in_process("evaluate", str(fake_run), "--normalize", "minmax")
     assert res.returncode == 2 and "--normalize" in res.stderr
-    res = sua("evaluate", str(fake_run), "--correctness", "judge")
+    res = sua_in_process("evaluate", str(fake_run), "--correctness", "judge")
     assert res.returncode == 2 and "--judge-model" in res.stderr
 
 

@@ -32,6 +32,7 @@ from sua_audit.perturbation.meaning import (
 )
 from sua_audit.prompting import PromptLibrary
 from sua_audit.store import Store
+from tests.support.models import hf_backend
 
 PAIRS = Path(__file__).parent / "data" / "meaning_pairs.jsonl"
 
@@ -457,15 +458,13 @@ def test_build_filter_refuses_bad_options(spec: str, kwargs: dict[str, Any], mes
 def test_embedded_judge_gives_probabilities_and_caches_both_orders(
     tmp_path: Path, embedded_dir: Path
 ) -> None:
-    from sua_audit.backends.hf import HFBackend
-
     pairs = [
         ("The committee approved the new budget.", "The new budget was approved by the committee."),
         ("The film was not boring.", "The film was boring."),
         ("What is the capital of Canada?", "Which city is Canada's capital?"),
     ]
     store = Store.open(tmp_path / "cache.db")
-    backend = HFBackend(embedded_dir, name="smollm2-135m-instruct", dtype="float32")
+    backend = hf_backend(embedded_dir, name="smollm2-135m-instruct")
     try:
         first = Generator(backend, store)
         judge = JudgeFilter(first, PromptLibrary())

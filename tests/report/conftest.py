@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,22 +16,13 @@ import pytest
 
 from tests.conftest import EXAMPLE
 from tests.report.browser import REQUIRE_BROWSER_ENV, find_chromium
+from tests.support import cli
 
 XSS = "<script>document.title='pwned';window.suaPwned=1</script>"
 
 
 def sua(*args: str, home: Path | None = None, timeout: float = 900):
-    env = {**os.environ, "COLUMNS": "120"}
-    if home is not None:
-        env["SUA_AUDIT_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "sua_audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+    return cli.sua(*args, home=home, timeout=timeout)
 
 
 @dataclass

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import sua
 
 pytest.importorskip("peft")
 pytestmark = pytest.mark.slow
@@ -17,23 +16,19 @@ pytestmark = pytest.mark.slow
 def test_embedded_model_trains_and_its_checkpoint_is_audited(
     shared_data: Path, tmp_path: Path, embedded_dir: Path
 ) -> None:
-    env = {**os.environ, "SUA_AUDIT_HOME": os.environ["SUA_AUDIT_HOME"]}
-    cli = [sys.executable, "-m", "sua_audit"]
     ck = tmp_path / "ck"
     data = shared_data / "sst2_dev.jsonl"
-    train = subprocess.run(
-        [*cli, "train", "--dataset", str(data), "--limit", "2", "--batch-size", "2",
-         "-k", "2", "--max-steps", "1", "--out", str(ck), "--device", "cpu"],
-        capture_output=True, text=True, env=env, check=False,
+    train = sua(
+        "train", "--dataset", str(data), "--limit", "2", "--batch-size", "2",
+        "-k", "2", "--max-steps", "1", "--out", str(ck), "--device", "cpu", timeout=None,
     )  # fmt: skip
     assert train.returncode == 0, train.stderr
     summary = json.loads((ck / "train_summary.json").read_text())
     assert summary["steps"] == 1 and summary["base_model"] == str(embedded_dir)
     assert 0 < summary["loss_curve"][0]["ce"] < 5
-    run = subprocess.run(
-        [*cli, "run", "--model", f"hf/{ck}", "--dataset", str(data), "--limit", "2",
-         "--perturbations", "2", "--out", str(tmp_path / "run"), "--no-progress"],
-        capture_output=True, text=True, env=env, check=False,
+    run = sua(
+        "run", "--model", f"hf/{ck}", "--dataset", str(data), "--limit", "2",
+        "--perturbations", "2", "--out", str(tmp_path / "run"), "--no-progress", timeout=None,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     rows = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]

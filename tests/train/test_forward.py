@@ -11,6 +11,7 @@ import pytest
 from sua_audit import tasks
 from sua_audit.backends.base import CompletionRequest
 from sua_audit.scoring import normalize_logprobs
+from tests.support.models import hf_backend, load_causal_lm
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -25,9 +26,7 @@ LABEL_SETS = [
 
 def _audit_distributions(model_dir: Path, labels: tuple[str, ...]) -> list[np.ndarray]:
     """What `sua-audit run` computes for each text: backend choice scores → label softmax."""
-    from sua_audit.backends.hf import HFBackend
-
-    backend = HFBackend(model_dir, dtype="float32", device="cpu", batch_size=2)
+    backend = hf_backend(model_dir, device="cpu", batch_size=2)
     choices, owner = tasks.choice_table(labels)
 
     async def go():
@@ -52,8 +51,7 @@ def _audit_distributions(model_dir: Path, labels: tuple[str, ...]) -> list[np.nd
 def test_label_distribution_matches_the_audit(tiny_dir: Path, labels: tuple[str, ...]) -> None:
     from sua_audit.train.forward import LabelScorer
 
-    tok = transformers.AutoTokenizer.from_pretrained(tiny_dir)
-    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
+    tok, model = load_causal_lm(tiny_dir)
     scorer = LabelScorer(model, tok)
     rows = [(tasks.build_messages("classification", {"input": t}, labels), labels) for t in TEXTS]
     ours = [lp.exp().detach().numpy() for lp in scorer.label_logprobs(rows)]
@@ -65,10 +63,9 @@ def test_label_distribution_matches_the_audit(tiny_dir: Path, labels: tuple[str,
 
 
 def test_prompt_ids_match_the_backend(tiny_dir: Path) -> None:
-    from sua_audit.backends.hf import HFBackend
     from sua_audit.train.forward import prompt_ids
 
-    backend = HFBackend(tiny_dir, dtype="float32", device="cpu")
+    backend = hf_backend(tiny_dir, device="cpu")
     backend.load()
     msgs = tasks.build_messages("classification", {"input": TEXTS[0]}, LABEL_SETS[0])
     try:
@@ -80,8 +77,7 @@ def test_prompt_ids_match_the_backend(tiny_dir: Path) -> None:
 def test_scores_carry_gradients_to_the_weights(tiny_dir: Path) -> None:
     from sua_audit.train.forward import LabelScorer
 
-    tok = transformers.AutoTokenizer.from_pretrained(tiny_dir)
-    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32)
+    tok, model = load_causal_lm(tiny_dir)
     labels = LABEL_SETS[1]
     rows = [(tasks.build_messages("classification", {"input": TEXTS[1]}, labels), labels)]
     lp = LabelScorer(model, tok).label_logprobs(rows)[0]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sua_audit.errors import ConfigError
+from tests.support.cli import sua, sua_in_process
+from tests.support.models import load_causal_lm
 from tests.train.conftest import write_sentiment
 
 torch = pytest.importorskip("torch")
@@ -41,8 +40,7 @@ def _batch_loss_of(model_dir: Path, config) -> dict[str, float]:
     from sua_audit.train.trainer import _batch_loss
 
     examples, _ = load_examples(config.dataset)
-    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
-    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    tok, model = load_causal_lm(model_dir)
     messages = variant_messages(examples, config.plan, config.seed)
     with torch.no_grad():
         return _batch_loss(LabelScorer(model, tok), examples, messages, config).floats()
@@ -114,12 +112,11 @@ def test_epoch_zero_perturbations_are_the_audits(tmp_path: Path) -> None:
 def test_checkpoint_is_audited_by_the_cli(tiny_dir: Path, tmp_path: Path) -> None:
     data = write_sentiment(tmp_path / "train.jsonl", n=4)
     ck = tmp_path / "ck"
-    env = {**os.environ, "SUA_AUDIT_HOME": str(tmp_path / "home")}
-    cli = [sys.executable, "-m", "sua_audit"]
-    train = subprocess.run(
-        [*cli, "train", "--model", f"hf/{tiny_dir}", "--dataset", str(data), "--out", str(ck),
-         "--max-steps", "1", "-k", "2", "--device", "cpu", "--lr", "1e-3"],
-        capture_output=True, text=True, env=env, check=False,
+    home = tmp_path / "home"
+    train = sua(
+        "train", "--model", f"hf/{tiny_dir}", "--dataset", str(data), "--out", str(ck),
+        "--max-steps", "1", "-k", "2", "--device", "cpu", "--lr", "1e-3",
+        home=home, timeout=None,
     )  # fmt: skip
     assert train.returncode == 0, train.stderr
     assert "step 1/1" in train.stderr
@@ -131,10 +128,10 @@ def test_checkpoint_is_audited_by_the_cli(tiny_dir: Path, tmp_path: Path) -> Non
     assert (ck / "tokenizer.json").is_file() and (ck / "chat_template.jinja").is_file()
 
     evalset = write_sentiment(tmp_path / "eval.jsonl", n=3)
-    run = subprocess.run(
-        [*cli, "run", "--model", f"hf/{ck}", "--dataset", str(evalset), "--out",
-         str(tmp_path / "run"), "--perturbations", "2", "--no-progress"],
-        capture_output=True, text=True, env=env, check=False,
+    run = sua(
+        "run", "--model", f"hf/{ck}", "--dataset", str(evalset), "--out",
+        str(tmp_path / "run"), "--perturbations", "2", "--no-progress",
+        home=home, timeout=None,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     rows = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
@@ -144,8 +141,7 @@ def test_checkpoint_is_audited_by_the_cli(tiny_dir: Path, tmp_path: Path) -> Non
     # The audit's clean distribution is the one training optimised (same prompt and scoring).
     from sua_audit.train.forward import LabelScorer
 
-    tok = transformers.AutoTokenizer.from_pretrained(ck)
-    model = transformers.AutoModelForCausalLM.from_pretrained(ck, dtype=torch.float32)
+    tok, model = load_causal_lm(ck)
     from sua_audit import tasks
 
     labels = ("negative", "positive")
@@ -158,9 +154,9 @@ def test_checkpoint_is_audited_by_the_cli(tiny_dir: Path, tmp_path: Path) -> Non
     for r, p in zip(rows, ours, strict=True):
         assert [r["distribution"][lab] for lab in labels] == pytest.approx(p, abs=1e-5)
 
-    again = subprocess.run(
-        [*cli, "train", "--model", f"hf/{tiny_dir}", "--dataset", str(data), "--out", str(ck)],
-        capture_output=True, text=True, env=env, check=False,
+    again = sua_in_process(
+        "train", "--model", f"hf/{tiny_dir}", "--dataset", str(data), "--out", str(ck),
+        home=home,
     )  # fmt: skip
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
