@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -101,6 +102,9 @@ def sua_in_process(
     )
     code: int = 0
     with contextlib.ExitStack() as stack:
+        # main() configures logging for a process (a root handler, the redacting record
+        # factory): what a child process keeps to itself must not leak into later tests.
+        stack.enter_context(_logging_restored())
         stack.enter_context(_environ(_environment(os.environ, columns, home, env or {})))
         stack.enter_context(mock.patch.object(sys, "argv", ["sua-audit", *args]))
         if cwd is not None:
@@ -126,6 +130,19 @@ def sua_in_process(
     return subprocess.CompletedProcess(
         ["sua-audit", *args], code, stdout=_text(out), stderr=_text(err)
     )
+
+
+@contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    factory = logging.getLogRecordFactory()
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.setLogRecordFactory(factory)
 
 
 def _text(stream: io.TextIOWrapper) -> str:
