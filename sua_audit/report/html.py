@@ -14,6 +14,7 @@ from typing import Any
 from markupsafe import Markup
 
 from sua_audit import __version__
+from sua_audit.numbers import usd
 from sua_audit.report import _data as d
 from sua_audit.report import svg
 from sua_audit.report._text import (
@@ -167,7 +168,7 @@ def _headline(run: d.Run) -> Markup:
             '<div class="v">{}</div><div class="ci">{} calls, {} cache hits · {} in / {} out'
             "</div></div>"
         ).format(
-            f"${cost:.4f}" if cost is not None else "—",
+            usd(cost),
             info.model_calls,
             info.cache_hits,
             "—" if tokens.prompt is None else tokens.prompt,
