@@ -19,6 +19,7 @@ from sua_audit import __version__, paths
 from sua_audit.config import AuditConfig
 from sua_audit.engine import Generator, Progress
 from sua_audit.errors import ConfigError
+from sua_audit.numbers import short, usd
 from sua_audit.pricing import LOCAL
 from sua_audit.store import Store, utc_now
 
@@ -148,9 +149,9 @@ def audit(
 
         est = cost_plan.estimate
         err_console.print(
-            f"cost estimate: ${est['usd']:.4f} for {est['requests']} requests "
+            f"cost estimate: {usd(est['usd'])} for {est['requests']} requests "
             f"(~{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens; "
-            f"up to ${est['worst_case_usd']:.4f} if the server needs every fallback; prices "
+            f"up to {usd(est['worst_case_usd'])} if the server needs every fallback; prices "
             f"from {est['price_source']}; cached requests are free)",
             highlight=False,
             soft_wrap=True,
@@ -161,8 +162,8 @@ def audit(
             from sua_audit.ui.console import err_console
 
             err_console.print(
-                f"{part} estimate: ${rew['usd']:.4f} for {rew['requests']} requests to "
-                f"{rew['model']} (up to ${rew['worst_case_usd']:.4f} for "
+                f"{part} estimate: {usd(rew['usd'])} for {rew['requests']} requests to "
+                f"{rew['model']} (up to {usd(rew['worst_case_usd'])} for "
                 f"{rew['worst_case_requests']}; prices from {rew['price_source']})",
                 highlight=False,
                 soft_wrap=True,
@@ -391,15 +392,15 @@ def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
             total += est[part]["usd"]
         if total > config.max_cost:
             helpers = [
-                f"${est[part]['usd']:.4f} for {what}"
+                f"{usd(est[part]['usd'])} for {what}"
                 for part, what in (("rewriter", "rewrites"), ("judge", "the answer judge"))
                 if est[part] is not None
             ]
             rewriting = f", of which {' and '.join(helpers)}" if helpers else ""
             raise CostLimitError(
-                f"Estimated cost ${total:.4f} ({est['requests']} requests, "
+                f"Estimated cost {usd(total)} ({est['requests']} requests, "
                 f"{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens"
-                f"{rewriting}) is above --max-cost ${config.max_cost:g}. Lower --limit, "
+                f"{rewriting}) is above --max-cost ${short(config.max_cost)}. Lower --limit, "
                 "--perturbations or --samples, or raise --max-cost."
             )
     return CostPlan(price, est, rewriter_price, judge_price)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sua_audit.numbers import fixed, sig, times
+from sua_audit.numbers import fixed, short, sig, times
 
 NORMALIZE_METHODS = ("rank", "z", "none")
 DEFAULT_NORMALIZE = "rank"
@@ -100,12 +100,12 @@ def lambda_meaning(lam: float) -> str:
     """What a λ of this sign says about where the failures are, in one sentence."""
     if lam > 0:
         return (
-            f"λ = {lam:g} > 0: SUA = S − {lam:g}·H is high when the answer moves under rewrites "
+            f"λ = {short(lam)} > 0: SUA = S − {short(lam)}·H is high when the answer moves under rewrites "
             "while the model is confident (unstable but confident, the paper's reading)."
         )
     if lam < 0:
         return (
-            f"λ = {lam:g} < 0: SUA = S + {-lam:g}·H is high when the answer moves under rewrites "
+            f"λ = {short(lam)} < 0: SUA = S + {short(-lam)}·H is high when the answer moves under rewrites "
             "AND the model is uncertain: failures here are unstable and uncertain, not "
             "confidently unstable."
         )
