@@ -17,6 +17,7 @@ from typing import Any
 from markupsafe import Markup
 
 from sua_audit import __version__
+from sua_audit.numbers import interval
 from sua_audit.report import _data as d
 from sua_audit.report import svg
 from sua_audit.report._text import (
@@ -28,7 +29,6 @@ from sua_audit.report._text import (
     disagreements,
     flips_sentence,
     fmt,
-    fmt_estimate,
     fmt_reading,
     guarantee_sentence,
     rule_text,
@@ -116,7 +116,7 @@ def _variant(v: dict[str, Any]) -> dict[str, Any]:
         "text": v.get("text") or "",
         "correct": v.get("correct"),
         "answer": _answer(v),
-        "divergence": fmt(d.finite(v.get("divergence"))),
+        "divergence": d.finite(v.get("divergence")),
     }
 
 
@@ -129,7 +129,7 @@ def _flip_item(row: dict[str, Any]) -> dict[str, Any]:
         "text": (_clean(row) or row).get("text") or row.get("input") or "",
         "correct": row.get("correct"),
         "answer": _answer(row),
-        "confidence": fmt(d.finite(row.get("confidence"))),
+        "confidence": d.finite(row.get("confidence")),
         "flip": None if flip is None else _variant(flip),
         "flipped": len(row.get("flipped_variants") or []) or "some",
         "variants": len([v for v in variants if isinstance(v, dict) and v.get("kind") != "clean"]),
@@ -174,7 +174,7 @@ def _difference(row: dict[str, Any], key: str, label: str) -> dict[str, Any] | N
     node = (row.get(key) or {}).get(label)
     if row["kind"] == "baseline" or node is None:
         return None
-    return {"text": fmt_estimate(node, signed=True), "side": ci_side(node)}
+    return {"node": node, "side": ci_side(node)}
 
 
 def _scores_overview(run: d.Run) -> list[dict[str, Any]]:
@@ -187,7 +187,7 @@ def _scores_overview(run: d.Run) -> list[dict[str, Any]]:
                 "kind": row["kind"],
                 "views": [
                     {
-                        "auroc": fmt_estimate(row["auroc"].get(label)),
+                        "auroc": row["auroc"].get(label),
                         "differences": [
                             _difference(row, key, label)
                             for key in ("minus_best_baseline", "minus_entropy")
@@ -221,7 +221,7 @@ def _scores(run: d.Run) -> dict[str, Any] | None:
             row: list[Any] = [score]
             for key in ("auroc", "auprc", "prr", "aurc", "selective_accuracy_at_80"):
                 value, ci = d.estimate((node or {}).get(key))
-                row.append(f"{fmt(value)} [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else fmt(value))
+                row.append(fmt(value) + interval(ci))
             rows.append(row)
         comparison = d.eval_node(run, "comparison", view) or {}
         diff = d.estimate(comparison.get("sua_minus_best_baseline"))
@@ -235,8 +235,7 @@ def _scores(run: d.Run) -> dict[str, Any] | None:
                 if not comparison
                 else {
                     "best": comparison.get("best_baseline") or "none",
-                    "difference": fmt(diff[0])
-                    + (f" [{fmt(diff[1][0])}, {fmt(diff[1][1])}]" if diff[1] else ""),
+                    "difference": fmt(diff[0]) + interval(diff[1]),
                     "winner": comparison.get("winner") or "none (AUROC undefined)",
                 },
                 "rows": rows,
@@ -256,7 +255,7 @@ def _scores(run: d.Run) -> dict[str, Any] | None:
             "n_test": split.get("n_test", run.evaluation.get("n_items", "—")),
             "n_calibration": split.get("n_calibration", 0),
             "n_validation": split.get("n_validation", 0),
-            "lam": fmt(d.finite(lam.get("value"))),
+            "lam": d.finite(lam.get("value")),
             "lam_mode": lam.get("mode", "—"),
             "normalize": run.evaluation.get("normalize") or run.results.get("normalize") or "—",
             "correctness": run.evaluation.get("correctness_rule", "—"),
@@ -336,21 +335,20 @@ def _plots(run: d.Run) -> list[Markup]:
 def _item(row: dict[str, Any], score: str = "sua") -> dict[str, Any]:
     variants = [v for v in row.get("variants") or [] if isinstance(v, dict)]
     gold = row.get("gold")
-    confidence = d.finite(row.get("confidence"))
     return {
         "id": row.get("id"),
         "task": row.get("task"),
-        "by_score": None if score == "sua" else (score, fmt(d.item_score(row, score))),
-        "sua": fmt(d.finite(row.get("sua"))),
-        "s": fmt(d.finite(row.get("sensitivity"))),
-        "h": fmt(d.finite(row.get("entropy"))),
+        "by_score": None if score == "sua" else (score, d.item_score(row, score)),
+        "sua": d.finite(row.get("sua")),
+        "s": d.finite(row.get("sensitivity")),
+        "h": d.finite(row.get("entropy")),
         "decision": {True: "abstains", False: "answers"}.get(row.get("abstain"), "no decision"),
         "flag": bool(row.get("confident_flip")),
         "gold": ", ".join(str(g) for g in gold) if isinstance(gold, list) else (gold or "—"),
         "text": (_clean(row) or row).get("text") or row.get("input") or "",
         "correct": row.get("correct"),
         "answer": _answer(row),
-        "confidence": None if confidence is None else fmt(confidence),
+        "confidence": d.finite(row.get("confidence")),
         "variants": [_variant(v) for v in variants if v.get("kind") != "clean"],
     }
 
@@ -421,7 +419,7 @@ def _disagreement(entry: dict[str, Any]) -> dict[str, Any]:
                     "failed": None,
                     "prediction": answer["prediction"] if answer["prediction"] is not None else "—",
                     "correct": answer["correct"],
-                    "sua": fmt(answer["sua"]),
+                    "sua": answer["sua"],
                 }
             )
     return {"id": entry["id"], "task": entry["task"], "input": entry["input"], "answers": answers}
