@@ -409,7 +409,7 @@ COMPARE_METRICS = (
 
 
 def _disagreement(entry: dict[str, Any]) -> dict[str, Any]:
-    answers = []
+    answers: list[dict[str, Any]] = []
     for answer in entry["answers"]:
         if answer.get("status", "ok") != "ok":
             answers.append({"failed": answer_text(answer)})
