@@ -41,6 +41,7 @@ from sua_audit.perturbation import (
     perturb_item,
     rewriter_kinds,
 )
+from sua_audit.numbers import short, sig
 from sua_audit.schema import ROW_SCORES
 from sua_audit.scoring import (
     DEFAULT_TAU,
@@ -758,12 +759,12 @@ def abstention_block(outcome: AuditOutcome) -> dict[str, Any]:
     decided = [i for i in scored if outcome.abstains(i) is not None]
     abstained = [i for i in decided if outcome.abstains(i)]
     rule = (
-        f"abstain when {outcome.abstain_on} > τ = {outcome.tau:.4g}"
+        f"abstain when {outcome.abstain_on} > τ = {sig(outcome.tau)}"
         if math.isfinite(outcome.tau)
         else f"abstain when {outcome.abstain_on} is missing"
     )
     if outcome.rule == "coverage":
-        rule += f" (τ set to answer {outcome.coverage_target:g} of the items)"
+        rule += f" (τ set to answer {short(outcome.coverage_target)} of the items)"
     values = [outcome.decision[i] for i in decided if i < len(outcome.decision)]
     finite = [v for v in values if math.isfinite(v)]
     note = None
@@ -772,7 +773,7 @@ def abstention_block(outcome: AuditOutcome) -> dict[str, Any]:
     elif decided and not abstained:
         note = (
             f"The rule ({rule}) abstained on none of the {len(decided)} items: the largest "
-            f"{outcome.abstain_on} is {max(finite):.4g}."
+            f"{outcome.abstain_on} is {sig(max(finite))}."
             if finite
             else f"The rule ({rule}) abstained on none of the {len(decided)} items."
         )
@@ -785,7 +786,7 @@ def abstention_block(outcome: AuditOutcome) -> dict[str, Any]:
     elif decided and len(abstained) == len(decided):
         note = (
             f"The rule ({rule}) abstained on every one of the {len(decided)} items"
-            + (f": the smallest {outcome.abstain_on} is {min(finite):.4g}." if finite else ".")
+            + (f": the smallest {outcome.abstain_on} is {sig(min(finite))}." if finite else ".")
             + " Raise --tau or set --coverage."
         )
     return {
@@ -808,7 +809,7 @@ def confident_flips(outcome: AuditOutcome) -> dict[str, Any]:
     both = [i for i in scored if outcome.confident_flip[i]]
     return {
         "rule": (
-            f"the clean answer's probability is at least {outcome.confident_threshold:g} and "
+            f"the clean answer's probability is at least {short(outcome.confident_threshold)} and "
             "the answer changes under at least one meaning-preserving variant (QA: another "
             "answer cluster; ambiguity rewrites excluded)"
         ),

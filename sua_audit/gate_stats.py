@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sua_audit.numbers import sig
+
 Direction = Literal["drop", "rise"]
 Rule = Literal["significant", "upper", "point"]
 
@@ -338,22 +340,18 @@ def decide(change: PairedChange, limit: float, rule: Rule) -> Verdict:
     return Verdict(False, "above the limit but not significant")
 
 
-def _g(x: float) -> str:
-    return f"{x:.4g}"
-
-
 def describe(metric: str, change: PairedChange, limit: float, verdict: Verdict) -> str:
     """The one-line message of a paired check (the gate prints it after PASS / FAIL)."""
     word = change.direction
-    pct = f"{100 * change.level:.4g}%"
+    pct = f"{sig(100 * change.level)}%"
     text = (
-        f"{metric} vs baseline: {word} {_g(change.change)} "
-        f"[{pct} CI {_g(change.lo)}, {_g(change.hi)}] over {change.n} paired items "
-        f"({_g(change.before)} → {_g(change.after)}), limit ≤ {_g(limit)}"
+        f"{metric} vs baseline: {word} {sig(change.change)} "
+        f"[{pct} CI {sig(change.lo)}, {sig(change.hi)}] over {change.n} paired items "
+        f"({sig(change.before)} → {sig(change.after)}), limit ≤ {sig(limit)}"
     )
     if change.mcnemar_p is not None:
         text += (
-            f"; exact McNemar p {_g(change.mcnemar_p)} for any {word} "
+            f"; exact McNemar p {sig(change.mcnemar_p)} for any {word} "
             f"({change.worse} vs {change.better} discordant)"
         )
     return f"{text}: {verdict.reason} → {'FAIL' if verdict.fail else 'PASS'}"

@@ -40,6 +40,7 @@ from typing import Literal
 from sua_audit import gate_stats
 from sua_audit.errors import ConfigError
 from sua_audit.gate_stats import ITEM_METRICS, NoPairs, PairedChange, Rule
+from sua_audit.numbers import sig
 from sua_audit.report._data import METRICS, Run, read_metric
 
 _LIMIT_KEY = re.compile(r"^(min|max)_(\w+)$")
@@ -219,10 +220,6 @@ def load_checklist(path: Path | str) -> Checklist:
     )
 
 
-def _f(value: float) -> str:
-    return f"{value:.4g}"
-
-
 def _missing(check: Check, missing: str, note: str | None) -> CheckResult:
     status: Status = "fail" if missing == "fail" else "skip"
     return CheckResult(check, status, None, f"{check.metric}: no value ({note or 'undefined'})")
@@ -243,7 +240,7 @@ def evaluate_gate(run: Run, checklist: Checklist, baseline: Run | None = None) -
                 check,
                 "pass" if ok else "fail",
                 reading.value,
-                f"{check.metric}: value {_f(reading.value)}, limit {sign} {_f(check.limit)}",
+                f"{check.metric}: value {sig(reading.value)}, limit {sign} {sig(check.limit)}",
             )
         )
     for check in checklist.baseline:
@@ -268,8 +265,8 @@ def _point_check(run: Run, baseline: Run, check: Check, checklist: Checklist) ->
     change = before.value - now.value if check.kind == "max_drop" else now.value - before.value
     word = "drop" if check.kind == "max_drop" else "rise"
     message = (
-        f"{check.metric} vs baseline: {word} {_f(change)} ({_f(before.value)} → "
-        f"{_f(now.value)}), limit ≤ {_f(check.limit)}"
+        f"{check.metric} vs baseline: {word} {sig(change)} ({sig(before.value)} → "
+        f"{sig(now.value)}), limit ≤ {sig(check.limit)}"
     )
     if checklist.baseline_test != "point":
         why = (

@@ -30,6 +30,7 @@ from sua_audit.parts import (
     recorded_config,
 )
 from sua_audit.parts import rewriter_backend as build_rewriter
+from sua_audit.numbers import short, usd
 from sua_audit.pricing import LOCAL
 from sua_audit.store import Store, utc_now
 
@@ -274,17 +275,17 @@ class CostPlan:
         est = self.estimate
         if self.price is not None and self.price.source != LOCAL:
             lines.append(
-                f"cost estimate: ${est['usd']:.4f} for {est['requests']} requests "
+                f"cost estimate: {usd(est['usd'])} for {est['requests']} requests "
                 f"(~{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens; "
-                f"up to ${est['worst_case_usd']:.4f} if the server needs every fallback; prices "
+                f"up to {usd(est['worst_case_usd'])} if the server needs every fallback; prices "
                 f"from {est['price_source']}; cached requests are free)"
             )
         for part in ("rewriter", "judge"):
             rew = est.get(part)
             if rew is not None and rew["price_source"] not in (None, LOCAL):
                 lines.append(
-                    f"{part} estimate: ${rew['usd']:.4f} for {rew['requests']} requests to "
-                    f"{rew['model']} (up to ${rew['worst_case_usd']:.4f} for "
+                    f"{part} estimate: {usd(rew['usd'])} for {rew['requests']} requests to "
+                    f"{rew['model']} (up to {usd(rew['worst_case_usd'])} for "
                     f"{rew['worst_case_requests']}; prices from {rew['price_source']})"
                 )
         return lines
@@ -337,15 +338,15 @@ def plan_cost(info: Any, config: AuditConfig) -> CostPlan:
             total += est[part]["usd"]
         if total > config.max_cost:
             helpers = [
-                f"${est[part]['usd']:.4f} for {what}"
+                f"{usd(est[part]['usd'])} for {what}"
                 for part, what in (("rewriter", "rewrites"), ("judge", "the answer judge"))
                 if est[part] is not None
             ]
             rewriting = f", of which {' and '.join(helpers)}" if helpers else ""
             raise CostLimitError(
-                f"Estimated cost ${total:.4f} ({est['requests']} requests, "
+                f"Estimated cost {usd(total)} ({est['requests']} requests, "
                 f"{est['prompt_tokens']} prompt + {est['completion_tokens']} completion tokens"
-                f"{rewriting}) is above --max-cost ${config.max_cost:g}. Lower --limit, "
+                f"{rewriting}) is above --max-cost ${short(config.max_cost)}. Lower --limit, "
                 "--perturbations or --samples, or raise --max-cost."
             )
     return CostPlan(price, est, rewriter_price, judge_price)

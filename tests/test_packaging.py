@@ -1,4 +1,5 @@
-"""The wheel carries the prompt templates of the top-level prompts/ folder inside the package."""
+"""The wheel carries the prompt templates of the top-level prompts/ folder inside the package,
+and the report templates of sua_audit/report/templates."""
 
 from __future__ import annotations
 
@@ -48,3 +49,18 @@ def test_the_wheel_ships_every_template_of_prompts_inside_the_package(tmp_path: 
     assert any(name.endswith(".j2") for name in shipped)
     assert shipped <= names, sorted(shipped - names)
     assert not any(name.startswith("prompts/") for name in names)
+
+
+def test_the_wheel_ships_the_report_templates(tmp_path: Path) -> None:
+    wheel = _build_wheel(tmp_path)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    folder = REPO / "sua_audit" / "report" / "templates"
+    shipped = {
+        "sua_audit/report/templates/" + p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+    assert {"report.html.j2", "compare.html.j2", "report.md.j2", "compare.md.j2"} <= {
+        name.rsplit("/", 1)[-1] for name in shipped
+    }
+    assert shipped <= names, sorted(shipped - names)

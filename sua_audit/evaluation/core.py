@@ -32,6 +32,7 @@ from sua_audit.evaluation.bootstrap import (
 from sua_audit.evaluation.correctness import Grader
 from sua_audit.evaluation.splits import make_split
 from sua_audit.scoring.item import check_lambda, sua_score
+from sua_audit.numbers import short
 
 #: The version key evaluation.json had before ``schema_version`` (same number; kept for the
 #: readers of older files). See :mod:`sua_audit.schema`.
@@ -352,10 +353,10 @@ def _edge_note(block: dict[str, Any], lam: float) -> str:
     if block.get("mode") != "auto" or lam not in (LAMBDA_GRID[0], LAMBDA_GRID[-1]):
         return ""
     return (
-        f" λ = {lam:g} is the end of the grid: on validation, the more weight H gets the better, "
+        f" λ = {short(lam)} is the end of the grid: on validation, the more weight H gets the better, "
         "so this SUA is in effect entropy alone."
         if lam < 0
-        else f" λ = {lam:g} is the end of the grid: on validation, the more weight −H gets the "
+        else f" λ = {short(lam)} is the end of the grid: on validation, the more weight −H gets the "
         "better, so this SUA is in effect negative entropy."
     )
 
@@ -587,13 +588,13 @@ def abstention_note(block: dict[str, Any]) -> str | None:
     if not block["feasible"]:
         return (
             f"No threshold on {block['score']} could be certified at risk ≤ "
-            f"{block['target_risk']:g} with probability ≥ {1 - block['delta']:g} on "
+            f"{short(block['target_risk'])} with probability ≥ {short(1 - block['delta'])} on "
             f"{block['calibration_n']} calibration items, so the rule abstains on every item. "
             "Raise --target-risk or --delta, audit more items, or choose another --abstain-on."
         )
     if block.get("answers_all"):
         return (
-            f"Answering every item already meets risk ≤ {block['target_risk']:g} on the "
+            f"Answering every item already meets risk ≤ {short(block['target_risk'])} on the "
             "calibration items, so the rule abstains on nothing."
         )
     return None

@@ -2,7 +2,9 @@
 
 Formats: a self-contained HTML page (inline SVG plots, no scripts, opens offline), short
 Markdown for CI job summaries, and JSON. Reports read only a run's files (summary.json,
-results.jsonl, evaluation.json), never the cache.
+results.jsonl, evaluation.json), never the cache. HTML and Markdown are Jinja2 templates in
+``sua_audit/report/templates`` (HTML autoescaped, see :mod:`sua_audit.report._templates`); every
+number they show is written by :mod:`sua_audit.numbers`.
 
 No format carries a terminal control character raw, so any of them can be printed on a
 terminal: HTML and Markdown show them as escapes (:func:`sua_audit.safetext.visible`), JSON

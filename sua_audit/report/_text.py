@@ -1,44 +1,25 @@
-"""Wording and number formatting shared by the HTML, Markdown and JSON renderers."""
+"""Wording shared by the HTML, Markdown and JSON renderers; numbers are written by
+:mod:`sua_audit.numbers` (``fmt`` here is its :func:`~sua_audit.numbers.fixed`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sua_audit.numbers import MISSING, estimate, estimate_node, percent, times
+from sua_audit.numbers import fixed as fmt
 from sua_audit.report import _data as d
-
-
-def fmt(value: float | None, digits: int = 3) -> str:
-    """A number for people: ``—`` when missing, ``digits`` significant decimals otherwise."""
-    if value is None:
-        return "—"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if round(value, digits) == 0:
-        value = 0.0  # never print "-0.000"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
 
 
 def fmt_reading(reading: d.Reading, digits: int = 3) -> str:
     """``0.812 [0.700, 0.900]``, or ``— (why)`` when undefined."""
     if reading.value is None:
-        return f"— ({reading.note})" if reading.note else "—"
-    if reading.ci:
-        return f"{fmt(reading.value, digits)} [{fmt(reading.ci[0], digits)}, {fmt(reading.ci[1], digits)}]"
-    return fmt(reading.value, digits)
+        return f"{MISSING} ({reading.note})" if reading.note else MISSING
+    return estimate(reading.value, reading.ci, digits)
 
 
 def fmt_estimate(node: dict[str, Any] | None, digits: int = 3, *, signed: bool = False) -> str:
     """``0.812 [0.700, 0.900]`` from a ``{value, ci}`` node; ``—`` when undefined."""
-    if not isinstance(node, dict) or d.finite(node.get("value")) is None:
-        return "—"
-    value = float(node["value"])
-    text = (f"{'+' if signed and round(value, digits) > 0 else ''}") + fmt(value, digits)
-    ci = node.get("ci")
-    if isinstance(ci, list | tuple) and len(ci) == 2 and None not in ci:
-        text += f" [{fmt(float(ci[0]), digits)}, {fmt(float(ci[1]), digits)}]"
-    return text
+    return estimate_node(node, digits, plus=signed)
 
 
 def ci_side(node: dict[str, Any] | None) -> str | None:
@@ -82,7 +63,7 @@ def abstention_sentence(run: d.Run) -> str:
     return (
         f"The run {rule_text(info, run.lam)}: it abstained on "
         f"{abstained if abstained is not None else '—'} of {decided if decided is not None else '—'} "
-        f"scored items ({fmt(rate * 100 if rate is not None else None, 1)}%); accuracy on the "
+        f"scored items ({percent(rate)}); accuracy on the "
         f"answered items {fmt(sel)}."
     )
 
@@ -128,12 +109,7 @@ def guarantee_sentence(run: d.Run) -> str:
 
 
 def _share(ratio: float, lam: float) -> str:
-    share = ratio / abs(lam)
-    if share <= 0:
-        return "0 times"
-    if share < 0.1:
-        return f"1/{1 / share:.0f} of" if 1 / share < 1e6 else "a vanishing share of"
-    return f"{share:.2g} times"
+    return times(ratio / abs(lam))
 
 
 def diagnostics_sentence(diag: dict[str, Any]) -> str:
@@ -175,8 +151,7 @@ def flips_sentence(flips: dict[str, Any]) -> str:
     )
     if not k:
         return f"No confident flips were found among the {n} scored items under the rule: {rule}."
-    pct = fmt(rate * 100 if rate is not None else None, 1)
-    return f"{k} of {n} scored items ({pct}%) are confident flips. Rule: {rule}."
+    return f"{k} of {n} scored items ({percent(rate)}) are confident flips. Rule: {rule}."
 
 
 def _norm(prediction: Any) -> str:

@@ -4,12 +4,17 @@ Text from datasets and models is flattened to one line, shortened, HTML-escaped 
 HTML inside Markdown) and stripped of Markdown syntax, so it cannot break a table or inject
 markup; terminal control characters are shown as escapes (:func:`sua_audit.safetext.visible`),
 so the Markdown is safe to print on a terminal too.
+
+The layout lives in the templates ``report.md.j2`` and ``compare.md.j2`` (not autoescaped:
+Markdown is not HTML); they pass every untrusted text through the ``cell`` filter, which is
+:func:`cell` below. The functions here gather the data those templates show.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 from sua_audit.report import _data as d
 from sua_audit.report._text import (
@@ -19,8 +24,6 @@ from sua_audit.report._text import (
     diagnostics_sentence,
     disagreements,
     flips_sentence,
-    fmt,
-    fmt_estimate,
     fmt_reading,
     guarantee_sentence,
 )
@@ -45,205 +48,158 @@ def cell(value: object, limit: int = 80) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(visible(text), quote=False))
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
+def _render(template: str, **context: Any) -> str:
+    from sua_audit.report._templates import render
+
+    return visible(render(template, **context))
 
 
-def _flips(run: d.Run, limit: int) -> list[str]:
+def _flips(run: d.Run, limit: int) -> dict[str, Any] | None:
     flips = d.confident_flips(run)
-    lines = ["**Confident flips**", ""]
     if flips is None:
-        return [
-            *lines,
-            "Not recorded by this run (written before confident flips were counted).",
-            "",
-        ]
-    lines += [cell(flips_sentence(flips), 600), ""]
+        return None
     rows = flips["items"][:limit]
-    if rows:
-        table = []
-        for row in rows:
-            flip = d.first_flip(row) or {}
-            table.append(
-                [
-                    cell(row.get("id"), 30),
-                    cell(row.get("input"), 60),
-                    cell(f"{row.get('prediction')} ({fmt(d.finite(row.get('confidence')))})", 40),
-                    cell(f"{flip.get('kind', '—')}: {flip.get('text', '—')}", 60),
-                    cell(flip.get("prediction"), 40),
-                ]
-            )
-        lines += _table(
-            ["id", "original", "answer (confidence)", "variant (kind: text)", "variant's answer"],
-            table,
+    table = []
+    for row in rows:
+        flip = d.first_flip(row) or {}
+        table.append(
+            {
+                "id": row.get("id"),
+                "input": row.get("input"),
+                "prediction": row.get("prediction"),
+                "confidence": d.finite(row.get("confidence")),
+                "kind": flip.get("kind", "—"),
+                "text": flip.get("text", "—"),
+                "variant_prediction": flip.get("prediction"),
+            }
         )
-        if len(flips["items"]) > len(rows):
-            lines += ["", f"… and {len(flips['items']) - len(rows)} more (see the HTML report)."]
-        lines.append("")
-    return lines
+    return {
+        "sentence": flips_sentence(flips),
+        "rows": table,
+        "more": len(flips["items"]) - len(rows) if table else 0,
+    }
 
 
-def _diagnostics(run: d.Run) -> list[str]:
+def _diagnostics(run: d.Run) -> dict[str, Any] | None:
     diag = d.diagnostics(run)
     if diag is None:
-        return []
-    source = "" if diag.get("source") == "run" else f" ({cell(diag.get('source'), 80)})"
-    lines = [f"**What SUA measures on this run**{source}: " + cell(diagnostics_sentence(diag), 600)]
-    if diag.get("warning"):
-        lines += ["", "> **Warning:** " + cell(diag["warning"], 800)]
-    return [*lines, ""]
+        return None
+    return {
+        "source": None if diag.get("source") == "run" else diag.get("source"),
+        "sentence": diagnostics_sentence(diag),
+        "warning": diag.get("warning"),
+    }
 
 
-def _scores(run: d.Run) -> list[str]:
+def _scores(run: d.Run) -> dict[str, Any] | None:
     rows = d.score_rows(run)
     if not rows:
-        return []
+        return None
     shown = [r for r in rows if any(v.get("value") is not None for v in r["auroc"].values())]
-    table = []
-    for row in shown:
-        clean = (row.get("minus_best_baseline") or {}).get("clean")
-        ent = (row.get("minus_entropy") or {}).get("clean")
-        win = " (winner)" if "clean" in row["winner"] else ""
-        table.append(
-            [
-                cell(row["score"], 30) + win,
-                row["kind"],
-                fmt_estimate(row["auroc"].get("clean")),
-                fmt_estimate(row["auroc"].get("worst_case")),
-                fmt_estimate(clean, signed=True) if clean else "·",
-                fmt_estimate(ent, signed=True) if ent else "·",
-            ]
-        )
-    best = d.eval_node(run, "comparison", "clean", "best_baseline") or "—"
-    lines = [
-        "**Scores**: AUROC with 95% CI for clean and worst-case failures; for perturbation "
-        f"scores the paired difference in clean AUROC against the best baseline ({cell(best, 30)}) "
-        "and against entropy.",
-        "",
-    ]
-    if table:
-        lines += _table(
-            ["score", "kind", "AUROC clean", "AUROC worst case", "− best baseline", "− entropy"],
-            table,
-        )
     by_reason: dict[str, list[str]] = {}
     for r in rows:
         if r not in shown:
             by_reason.setdefault(str(r["reason"] or "undefined"), []).append(r["score"])
-    if by_reason:
-        lines += [
-            *([""] if table else []),
-            "Unavailable: "
-            + "; ".join(
-                f"{', '.join(cell(n, 30) for n in names)} ({cell(reason, 160)})"
-                for reason, names in by_reason.items()
-            )
-            + ".",
-        ]
-    return [*lines, ""]
+    return {
+        "best": d.eval_node(run, "comparison", "clean", "best_baseline") or "—",
+        "rows": [
+            {
+                "score": row["score"],
+                "winner": "clean" in row["winner"],
+                "kind": row["kind"],
+                "clean": row["auroc"].get("clean"),
+                "worst_case": row["auroc"].get("worst_case"),
+                "minus_best": (row.get("minus_best_baseline") or {}).get("clean"),
+                "minus_entropy": (row.get("minus_entropy") or {}).get("clean"),
+            }
+            for row in shown
+        ],
+        "unavailable": list(by_reason.items()),
+    }
+
+
+def _ranked(run: d.Run, worst: int) -> dict[str, Any] | None:
+    rows = d.worst_items(run, worst)
+    if not rows:
+        return None
+    score, fallback = d.ranking(run)
+    table = []
+    for row in rows:
+        flipped = d.first_flip(row)
+        table.append(
+            {
+                "id": row.get("id"),
+                "score": d.item_score(row, score),
+                "sua": d.finite(row.get("sua")),
+                "input": row.get("input"),
+                "prediction": row.get("prediction"),
+                "flipped": f"{flipped.get('kind')}: {flipped.get('prediction')}"
+                if flipped
+                else "—",
+            }
+        )
+    return {"score": score, "fallback": fallback, "rows": table}
+
+
+#: The metrics table at the top of a Markdown report, in order.
+HEADLINE = (
+    "accuracy",
+    "robust_accuracy",
+    "confident_flip_rate",
+    "mean_sua_pos",
+    "sua_auroc",
+    "ece",
+    "collapse_rate",
+    "failure_rate",
+    "cost_usd",
+)
 
 
 def render_report_md(run: d.Run, *, worst: int = 5) -> str:
     """The report of one run in Markdown (about 60 lines: headline, confident flips,
     diagnostics, abstention, every score, ranked items)."""
     ds = run.info.dataset or DatasetRecord()
-    lines = [
-        f"## sua-audit · {cell(run.model_name)}",
-        "",
-        f"Run `{cell(run.run_id)}` on `{cell(ds.path)}` ({ds.items} items, "
-        f"sha256 `{str(ds.sha256 or '')[:12]}`).",
-        "",
-    ]
-    names = [
-        "accuracy",
-        "robust_accuracy",
-        "confident_flip_rate",
-        "mean_sua_pos",
-        "sua_auroc",
-        "ece",
-        "collapse_rate",
-        "failure_rate",
-        "cost_usd",
-    ]
-    lines += _table(
-        ["metric", "value"],
-        [[d.METRICS[n].label, cell(fmt_reading(d.read_metric(run, n)), 120)] for n in names],
+    return _render(
+        "report.md.j2",
+        model=run.model_name,
+        run_id=run.run_id,
+        path=ds.path,
+        n_items=ds.items,
+        sha256=str(ds.sha256 or "")[:12],
+        metrics=[(d.METRICS[n].label, fmt_reading(d.read_metric(run, n))) for n in HEADLINE],
+        flips=_flips(run, worst),
+        diagnostics=_diagnostics(run),
+        decision=abstention_sentence(run),
+        note=abstention_note(run),
+        guarantee=guarantee_sentence(run),
+        scores=_scores(run),
+        ranked=_ranked(run, worst),
     )
-    lines.append("")
-    lines += _flips(run, worst)
-    lines += _diagnostics(run)
-    lines += [cell(abstention_sentence(run), 400), ""]
-    note = abstention_note(run)
-    if note:
-        lines += ["> " + cell(note, 600), ""]
-    lines += [cell(guarantee_sentence(run), 900), ""]
-    lines += _scores(run)
-    rows = d.worst_items(run, worst)
-    if rows:
-        score, fallback = d.ranking(run)
-        title = (
-            f"Items ranked by the run's abstention score ({cell(score, 30)}), top {len(rows)}"
-            if fallback is None
-            else f"Items ranked by the run's decision, then by S, top {len(rows)}"
-        )
-        lines += [f"**{title}**", ""]
-        table_rows = []
-        for row in rows:
-            flipped = d.first_flip(row)
-            table_rows.append(
-                [
-                    cell(row.get("id"), 30),
-                    fmt(d.item_score(row, score)),
-                    fmt(d.finite(row.get("sua"))),
-                    cell(row.get("input"), 60),
-                    cell(row.get("prediction"), 40),
-                    cell(
-                        f"{flipped.get('kind')}: {flipped.get('prediction')}" if flipped else "—",
-                        50,
-                    ),
-                ]
-            )
-        head = ["id", cell(score, 30), "SUA", "input", "answer", "a flipped variant's answer"]
-        if score == "sua":
-            head.pop(2)
-            for r in table_rows:
-                r.pop(2)
-        lines += _table(head, table_rows)
-    return visible("\n".join(lines) + "\n")
 
 
 def render_compare_md(runs: list[d.Run], *, max_items: int = 10) -> str:
     """Runs side by side in Markdown, and the first items where they disagree."""
     ds = runs[0].info.dataset or DatasetRecord()
-    lines = [
-        f"## sua-audit comparison · {len(runs)} runs on `{cell(ds.path)}`",
-        "",
-    ]
-    for note in (d.variants_line(runs), d.prompts_line(runs)):
-        if note is not None:
-            lines += [cell(note, 2000), ""]
-    header = ["metric", *[cell(f"{r.model_name} ({r.run_id})", 60) for r in runs]]
-    rows = [
-        [d.METRICS[n].label, *[cell(fmt_reading(d.read_metric(r, n)), 60) for r in runs]]
-        for n in COMPARE_METRICS
-    ]
-    lines += _table(header, rows)
     disagree = disagreements(runs)
-    lines += ["", f"**Items where the runs disagree: {len(disagree)}**", ""]
-    if disagree:
-        lines += _table(
-            ["id", "input", *[cell(r.model_name, 30) for r in runs]],
-            [
-                [
-                    cell(e["id"], 30),
-                    cell(e["input"], 50),
-                    *[cell(answer_text(a), 40) for a in e["answers"]],
-                ]
-                for e in disagree[:max_items]
-            ],
-        )
-        if len(disagree) > max_items:
-            lines += ["", f"… and {len(disagree) - max_items} more (see the HTML comparison)."]
-    return visible("\n".join(lines) + "\n")
+    return _render(
+        "compare.md.j2",
+        n_runs=len(runs),
+        path=ds.path,
+        notes=[n for n in (d.variants_line(runs), d.prompts_line(runs)) if n is not None],
+        runs=[f"{r.model_name} ({r.run_id})" for r in runs],
+        metrics=[
+            (d.METRICS[n].label, [fmt_reading(d.read_metric(r, n)) for r in runs])
+            for n in COMPARE_METRICS
+        ],
+        n_disagree=len(disagree),
+        models=[r.model_name for r in runs],
+        disagreements=[
+            {
+                "id": e["id"],
+                "input": e["input"],
+                "answers": [answer_text(a) for a in e["answers"]],
+            }
+            for e in disagree[:max_items]
+        ],
+        more=max(len(disagree) - max_items, 0),
+    )

@@ -10,18 +10,12 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from sua_audit.numbers import tick
+
 WIDTH, HEIGHT = 440, 300
 LEFT, RIGHT, TOP, BOTTOM = 54, 16, 30, 46
 #: Colour-blind-safe palette (Okabe–Ito), in series order.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-
-
-def _fmt(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
 
 
 def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -81,8 +75,8 @@ class _Frame:
             p.append(
                 f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>'
             )
-            p.append(f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
-        ticks = x_ticks if x_ticks is not None else [(t, _fmt(t)) for t in _ticks(*self.xlim)]
+            p.append(f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end">{tick(t)}</text>')
+        ticks = x_ticks if x_ticks is not None else [(t, tick(t)) for t in _ticks(*self.xlim)]
         for t, label in ticks:
             xx = self.x(t)
             p.append(
@@ -201,7 +195,7 @@ def bars(
         frame.parts.append(
             f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" '
             f'height="{frame.y(0) - y0:.1f}" fill="{PALETTE[0]}" class="bar">'
-            f"<title>{escape(name)}: {_fmt(value)}</title></rect>"
+            f"<title>{escape(name)}: {tick(value)}</title></rect>"
         )
     return frame.svg()
 
@@ -228,7 +222,7 @@ def reliability(bins: Sequence[dict[str, object]], *, plot_id: str, title: str) 
         frame.parts.append(
             f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{max(x1 - x0, 1):.1f}" '
             f'height="{frame.y(0) - y0:.1f}" fill="{PALETTE[0]}" opacity="0.8" class="bar">'
-            f"<title>{_fmt(lo)}–{_fmt(hi)}: accuracy {_fmt(acc)}, n = {b.get('count')}</title>"
+            f"<title>{tick(lo)}–{tick(hi)}: accuracy {tick(acc)}, n = {b.get('count')}</title>"
             "</rect>"
         )
     frame.parts.append(
@@ -284,7 +278,7 @@ def scatter_sh(
         f'<line x1="{legend_x}" x2="{legend_x + 14}" y1="{TOP + 2}" y2="{TOP + 2}" '
         f'stroke="{PALETTE[1]}" stroke-width="1.5" stroke-dasharray="4 3"/>'
         f'<text x="{legend_x + 18}" y="{TOP + 6}">SUA = {"τ = " if is_rule else ""}'
-        f"{_fmt(tau)}</text>"
+        f"{tick(tau)}</text>"
         f'<text x="{legend_x + 18}" y="{TOP + 18}" class="note">'
         f"{'above: abstain' if is_rule else 'reference only'}</text>"
     )
@@ -341,6 +335,6 @@ def histogram(
         frame.parts.append(
             f'<line x1="{xm:.1f}" x2="{xm:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" '
             f'stroke="{PALETTE[1]}" stroke-width="1.5" stroke-dasharray="6 4" class="tau-line"/>'
-            f'<text x="{xm + 4:.1f}" y="{TOP + 10}" class="note">τ = {_fmt(marker)}</text>'
+            f'<text x="{xm + 4:.1f}" y="{TOP + 10}" class="note">τ = {tick(marker)}</text>'
         )
     return frame.svg()

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sua_audit.numbers import fixed, short, sig, times
+
 NORMALIZE_METHODS = ("rank", "z", "none")
 DEFAULT_NORMALIZE = "rank"
 
@@ -98,12 +100,12 @@ def lambda_meaning(lam: float) -> str:
     """What a λ of this sign says about where the failures are, in one sentence."""
     if lam > 0:
         return (
-            f"λ = {lam:g} > 0: SUA = S − {lam:g}·H is high when the answer moves under rewrites "
+            f"λ = {short(lam)} > 0: SUA = S − {short(lam)}·H is high when the answer moves under rewrites "
             "while the model is confident (unstable but confident, the paper's reading)."
         )
     if lam < 0:
         return (
-            f"λ = {lam:g} < 0: SUA = S + {-lam:g}·H is high when the answer moves under rewrites "
+            f"λ = {short(lam)} < 0: SUA = S + {short(-lam)}·H is high when the answer moves under rewrites "
             "AND the model is uncertain: failures here are unstable and uncertain, not "
             "confidently unstable."
         )
@@ -134,8 +136,8 @@ def diagnostics(
     warning = None
     if rho is not None and rho > NEGATIVE_ENTROPY_WARNING:
         warning = (
-            f"SUA is acting as negative entropy here (Spearman(SUA, −H) = {rho:.3f}): mean S "
-            f"{_g(mean_s)} is {_times(ratio, lam)} λ·mean H, so S − λH ranks items by confidence "
+            f"SUA is acting as negative entropy here (Spearman(SUA, −H) = {fixed(rho)}): mean S "
+            f"{sig(mean_s)} is {_times(ratio, lam)} λ·mean H, so S − λH ranks items by confidence "
             "alone. Use sua_norm (S and H on one scale, --normalize rank), --lambda auto, or "
             "abstain on sensitivity, flip_rate or combined (--abstain-on)."
         )
@@ -150,21 +152,10 @@ def diagnostics(
     }
 
 
-def _g(x: float | None) -> str:
-    return "—" if x is None else f"{x:.4g}"
-
-
 def _times(ratio: float | None, lam: float) -> str:
     if ratio is None or lam == 0:
         return "not comparable with"
-    share = ratio / abs(lam)
-    if share <= 0:
-        return "0 times"
-    if 0.5 <= share < 1:
-        return f"{share:.2g} times"
-    if share < 1:
-        return f"1/{1 / share:.0f} of" if 1 / share < 1e6 else "a vanishing share of"
-    return f"{share:.3g} times"
+    return times(ratio / abs(lam))
 
 
 def finite_or_none(x: float) -> float | None:

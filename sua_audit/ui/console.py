@@ -12,6 +12,7 @@ from rich.table import Table
 from sua_audit.safetext import UNSAFE_CHARS as UNSAFE_CHARS
 from sua_audit.safetext import dumps_json as dumps_json
 from sua_audit.safetext import visible as visible
+from sua_audit.numbers import fixed, seconds, short, usd
 
 if TYPE_CHECKING:
     from sua_audit.schema import Summary
@@ -36,11 +37,9 @@ def _plain(value: Any) -> str:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    if isinstance(value, bool) or not (value is None or isinstance(value, int | float)):
+        return str(value)
+    return fixed(value, digits)
 
 
 def _typed(summary: Summary | dict[str, Any]) -> Summary:
@@ -58,7 +57,7 @@ def _cost_rows(summary: Summary) -> list[tuple[str, str]]:
         rows.append(("tokens (prompt / completion)", f"{tokens.prompt} / {tokens.completion}"))
     cost = summary.cost
     if cost is not None and cost.usd is not None and cost.price_source != "local model":
-        rows.append(("cost this run (estimate)", f"${cost.usd:.4f}"))
+        rows.append(("cost this run (estimate)", usd(cost.usd)))
     return rows
 
 
@@ -99,7 +98,7 @@ def summary_table(summary: Summary | dict[str, Any]) -> Table:
     if flips is not None:
         rows.append(
             (
-                f"confident flips (p ≥ {flips.threshold:g}, answer changes)",
+                f"confident flips (p ≥ {short(flips.threshold)}, answer changes)",
                 f"{_fmt(flips.rate)}  ({flips.n_confident_flips} of {flips.n}; "
                 f"{flips.n_confident} confident, {flips.n_flipped} flipped)",
             )
@@ -118,7 +117,7 @@ def summary_table(summary: Summary | dict[str, Any]) -> Table:
     rows += [
         ("model calls / cache hits", f"{s.model_calls} / {s.cache_hits}"),
         *_cost_rows(s),
-        ("wall time", f"{s.wall_seconds or 0.0:.1f} s"),
+        ("wall time", seconds(s.wall_seconds)),
         ("outputs", _plain(str(s.out_dir))),
     ]
     for name, value in rows:
