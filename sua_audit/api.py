@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sua_audit.engine import Progress
     from sua_audit.gating import Checklist, GateOutcome
-    from sua_audit.report import Run as RunFiles
+    from sua_audit.reports import Run as RunFiles
     from sua_audit.schema import Evaluation, ResultRow, Summary
 
 __all__ = [
@@ -106,7 +106,7 @@ class Report:
 
     def write(self, path: str | Path) -> Path:
         """Write the report to ``path`` (atomically); return the path."""
-        from sua_audit.report import write_atomic
+        from sua_audit.reports import write_atomic
 
         target = Path(path)
         write_atomic(target, self.text)
@@ -122,7 +122,7 @@ class Comparison:
     _files: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def render(self, format: str = "md") -> str:
-        from sua_audit.report import render_compare
+        from sua_audit.reports import render_compare
 
         return render_compare(
             list(self._files), format, allow_different_variants=self.allow_different_variants
@@ -130,7 +130,7 @@ class Comparison:
 
     def disagreements(self) -> list[dict[str, Any]]:
         """The items on which the runs' answers differ."""
-        from sua_audit.report._text import disagreements
+        from sua_audit.reports._text import disagreements
 
         return list(disagreements(list(self._files)))
 
@@ -169,7 +169,7 @@ def load_run(run: Run | str | Path, *, evaluate: bool = True) -> Run:
         ConfigError: the folder does not exist or holds no finished run (exit 2).
         RunReadError: the run's files are unreadable, corrupt or mixed (exit 3).
     """
-    from sua_audit.report import load_run as load_files
+    from sua_audit.reports import load_run as load_files
 
     return _public(load_files(_path(run), evaluate=evaluate))
 
@@ -396,8 +396,8 @@ def report(
     """One run's report (``sua-audit report``) as ``html`` (a self-contained page), ``md``
     or ``json`` text. ``target_risk`` evaluates afresh (without writing) with an abstention
     rule calibrated to that risk."""
-    from sua_audit.report import load_run as load_files
-    from sua_audit.report import render_report
+    from sua_audit.reports import load_run as load_files
+    from sua_audit.reports import render_report
 
     _check_format(format)
     files = load_files(_path(run), target_risk=target_risk, delta=delta)
@@ -418,8 +418,8 @@ def compare(
             sets (unless ``allow_different_variants``), or QA runs whose answers were
             clustered differently (exit 2).
     """
-    from sua_audit.report import load_run as load_files
-    from sua_audit.report import same_clustering, same_dataset, same_variants
+    from sua_audit.reports import load_run as load_files
+    from sua_audit.reports import same_clustering, same_dataset, same_variants
 
     if len(runs) < 2:
         raise _config_error("compare needs at least two run folders.")
@@ -450,8 +450,8 @@ def gate(
             passed (exit 3).
     """
     from sua_audit.gating import Checklist, evaluate_gate, load_checklist
-    from sua_audit.report import load_run as load_files
-    from sua_audit.report import same_clustering, same_dataset, same_variants
+    from sua_audit.reports import load_run as load_files
+    from sua_audit.reports import same_clustering, same_dataset, same_variants
     from sua_audit.results import check_status
 
     spec = checklist if isinstance(checklist, Checklist) else load_checklist(checklist)
@@ -542,7 +542,7 @@ def _check_risk(target_risk: float | None, delta: float) -> None:
 
 
 def _check_format(fmt: str) -> None:
-    from sua_audit.report import FORMATS
+    from sua_audit.reports import FORMATS
 
     if fmt not in FORMATS:
         raise _config_error(f"unknown format '{fmt}'. Use one of: {', '.join(FORMATS)}.")

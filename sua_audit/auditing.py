@@ -34,6 +34,7 @@ from sua_audit.dataset import DatasetInfo, Item, iter_items
 from sua_audit.engine import Generator
 from sua_audit.equivalence import Equivalence, ExactMatch, build_equivalence, cluster_by_meaning
 from sua_audit.errors import RequestFailed
+from sua_audit.numbers import short, sig
 from sua_audit.perturbation import (
     PerturbContext,
     Variant,
@@ -41,7 +42,6 @@ from sua_audit.perturbation import (
     perturb_item,
     rewriter_kinds,
 )
-from sua_audit.numbers import short, sig
 from sua_audit.schema import ROW_SCORES
 from sua_audit.scoring import (
     DEFAULT_TAU,

@@ -17,7 +17,7 @@ A checklist is a TOML file (see ``audits/release.toml``)::
     resamples = 2000              # paired bootstrap resamples
     seed = 0                      # bootstrap seed (the gate is deterministic)
 
-Metric names are the keys of :data:`sua_audit.report.METRICS`. A failed gate is a result, not
+Metric names are the keys of :data:`sua_audit.reports.METRICS`. A failed gate is a result, not
 an exception: :func:`evaluate_gate` returns a :class:`GateOutcome`, the CLI turns it into exit
 code 1. A bad checklist raises :class:`~sua_audit.errors.ConfigError` (exit 2).
 
@@ -41,7 +41,7 @@ from sua_audit import gate_stats
 from sua_audit.errors import ConfigError
 from sua_audit.gate_stats import ITEM_METRICS, NoPairs, PairedChange, Rule
 from sua_audit.numbers import sig
-from sua_audit.report._data import METRICS, Run, read_metric
+from sua_audit.reports._data import METRICS, Run, read_metric
 
 _LIMIT_KEY = re.compile(r"^(min|max)_(\w+)$")
 _BASELINE_KEY = re.compile(r"^max_(drop|rise)_(\w+)$")

@@ -3,7 +3,7 @@
 One module, so a quantity reads the same wherever it is shown (the HTML and Markdown reports,
 the end-of-run table, the evaluation block, the gate's messages). Plain functions on plain
 values: no rich, no typer, no report types, so any layer may import it. The report templates
-get the same functions as Jinja filters (:mod:`sua_audit.report._templates`).
+get the same functions as Jinja filters (:mod:`sua_audit.reports._templates`).
 
 A missing value (``None``) is written ``—`` by every function.
 """

@@ -20,6 +20,7 @@ from sua_audit import __version__, paths
 from sua_audit.config import AuditConfig
 from sua_audit.engine import Generator, Progress
 from sua_audit.errors import ConfigError
+from sua_audit.numbers import short, usd
 from sua_audit.parts import (
     build_backend,
     check_abstention_score,
@@ -30,7 +31,6 @@ from sua_audit.parts import (
     recorded_config,
 )
 from sua_audit.parts import rewriter_backend as build_rewriter
-from sua_audit.numbers import short, usd
 from sua_audit.pricing import LOCAL
 from sua_audit.store import Store, utc_now
 

@@ -87,7 +87,7 @@ def test_rescore_evaluate_report_compare_and_gate(tmp_path: Path, cache: Path) -
     target = html.write(tmp_path / "page.html")
     assert target.read_text() == html.text
     as_json = json.loads(sua_audit.report(str(run.path), "json").text)
-    assert as_json["run"]["run_id"] == run.run_id
+    assert as_json["run_id"] == run.run_id and as_json["evaluated"] is True
 
     comparison = sua_audit.compare([run, rescored])
     assert [r.run_id for r in comparison.runs] == [run.run_id, rescored.run_id]

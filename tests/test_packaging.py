@@ -1,5 +1,5 @@
 """The wheel carries the prompt templates of the top-level prompts/ folder inside the package,
-and the report templates of sua_audit/report/templates."""
+and the report templates of sua_audit/reports/templates."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_the_wheel_ships_the_report_templates(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     folder = REPO / "sua_audit" / "report" / "templates"
     shipped = {
-        "sua_audit/report/templates/" + p.relative_to(folder).as_posix()
+        "sua_audit/reports/templates/" + p.relative_to(folder).as_posix()
         for p in folder.rglob("*")
         if p.is_file()
     }

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from sua_audit.errors import RunReadError
-from sua_audit.report import load_run
+from sua_audit.reports import load_run
 from sua_audit.results import (
     load_results,
     load_summary,

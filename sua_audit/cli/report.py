@@ -14,7 +14,7 @@ _FORMAT_HELP = "html (self-contained page), md (short, for CI job summaries) or 
 
 
 def _emit(text: str, out: Path | None) -> None:
-    from sua_audit.report import write_atomic
+    from sua_audit.reports import write_atomic
 
     if out is None or str(out) == "-":
         sys.stdout.write(text)
@@ -96,7 +96,7 @@ def compare(
     runs whose answers were clustered differently (--equivalence; rescore one to match).
     """
     from sua_audit import api
-    from sua_audit.report import FORMATS
+    from sua_audit.reports import FORMATS
 
     if fmt not in FORMATS:
         from sua_audit.errors import ConfigError
@@ -156,7 +156,7 @@ def gate(
     from sua_audit import api
     from sua_audit.errors import EXIT_GATE_FAILED
     from sua_audit.gating import junit_xml, load_checklist
-    from sua_audit.report import write_atomic
+    from sua_audit.reports import write_atomic
     from sua_audit.results import check_writable_file
 
     spec = load_checklist(checklist)

@@ -31,8 +31,8 @@ from sua_audit.evaluation.bootstrap import (
 )
 from sua_audit.evaluation.correctness import Grader
 from sua_audit.evaluation.splits import make_split
-from sua_audit.scoring.item import check_lambda, sua_score
 from sua_audit.numbers import short
+from sua_audit.scoring.item import check_lambda, sua_score
 
 #: The version key evaluation.json had before ``schema_version`` (same number; kept for the
 #: readers of older files). See :mod:`sua_audit.schema`.

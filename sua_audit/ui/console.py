@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sua_audit.numbers import fixed, seconds, short, usd
 from sua_audit.safetext import UNSAFE_CHARS as UNSAFE_CHARS
 from sua_audit.safetext import dumps_json as dumps_json
 from sua_audit.safetext import visible as visible
-from sua_audit.numbers import fixed, seconds, short, usd
 
 if TYPE_CHECKING:
     from sua_audit.schema import Summary

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sua_audit.report import METRICS
+from sua_audit.reports import METRICS
 from tests.conftest import EXAMPLE
 from tests.support.cli import sua_in_process
 

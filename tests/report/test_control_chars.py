@@ -17,8 +17,8 @@ import pytest
 from rich.console import Console
 
 from sua_audit.errors import ConfigError
-from sua_audit.report import Run, load_run, render_compare, render_report, same_dataset
-from sua_audit.report.markdown import cell
+from sua_audit.reports import Run, load_run, render_compare, render_report, same_dataset
+from sua_audit.reports.markdown import cell
 from sua_audit.ui.console import dumps_json, summary_notes, summary_table, visible
 
 ESC_RESET = "\x1bc"

@@ -24,7 +24,7 @@ from sua_audit.gate_stats import (
     paired_values,
 )
 from sua_audit.gating import Check, Checklist, evaluate_gate, load_checklist
-from sua_audit.report import load_run
+from sua_audit.reports import load_run
 from tests.report.conftest import sua
 
 SHA = "ab" * 32

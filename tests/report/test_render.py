@@ -12,8 +12,8 @@ import pytest
 
 from sua_audit.errors import ConfigError
 from sua_audit.gating import evaluate_gate, junit_xml, load_checklist
-from sua_audit.report import Run, load_run, read_metric, render_compare, render_report, svg
-from sua_audit.report.markdown import cell
+from sua_audit.reports import Run, load_run, read_metric, render_compare, render_report, svg
+from sua_audit.reports.markdown import cell
 
 
 def _item(i: int, *, correct: bool | None, sua: float, h: float) -> dict:

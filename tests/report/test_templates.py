@@ -7,7 +7,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from sua_audit.report import Run, render_compare, render_report
+from sua_audit.reports import Run, render_compare, render_report
 
 EVIL = "<script>alert('x')</script> & <b>bold</b>"
 TEMPLATES = ("_macros.html.j2", "_page.html.j2", "compare.html.j2", "compare.md.j2")
@@ -108,7 +108,7 @@ def test_control_characters_still_show_as_escapes(tmp_path: Path) -> None:
 
 
 def test_html_is_autoescaped_and_markdown_is_not() -> None:
-    from sua_audit.report._templates import environment
+    from sua_audit.reports._templates import environment
 
     env = environment()
     assert env.autoescape("report.html.j2") is True  # type: ignore[operator]
@@ -119,7 +119,7 @@ def test_html_is_autoescaped_and_markdown_is_not() -> None:
 
 
 def test_every_template_is_package_data() -> None:
-    folder = resources.files("sua_audit.report") / "templates"
+    folder = resources.files("sua_audit.reports") / "templates"
     names = {p.name for p in folder.iterdir()}
     assert set(TEMPLATES) <= names, sorted(set(TEMPLATES) - names)
     for name in TEMPLATES:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sua_audit.numbers import MISSING, estimate, estimate_node, percent, times
 from sua_audit.numbers import fixed as fmt
-from sua_audit.report import _data as d
+from sua_audit.reports import _data as d
 
 
 def fmt_reading(reading: d.Reading, digits: int = 3) -> str:

@@ -7,7 +7,7 @@ The markup lives in the templates ``report.html.j2`` and ``compare.html.j2`` (wi
 frame ``_page.html.j2`` and the pieces of ``_macros.html.j2``); the functions here only gather
 what those templates show, as plain data. The templates are autoescaped, so every text from a
 dataset or a model is escaped there; the one thing passed as :class:`markupsafe.Markup` is the
-inline SVG of :mod:`sua_audit.report.svg`, which escapes its own labels.
+inline SVG of :mod:`sua_audit.reports.svg`, which escapes its own labels.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from markupsafe import Markup
 
 from sua_audit import __version__
 from sua_audit.numbers import interval
-from sua_audit.report import _data as d
-from sua_audit.report import svg
-from sua_audit.report._text import (
+from sua_audit.reports import _data as d
+from sua_audit.reports import svg
+from sua_audit.reports._text import (
     abstention_note,
     abstention_sentence,
     answer_text,
@@ -56,7 +56,7 @@ HEADLINE = (
 
 
 def _page(template: str, title: str, **context: Any) -> str:
-    from sua_audit.report._templates import render
+    from sua_audit.reports._templates import render
 
     return render(template, title=title, csp=_CSP, version=__version__, **context)
 

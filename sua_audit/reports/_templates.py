@@ -1,13 +1,13 @@
-"""The Jinja2 environment of the reports: templates shipped in ``sua_audit/report/templates``.
+"""The Jinja2 environment of the reports: templates shipped in ``sua_audit/reports/templates``.
 
 Imported only when a report is rendered (jinja2 is not loaded by ``sua-audit --help``).
 
 * HTML templates (``*.html.j2``) are autoescaped: every value a template prints is escaped
   unless it is :class:`markupsafe.Markup`, and the only Markup the renderers hand over is the
-  inline SVG that :mod:`sua_audit.report.svg` built (and escaped) itself. Dataset and model
+  inline SVG that :mod:`sua_audit.reports.svg` built (and escaped) itself. Dataset and model
   text is therefore always escaped by the template.
 * Markdown templates (``*.md.j2``) are not autoescaped; untrusted text goes through the
-  ``cell`` filter (:func:`sua_audit.report.markdown.cell`) instead.
+  ``cell`` filter (:func:`sua_audit.reports.markdown.cell`) instead.
 * Numbers are written by :mod:`sua_audit.numbers`, registered as filters (``num``,
   ``estimate``, ``estimate_node``, ``percent``, ``usd``, ...).
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import jinja2
 
 #: Where the templates live inside the package (shipped in the wheel with it).
-PACKAGE, FOLDER = "sua_audit.report", "templates"
+PACKAGE, FOLDER = "sua_audit.reports", "templates"
 
 _LINE_BREAK = re.compile(r"\n[ \t]*")
 
@@ -53,7 +53,7 @@ def environment() -> jinja2.Environment:
     """The one environment of the report templates (built on first use)."""
     import jinja2
 
-    from sua_audit.report.markdown import cell
+    from sua_audit.reports.markdown import cell
 
     env = jinja2.Environment(
         loader=jinja2.PackageLoader(PACKAGE, FOLDER),

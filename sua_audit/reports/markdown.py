@@ -16,8 +16,8 @@ import html
 import re
 from typing import Any
 
-from sua_audit.report import _data as d
-from sua_audit.report._text import (
+from sua_audit.reports import _data as d
+from sua_audit.reports._text import (
     abstention_note,
     abstention_sentence,
     answer_text,
@@ -27,7 +27,7 @@ from sua_audit.report._text import (
     fmt_reading,
     guarantee_sentence,
 )
-from sua_audit.report.html import COMPARE_METRICS
+from sua_audit.reports.html import COMPARE_METRICS
 from sua_audit.safetext import visible
 from sua_audit.schema import DatasetRecord
 
@@ -49,7 +49,7 @@ def cell(value: object, limit: int = 80) -> str:
 
 
 def _render(template: str, **context: Any) -> str:
-    from sua_audit.report._templates import render
+    from sua_audit.reports._templates import render
 
     return visible(render(template, **context))
 

@@ -3,7 +3,7 @@
 Formats: a self-contained HTML page (inline SVG plots, no scripts, opens offline), short
 Markdown for CI job summaries, and JSON. Reports read only a run's files (summary.json,
 results.jsonl, evaluation.json), never the cache. HTML and Markdown are Jinja2 templates in
-``sua_audit/report/templates`` (HTML autoescaped, see :mod:`sua_audit.report._templates`); every
+``sua_audit/reports/templates`` (HTML autoescaped, see :mod:`sua_audit.reports._templates`); every
 number they show is written by :mod:`sua_audit.numbers`.
 
 No format carries a terminal control character raw, so any of them can be printed on a
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from sua_audit.errors import ConfigError
-from sua_audit.report._data import METRICS, Metric, Reading, Run, RunReadError, load_run
-from sua_audit.report._data import read_metric as read_metric
-from sua_audit.report._data import same_clustering as same_clustering
-from sua_audit.report._data import same_dataset as same_dataset
-from sua_audit.report._data import same_variants as same_variants
+from sua_audit.reports._data import METRICS, Metric, Reading, Run, RunReadError, load_run
+from sua_audit.reports._data import read_metric as read_metric
+from sua_audit.reports._data import same_clustering as same_clustering
+from sua_audit.reports._data import same_dataset as same_dataset
+from sua_audit.reports._data import same_variants as same_variants
 from sua_audit.results import atomic_write
 from sua_audit.safetext import dumps_json, visible
 
@@ -59,8 +59,8 @@ def _variant(v: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def report_json(run: Run, *, worst: int = 10, max_flips: int = 25) -> dict[str, Any]:
     """The report's content as plain data."""
-    from sua_audit.report import _data
-    from sua_audit.report._text import (
+    from sua_audit.reports import _data
+    from sua_audit.reports._text import (
         abstention_sentence,
         diagnostics_sentence,
         flips_sentence,
@@ -139,11 +139,11 @@ def render_report(run: Run, fmt: str) -> str:
     """One run's report as ``html``, ``md`` or ``json`` text."""
     _check_format(fmt)
     if fmt == "html":
-        from sua_audit.report.html import render_report_html
+        from sua_audit.reports.html import render_report_html
 
         return visible(render_report_html(run))
     if fmt == "md":
-        from sua_audit.report.markdown import render_report_md
+        from sua_audit.reports.markdown import render_report_md
 
         return render_report_md(run)
     return dumps_json(report_json(run)) + "\n"
@@ -159,14 +159,14 @@ def render_compare(runs: list[Run], fmt: str, *, allow_different_variants: bool 
     same_variants(runs, allow=allow_different_variants)
     same_clustering(runs)
     if fmt == "html":
-        from sua_audit.report.html import render_compare_html
+        from sua_audit.reports.html import render_compare_html
 
         return visible(render_compare_html(runs))
     if fmt == "md":
-        from sua_audit.report.markdown import render_compare_md
+        from sua_audit.reports.markdown import render_compare_md
 
         return render_compare_md(runs)
-    from sua_audit.report._text import disagreements
+    from sua_audit.reports._text import disagreements
 
     data = {
         "dataset": runs[0].summary.get("dataset"),
