@@ -42,6 +42,7 @@ demo: install
 # server cannot start, so a broken build is never reported as a pass.
 test: install llama-server browser
 	$(BIN)/ruff check sua_audit tests bench
+	$(BIN)/mypy sua_audit
 	SUA_AUDIT_REQUIRE_SERVER=1 SUA_AUDIT_REQUIRE_BROWSER=1 $(BIN)/pytest
 
 test-fast: install
@@ -50,6 +51,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff format --check sua_audit tests bench
 	$(BIN)/ruff check sua_audit tests bench
+	$(BIN)/mypy sua_audit
 
 fix: install
 	$(BIN)/ruff format sua_audit tests bench

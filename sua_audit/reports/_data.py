@@ -143,6 +143,7 @@ def _evaluation(
     path: Path, summary: dict[str, Any], target_risk: float | None, delta: float
 ) -> tuple[dict[str, Any] | None, str | None]:
     """evaluation.json, computed on the fly when absent; or ``None`` and why."""
+    evaluation_module: Any
     try:
         from sua_audit import evaluation as evaluation_module
     except ImportError:
@@ -392,8 +393,8 @@ def diagnostics(run: Run) -> dict[str, Any] | None:
 
     nan = float("nan")
     out = compute(
-        [s for s, _, _ in rows],
-        [h for _, h, _ in rows],
+        [float(s) for s, _, _ in rows if s is not None],
+        [float(h) for _, h, _ in rows if h is not None],
         [nan if u is None else u for _, _, u in rows],
         lam=run.lam,
     )
@@ -418,8 +419,8 @@ def score_rows(run: Run) -> list[dict[str, Any]]:
     ev = run.evaluation
     if not isinstance(ev, dict):
         return []
-    metrics = ev.get("metrics") if isinstance(ev.get("metrics"), dict) else {}
-    clean = metrics.get("clean") if isinstance(metrics.get("clean"), dict) else {}
+    metrics: dict[str, Any] = ev["metrics"] if isinstance(ev.get("metrics"), dict) else {}
+    clean: dict[str, Any] = metrics["clean"] if isinstance(metrics.get("clean"), dict) else {}
     pert = [str(x) for x in ev.get("perturbation_scores") or []]
     base = [str(x) for x in ev.get("baselines") or []]
     if not pert and not base:
@@ -439,7 +440,7 @@ def score_rows(run: Run) -> list[dict[str, Any]]:
         }
         reasons: list[str] = []
         for label in labels:
-            per = metrics.get(label) if isinstance(metrics.get(label), dict) else {}
+            per: dict[str, Any] = metrics[label] if isinstance(metrics.get(label), dict) else {}
             node = (per.get(name) or {}).get("auroc") if isinstance(per.get(name), dict) else None
             if node is None and name not in per:
                 node = {"value": None, "ci": None, "reason": "not evaluated for this label"}

@@ -201,5 +201,6 @@ def answer_text(answer: dict[str, Any]) -> str:
     """One run's answer to a disagreement item, in words."""
     if answer.get("status", "ok") != "ok":
         return f"failed ({answer.get('error') or 'error'})"
-    verdict = {True: "right", False: "wrong"}.get(answer.get("correct"), "no gold")
+    correct = answer.get("correct")
+    verdict = "right" if correct is True else "wrong" if correct is False else "no gold"
     return f"{answer.get('prediction')} ({verdict})"

@@ -55,6 +55,11 @@ HEADLINE = (
 )
 
 
+def decision(abstain: Any) -> str:
+    """A row's abstention decision, in words."""
+    return "abstains" if abstain is True else "answers" if abstain is False else "no decision"
+
+
 def _page(template: str, title: str, **context: Any) -> str:
     from sua_audit.reports._templates import render
 
@@ -281,7 +286,8 @@ def _plots(run: d.Run) -> list[Markup]:
         h, s = d.finite(row.get("entropy")), d.finite(row.get("sensitivity"))
         if h is None or s is None:
             continue
-        cls = {True: "correct", False: "wrong"}.get(row.get("correct"), "unknown")
+        correct = row.get("correct")
+        cls = "correct" if correct is True else "wrong" if correct is False else "unknown"
         points.append((max(h, 0.0), max(s, 0.0), cls))
     by_kind = run.results.get("mean_sensitivity_by_kind") or {}
     kinds = [(str(k), float(v)) for k, v in by_kind.items() if d.finite(v) is not None]
@@ -342,7 +348,7 @@ def _item(row: dict[str, Any], score: str = "sua") -> dict[str, Any]:
         "sua": d.finite(row.get("sua")),
         "s": d.finite(row.get("sensitivity")),
         "h": d.finite(row.get("entropy")),
-        "decision": {True: "abstains", False: "answers"}.get(row.get("abstain"), "no decision"),
+        "decision": decision(row.get("abstain")),
         "flag": bool(row.get("confident_flip")),
         "gold": ", ".join(str(g) for g in gold) if isinstance(gold, list) else (gold or "—"),
         "text": (_clean(row) or row).get("text") or row.get("input") or "",

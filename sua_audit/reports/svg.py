@@ -7,7 +7,7 @@ escaped here, so callers may pass labels that came from datasets or models.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 from sua_audit.numbers import tick
@@ -135,7 +135,7 @@ def empty(plot_id: str, title: str, why: str) -> str:
 
 
 def lines(
-    series: dict[str, Sequence[tuple[float, float]]],
+    series: Mapping[str, Sequence[tuple[float, float]]],
     *,
     plot_id: str,
     title: str,
