@@ -42,7 +42,7 @@ from sua_audit.perturbation import (
     perturb_item,
     rewriter_kinds,
 )
-from sua_audit.schema import ROW_SCORES
+from sua_audit.schema import MULTI_ANSWER, ROW_SCORES
 from sua_audit.scoring import (
     DEFAULT_TAU,
     ItemScores,
@@ -65,9 +65,6 @@ if TYPE_CHECKING:
     from sua_audit.variants import VariantSet
 
 CHUNK_ITEMS = 32
-
-#: Variant flag of rewrites that admit several answers (see sua_audit.perturbation.llm).
-MULTI_ANSWER = "multi_answer"
 
 #: The per-item scores of a row: the run files' list (sua_audit.schema), defined once there.
 SCORE_FIELDS = ROW_SCORES

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sua_audit.numbers import sig
+from sua_audit.schema import MULTI_ANSWER
 
 Direction = Literal["drop", "rise"]
 Rule = Literal["significant", "upper", "point"]
@@ -46,8 +47,6 @@ DEFAULT_SEED = 0
 #: Bootstrap resamples are drawn in blocks of at most this many indices (memory bound).
 _BLOCK_CELLS = 2_000_000
 _EPS = 1e-12
-
-MULTI_ANSWER = "multi_answer"  # variant flag of rewrites that admit several answers
 
 
 # ---------------------------------------------------------------------------------------------

@@ -179,6 +179,10 @@ class VariantRow(RunRecord):
     v1_required = ("kind", "index", "text", "detail")
 
 
+#: Variant flag of rewrites that admit several answers (an ambiguity rewrite, see
+#: sua_audit.perturbation.llm): such a variant's answer is not held to the original's.
+MULTI_ANSWER = "multi_answer"
+
 #: The per-item scores of a row (``null`` on failed items, or where undefined).
 ROW_SCORES = (
     "entropy",

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 from sua_audit.canonical import canonical_json
 from sua_audit.dataset import MAX_LINE_BYTES, MAX_PROBLEMS, iter_json_lines
 from sua_audit.errors import ConfigError, DatasetError, DatasetProblem
+from sua_audit.schema import MULTI_ANSWER
 
 if TYPE_CHECKING:
     from sua_audit.config import AuditConfig
@@ -85,8 +86,8 @@ _ITEM_KEYS = ("id", "item_sha256", "variants_sha256", "variants")
 #: Variant keys: the audit's own (``Variant.to_dict``), then how a model-written one was made.
 _VARIANT_TEXT_KEYS = ("kind", "index", "text", "detail", "fields", "flags")
 _PROVENANCE_KEYS = ("rewriter", "template", "template_sha256", "meaning")
-#: Flags a variant may carry (see sua_audit.auditing.MULTI_ANSWER).
-KNOWN_FLAGS = frozenset({"multi_answer"})
+#: Flags a variant may carry.
+KNOWN_FLAGS = frozenset({MULTI_ANSWER})
 #: Options that only shape how variants are written: they have no effect with --variants.
 #: (--prompts-dir is not one: the audited model's task templates may come from it too.)
 REWRITE_OPTIONS = (

@@ -194,7 +194,7 @@ def rescore(
     scores keep the run's λ and the evaluation picks λ on a validation split.
     """
     from sua_audit import api
-    from sua_audit.cli.run import show_run
+    from sua_audit.cli.run import show_evaluation, show_run
 
     result = api.rescore(
         run_dir,
@@ -220,12 +220,7 @@ def rescore(
         bootstrap=bootstrap,
     )
     show_run(result)
-    if result.evaluation is not None:
-        print_evaluation(api.as_dict(result.evaluation))
-    elif result.summary.results.items_with_gold:
-        from sua_audit.ui.console import err_console
-
-        err_console.print(result.evaluation_note, highlight=False, soft_wrap=True, markup=False)
+    show_evaluation(result)
     if as_json:
         from sua_audit.ui.console import dumps_json
 

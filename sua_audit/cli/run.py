@@ -248,7 +248,7 @@ def run(
     and an interrupted run resumes where it stopped.
     """
     from sua_audit import api
-    from sua_audit.cli.evaluate import parse_lambda, print_evaluation
+    from sua_audit.cli.evaluate import parse_lambda
     from sua_audit.results import check_status
     from sua_audit.ui.console import err_console
 
@@ -311,14 +311,23 @@ def run(
     )
     show_run(result)
     check_status(result.summary)  # exit 3 when no item (or too few) could be scored
-    if result.evaluation is not None:
-        print_evaluation(api.as_dict(result.evaluation))
-    elif result.summary.results.items_with_gold:
-        err_console.print(result.evaluation_note, highlight=False, soft_wrap=True, markup=False)
+    show_evaluation(result)
     if as_json:
         from sua_audit.ui.console import dumps_json
 
         typer.echo(dumps_json(api.as_dict(result.summary)))
+
+
+def show_evaluation(result: Any) -> None:
+    """The evaluation block after a run or rescore, or why there is none (when it had gold)."""
+    from sua_audit import api
+    from sua_audit.cli.evaluate import print_evaluation
+    from sua_audit.ui.console import err_console
+
+    if result.evaluation is not None:
+        print_evaluation(api.as_dict(result.evaluation))
+    elif result.summary.results.items_with_gold:
+        err_console.print(result.evaluation_note, highlight=False, soft_wrap=True, markup=False)
 
 
 def show_run(result: Any) -> None:

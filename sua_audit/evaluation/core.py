@@ -32,12 +32,12 @@ from sua_audit.evaluation.bootstrap import (
 from sua_audit.evaluation.correctness import Grader
 from sua_audit.evaluation.splits import make_split
 from sua_audit.numbers import short
+from sua_audit.schema import MULTI_ANSWER
 from sua_audit.scoring.item import check_lambda, sua_score
 
 #: The version key evaluation.json had before ``schema_version`` (same number; kept for the
 #: readers of older files). See :mod:`sua_audit.schema`.
 SCHEMA = 1
-MULTI_ANSWER = "multi_answer"
 #: Below this many test items in the smaller class (right or wrong), AUROCs are still computed
 #: but marked: with 1 or 2 right answers among 70 an AUROC of 0.9 and its bootstrap interval
 #: say nothing a reader should act on.

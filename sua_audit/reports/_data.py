@@ -493,17 +493,17 @@ def risk_coverage(run: Run) -> dict[str, list[tuple[float, float]]]:
     labelled = [row for row in run.scored if isinstance(row.get("correct"), bool)]
     if not labelled:
         return {}
+    from sua_audit.evaluation.metrics import risk_coverage_curve
+
+    # The evaluation's own curve (ties in the score count as their expected errors), on the
+    # items that have this score.
     for score in PLOT_SCORES:
         values = [(finite(row.get(score)), row["correct"]) for row in labelled]
-        ranked = sorted((v, ok) for v, ok in values if v is not None)
-        if not ranked:
+        known = [(v, ok) for v, ok in values if v is not None]
+        if not known:
             continue
-        errors = 0
-        pts = []
-        for k, (_, ok) in enumerate(ranked, start=1):
-            errors += 0 if ok else 1
-            pts.append((k / len(ranked), errors / k))
-        curves[score] = pts
+        curve = risk_coverage_curve([v for v, _ in known], [not ok for _, ok in known])
+        curves[score] = [(float(c), float(r)) for c, r in curve]
     return curves
 
 
@@ -521,20 +521,12 @@ def reliability_bins(run: Run, n_bins: int = 10) -> list[dict[str, Any]]:
         for row in run.scored
         if isinstance(row.get("correct"), bool) and finite(row.get("max_prob")) is not None
     ]
-    out = []
-    for i in range(n_bins):
-        lo, hi = i / n_bins, (i + 1) / n_bins
-        inside = [(c, ok) for c, ok in pairs if lo <= c < hi or (i == n_bins - 1 and c == hi)]
-        out.append(
-            {
-                "lo": lo,
-                "hi": hi,
-                "count": len(inside),
-                "mean_confidence": sum(c for c, _ in inside) / len(inside) if inside else None,
-                "accuracy": sum(ok for _, ok in inside) / len(inside) if inside else None,
-            }
-        )
-    return out
+    from sua_audit.evaluation.metrics import ece_bins
+
+    if not pairs:
+        return []
+    _, table = ece_bins([c for c, _ in pairs], [float(ok) for _, ok in pairs], n_bins=n_bins)
+    return [dict(b) for b in table]
 
 
 def same_dataset(runs: list[Run]) -> None:
