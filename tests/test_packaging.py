@@ -54,7 +54,7 @@ def test_the_wheel_ships_every_template_of_prompts_inside_the_package(tmp_path: 
 def test_the_wheel_ships_the_report_templates(tmp_path: Path) -> None:
     wheel = _build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
-    folder = REPO / "sua_audit" / "report" / "templates"
+    folder = REPO / "sua_audit" / "reports" / "templates"
     shipped = {
         "sua_audit/reports/templates/" + p.relative_to(folder).as_posix()
         for p in folder.rglob("*")

@@ -641,7 +641,7 @@ def test_scores_table_lists_every_score_with_paired_cis(tmp_path: Path) -> None:
 
 
 def test_wording_the_data_contradict_is_gone() -> None:
-    root = Path(__file__).resolve().parents[2] / "sua_audit" / "report"
+    root = Path(__file__).resolve().parents[2] / "sua_audit" / "reports"
     text = "\n".join(p.read_text(encoding="utf-8") for p in root.glob("*.py")).lower()
     for phrase in (
         "likely failure",
