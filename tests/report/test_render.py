@@ -642,7 +642,9 @@ def test_scores_table_lists_every_score_with_paired_cis(tmp_path: Path) -> None:
 
 def test_wording_the_data_contradict_is_gone() -> None:
     root = Path(__file__).resolve().parents[2] / "sua_audit" / "reports"
-    text = "\n".join(p.read_text(encoding="utf-8") for p in root.glob("*.py")).lower()
+    text = "\n".join(
+        p.read_text(encoding="utf-8") for p in root.rglob("*") if p.suffix in (".py", ".j2")
+    ).lower()
     for phrase in (
         "likely failure",
         "unstable but confident",
