@@ -33,7 +33,8 @@ from typing import Any, Literal
 import numpy as np
 
 from sua_audit.numbers import sig
-from sua_audit.schema import MULTI_ANSWER
+from sua_audit.results import typed_rows
+from sua_audit.schema import MULTI_ANSWER, ResultRow
 
 Direction = Literal["drop", "rise"]
 Rule = Literal["significant", "upper", "point"]
@@ -53,62 +54,55 @@ _EPS = 1e-12
 # Per-item values of a metric.
 
 
-def _scored(row: dict[str, Any]) -> bool:
-    return row.get("status", "ok") == "ok"
+def _scored(row: ResultRow) -> bool:
+    return (row.status or "ok") == "ok"
 
 
-def _graded(row: dict[str, Any]) -> bool:
-    return _scored(row) and isinstance(row.get("correct"), bool)
+def _graded(row: ResultRow) -> bool:
+    return _scored(row) and isinstance(row.correct, bool)
 
 
-def _accuracy(row: dict[str, Any]) -> float | None:
-    return float(row["correct"]) if _graded(row) else None
+def _accuracy(row: ResultRow) -> float | None:
+    return float(bool(row.correct)) if _graded(row) else None
 
 
-def _robust(row: dict[str, Any]) -> float | None:
+def _robust(row: ResultRow) -> float | None:
     if not _graded(row):
         return None
-    variants = [
-        v
-        for v in row.get("variants") or ()
-        if isinstance(v, dict) and MULTI_ANSWER not in (v.get("flags") or ())
-    ]
-    return float(bool(row["correct"]) and all(v.get("correct") is True for v in variants))
+    variants = [v for v in row.variants or () if MULTI_ANSWER not in (v.flags or ())]
+    return float(bool(row.correct) and all(v.correct is True for v in variants))
 
 
-def _score(name: str) -> Callable[[dict[str, Any]], float | None]:
-    def value(row: dict[str, Any]) -> float | None:
+def _score(name: str) -> Callable[[ResultRow], float | None]:
+    def value(row: ResultRow) -> float | None:
         if not _scored(row):
             return None
-        x = row.get(name)
+        x = getattr(row, name)
         if x is None or isinstance(x, bool):
             return None
-        try:
-            x = float(x)
-        except (TypeError, ValueError):
-            return None
+        x = float(x)
         return x if math.isfinite(x) else None
 
     return value
 
 
-def _flag(name: str) -> Callable[[dict[str, Any]], float | None]:
-    def value(row: dict[str, Any]) -> float | None:
-        x = row.get(name)
+def _flag(name: str) -> Callable[[ResultRow], float | None]:
+    def value(row: ResultRow) -> float | None:
+        x = getattr(row, name)
         return float(x) if _scored(row) and isinstance(x, bool) else None
 
     return value
 
 
-def _failed(row: dict[str, Any]) -> float | None:
-    return float(row.get("status", "ok") == "failed")
+def _failed(row: ResultRow) -> float | None:
+    return float(row.status == "failed")
 
 
 @dataclass(frozen=True)
 class ItemMetric:
-    """How to read one metric's per-item value from a results.jsonl row."""
+    """How to read one metric's per-item value from a results.jsonl row (typed)."""
 
-    value: Callable[[dict[str, Any]], float | None]
+    value: Callable[[ResultRow], float | None]
     """The item's value, ``None`` when the item does not count (unscored, ungraded)."""
     binary: bool
     field: str
@@ -141,19 +135,21 @@ class NoPairs(Exception):
         """True when the runs share no item id at all (different datasets)."""
 
 
-def item_values(rows: Iterable[dict[str, Any]], metric: str) -> dict[str, float]:
+def item_values(rows: Iterable[ResultRow | dict[str, Any]], metric: str) -> dict[str, float]:
     """``{id: value}`` of ``metric`` over the rows where the item counts."""
     spec = ITEM_METRICS[metric]
     out: dict[str, float] = {}
-    for row in rows:
+    for row in typed_rows(rows):
         value = spec.value(row)
         if value is not None:
-            out[str(row["id"])] = value
+            out[row.id] = value
     return out
 
 
 def paired_values(
-    baseline_rows: list[dict[str, Any]], run_rows: list[dict[str, Any]], metric: str
+    baseline_rows: list[ResultRow] | list[dict[str, Any]],
+    run_rows: list[ResultRow] | list[dict[str, Any]],
+    metric: str,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Item ids counted in both runs (in the run's order) and their baseline and run values.
 
@@ -161,8 +157,9 @@ def paired_values(
         NoPairs: the runs share no item id, or no item counts in both (message says which).
     """
     spec = ITEM_METRICS[metric]
-    base_ids = {str(row["id"]) for row in baseline_rows}
-    run_ids = [str(row["id"]) for row in run_rows]
+    baseline_rows, run_rows = typed_rows(baseline_rows), typed_rows(run_rows)
+    base_ids = {row.id for row in baseline_rows}
+    run_ids = [row.id for row in run_rows]
     if not base_ids.intersection(run_ids):
         raise NoPairs(
             "the run and the baseline share no item id (different datasets?); "

@@ -41,7 +41,7 @@ from sua_audit import gate_stats
 from sua_audit.errors import ConfigError
 from sua_audit.gate_stats import ITEM_METRICS, NoPairs, PairedChange, Rule
 from sua_audit.numbers import sig
-from sua_audit.reports._data import METRICS, Run, read_metric
+from sua_audit.reports import METRICS, Run, read_metric
 
 _LIMIT_KEY = re.compile(r"^(min|max)_(\w+)$")
 _BASELINE_KEY = re.compile(r"^max_(drop|rise)_(\w+)$")
@@ -283,7 +283,7 @@ def _point_check(run: Run, baseline: Run, check: Check, checklist: Checklist) ->
 def _paired_check(run: Run, baseline: Run, check: Check, checklist: Checklist) -> CheckResult:
     """A baseline check by the paired test on the items both runs share."""
     try:
-        _, before, after = gate_stats.paired_values(baseline.items, run.items, check.metric)
+        _, before, after = gate_stats.paired_values(baseline.rows, run.rows, check.metric)
     except NoPairs as exc:
         if exc.disjoint:
             return CheckResult(check, "fail", None, f"{check.metric} vs baseline: {exc}")

@@ -302,6 +302,12 @@ def load_results(run_dir: Path, summary: dict[str, Any] | None = None) -> list[R
     ]
 
 
+def typed_rows(rows: Iterable[ResultRow | dict[str, Any]]) -> list[ResultRow]:
+    """Rows as their model: rows as :func:`read_results` returns them (dicts, already checked
+    against the schema) or :class:`~sua_audit.schema.ResultRow` objects."""
+    return [row if isinstance(row, ResultRow) else ResultRow.model_validate(row) for row in rows]
+
+
 def read_evaluation(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
     """Load and check an evaluation.json: its version, that it belongs to ``summary``'s run
     (see :func:`check_binding`), and its shape.

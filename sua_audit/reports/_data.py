@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from sua_audit.results import (
     read_summary,
     typed_summary,
 )
-from sua_audit.schema import Summary
+from sua_audit.schema import ResultRow, Summary
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,13 @@ class Run:
     def tau(self) -> float:
         tau = self.info.results.tau
         return tau if tau is not None else 0.0
+
+    @cached_property
+    def rows(self) -> list[ResultRow]:
+        """The per-item rows as their model, for typed reads (``items`` holds them as read)."""
+        from sua_audit.results import typed_rows
+
+        return typed_rows(self.items)
 
     @property
     def scored(self) -> list[dict[str, Any]]:
