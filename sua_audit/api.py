@@ -396,10 +396,10 @@ def report(
     """One run's report (``sua-audit report``) as ``html`` (a self-contained page), ``md``
     or ``json`` text. ``target_risk`` evaluates afresh (without writing) with an abstention
     rule calibrated to that risk."""
+    from sua_audit.reports import check_format, render_report
     from sua_audit.reports import load_run as load_files
-    from sua_audit.reports import render_report
 
-    _check_format(format)
+    check_format(format)
     files = load_files(_path(run), target_risk=target_risk, delta=delta)
     return Report(_public(files), format, render_report(files, format))
 
@@ -539,13 +539,6 @@ def _check_risk(target_risk: float | None, delta: float) -> None:
         raise _config_error(f"--target-risk must be in (0, 1), got {target_risk}.")
     if not 0.0 < delta < 1.0:
         raise _config_error(f"--delta must be in (0, 1), got {delta}.")
-
-
-def _check_format(fmt: str) -> None:
-    from sua_audit.reports import FORMATS
-
-    if fmt not in FORMATS:
-        raise _config_error(f"unknown format '{fmt}'. Use one of: {', '.join(FORMATS)}.")
 
 
 def _check_evaluation_options(

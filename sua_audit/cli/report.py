@@ -96,12 +96,9 @@ def compare(
     runs whose answers were clustered differently (--equivalence; rescore one to match).
     """
     from sua_audit import api
-    from sua_audit.reports import FORMATS
+    from sua_audit.reports import check_format
 
-    if fmt not in FORMATS:
-        from sua_audit.errors import ConfigError
-
-        raise ConfigError(f"unknown format '{fmt}'. Use one of: {', '.join(FORMATS)}.")
+    check_format(fmt)
     if out is not None and str(out) != "-" and len(run_dirs) >= 2:
         from sua_audit.results import check_writable_file
 

@@ -35,6 +35,7 @@ __all__ = [
     "Reading",
     "Run",
     "RunReadError",
+    "check_format",
     "load_run",
     "read_metric",
     "render_compare",
@@ -46,7 +47,8 @@ __all__ = [
 ]
 
 
-def _check_format(fmt: str) -> None:
+def check_format(fmt: str) -> None:
+    """Refuse a report format other than :data:`FORMATS` (a one-line ConfigError, exit 2)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format '{fmt}'. Use one of: {', '.join(FORMATS)}.")
 
@@ -137,7 +139,7 @@ def report_json(run: Run, *, worst: int = 10, max_flips: int = 25) -> dict[str, 
 
 def render_report(run: Run, fmt: str) -> str:
     """One run's report as ``html``, ``md`` or ``json`` text."""
-    _check_format(fmt)
+    check_format(fmt)
     if fmt == "html":
         from sua_audit.reports.html import render_report_html
 
@@ -152,7 +154,7 @@ def render_report(run: Run, fmt: str) -> str:
 def render_compare(runs: list[Run], fmt: str, *, allow_different_variants: bool = False) -> str:
     """Runs side by side as ``html``, ``md`` or ``json``; refuses runs over different datasets,
     and (unless allowed) runs audited on different variant sets."""
-    _check_format(fmt)
+    check_format(fmt)
     if len(runs) < 2:
         raise ConfigError("compare needs at least two runs.")
     same_dataset(runs)
