@@ -43,6 +43,7 @@ __all__ = [
     "VariantSet",
     "as_dict",
     "audit",
+    "check_compare_args",
     "compare",
     "evaluate",
     "gate",
@@ -421,8 +422,7 @@ def compare(
     from sua_audit.reports import load_run as load_files
     from sua_audit.reports import same_clustering, same_dataset, same_variants
 
-    if len(runs) < 2:
-        raise _config_error("compare needs at least two run folders.")
+    check_compare_args(runs)
     paths = [_path(r) for r in runs]
     # The runs are checked before anything is evaluated: a refused comparison is instant.
     unevaluated = [load_files(p, evaluate=False) for p in paths]
@@ -431,6 +431,17 @@ def compare(
     same_clustering(unevaluated)
     files = [load_files(p, target_risk=target_risk, delta=delta) for p in paths]
     return Comparison(tuple(_public(f) for f in files), allow_different_variants, tuple(files))
+
+
+def check_compare_args(runs: Sequence[Run | str | Path]) -> None:
+    """The checks :func:`compare` makes on its arguments before reading any run, for a
+    caller that has its own to make after them (the CLI's ``--out``).
+
+    Raises:
+        ConfigError: fewer than two runs (exit 2).
+    """
+    if len(runs) < 2:
+        raise _config_error("compare needs at least two run folders.")
 
 
 def gate(

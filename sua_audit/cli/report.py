@@ -99,7 +99,8 @@ def compare(
     from sua_audit.reports import check_format
 
     check_format(fmt)
-    if out is not None and str(out) != "-" and len(run_dirs) >= 2:
+    api.check_compare_args(run_dirs)  # a usage error about the runs comes before one about --out
+    if out is not None and str(out) != "-":
         from sua_audit.results import check_writable_file
 
         check_writable_file(out, "--out")

@@ -400,6 +400,16 @@ def test_bad_outputs_and_values_exit_2_before_any_call(
     assert (tmp_path / "FILE").read_text() == "not a folder"
 
 
+def test_compare_checks_the_run_count_before_its_out(tmp_path: Path) -> None:
+    (tmp_path / "DIR").mkdir()
+    one = sua_in_process("compare", str(tmp_path / "a"), "--out", str(tmp_path / "DIR"))
+    assert one.returncode == 2 and "at least two" in one.stderr, one.stderr
+    two = sua_in_process(
+        "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "DIR")
+    )
+    assert two.returncode == 2 and "--out" in two.stderr and "folder" in two.stderr, two.stderr
+
+
 def test_gold_options_without_gold_are_refused(tmp_path: Path) -> None:
     data = tmp_path / "nogold.jsonl"
     rows = [json.loads(x) for x in EXAMPLE.read_text().splitlines()]
