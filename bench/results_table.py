@@ -196,7 +196,7 @@ def _runs(work: Path) -> list[tuple[str, Path]]:
 
 def render(args: argparse.Namespace) -> None:
     """Evaluate every finished run of every model and write the document."""
-    from sua_audit.evaluation import evaluate_run
+    from sua_audit.evaluation import EvaluationOptions, evaluate_run
 
     models: list[tuple[str, list[dict[str, Any]]]] = []
     for spec in args.render:
@@ -210,8 +210,9 @@ def render(args: argparse.Namespace) -> None:
                 summary["wall_seconds"] = made["wall_seconds"]
                 summary["model_calls"] = made["model_calls"]
             t0 = time.perf_counter()
-            ev = evaluate_run(run_dir, seed=args.seed)
-            auto = evaluate_run(run_dir, lam="auto", seed=args.seed, write=False)
+            seeded = EvaluationOptions(seed=args.seed)
+            ev = evaluate_run(run_dir, seeded)
+            auto = evaluate_run(run_dir, seeded, lam="auto", write=False)
             print(
                 f"{label} {name}: evaluated in {time.perf_counter() - t0:.0f} s",
                 file=sys.stderr,

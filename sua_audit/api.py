@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sua_audit.engine import Progress
+    from sua_audit.evaluation import EvaluationOptions
     from sua_audit.gating import Checklist, GateOutcome
     from sua_audit.reports import Run as RunFiles
     from sua_audit.schema import Evaluation, ResultRow, Summary
@@ -188,6 +189,7 @@ def audit(
     correctness: str = "contains",
     f1_threshold: float = 0.5,
     judge_model: str | None = None,
+    evaluation_options: EvaluationOptions | None = None,
     progress: Progress | None = None,
     on_notice: Callable[[str], None] | None = None,
     **options: Any,
@@ -206,6 +208,9 @@ def audit(
             is small enough (see :data:`sua_audit.evaluation.AUTO_EVALUATE_MAX_ITEMS`).
         target_risk, delta, correctness, f1_threshold, judge_model: The evaluation's options
             (as ``sua-audit evaluate``).
+        evaluation_options: The same (and ``bootstrap``) as one
+            :class:`~sua_audit.evaluation.EvaluationOptions`, instead of those keywords; its
+            ``seed`` is the run's.
         progress: Receives request counts as they finish (:class:`sua_audit.engine.Progress`).
         on_notice: Receives lines to show before the run starts (cost estimates).
         options: Any other option of ``sua-audit run``, by its Python name: ``limit``,
@@ -222,17 +227,26 @@ def audit(
         SuaAuditError: the run could not go on (model, cache; exit 3). Finished requests stay
             in the cache either way.
     """
-    from sua_audit.evaluation.correctness import Grader
+    from dataclasses import replace
+
     from sua_audit.runner import audit as run_audit
     from sua_audit.runner import make_config
     from sua_audit.scoring.item import check_lambda
     from sua_audit.variants import variant_options
 
-    # Evaluation options are checked before any model loads.
-    _check_evaluation_options(lam, options.get("normalize"), options.get("abstain_on"), 1000)
+    grading = _evaluation_options(
+        evaluation_options,
+        target_risk=target_risk,
+        delta=delta,
+        correctness=correctness,
+        f1_threshold=f1_threshold,
+        judge_model=judge_model,
+    )
+    # Evaluation options (the grader too) are checked before any model loads.
+    _check_evaluation_options(
+        lam, options.get("normalize"), options.get("abstain_on"), grading, grader=True
+    )
     lam_choice = check_lambda(lam)
-    Grader(correctness, f1_threshold=f1_threshold, judge_model=judge_model)
-    _check_risk(target_risk, delta)
     if out is not None and not str(out).strip():
         raise _config_error("--out is empty. Pass a folder path, or leave it out for audits/runs/.")
     if isinstance(lam_choice, float):
@@ -242,7 +256,11 @@ def audit(
             options[key] = str(options[key])
     config = make_config(dataset, model=model, **variant_options(options))
     needs_gold = (
-        "--lambda auto" if lam_choice == "auto" else "--target-risk" if target_risk else None
+        "--lambda auto"
+        if lam_choice == "auto"
+        else "--target-risk"
+        if grading.target_risk
+        else None
     )
     summary = run_audit(
         config,
@@ -256,14 +274,9 @@ def audit(
     return _finish(
         run_dir,
         summary,
+        replace(grading, seed=config.seed),
         evaluate=evaluate,
         lam="auto" if lam_choice == "auto" else None,
-        target_risk=target_risk,
-        delta=delta,
-        correctness=correctness,
-        f1_threshold=f1_threshold,
-        judge_model=judge_model,
-        seed=config.seed,
         cache=str(cache) if cache is not None else None,
     )
 
@@ -276,11 +289,12 @@ def evaluate(
     abstain_on: str | None = None,
     target_risk: float | None = None,
     delta: float = 0.1,
-    correctness: str | None = None,
+    correctness: str = "contains",
     f1_threshold: float = 0.5,
     judge_model: str | None = None,
     seed: int = 0,
     bootstrap: int = 1000,
+    evaluation_options: EvaluationOptions | None = None,
     cache: str | Path | None = None,
     write: bool = True,
 ) -> Evaluation:
@@ -288,6 +302,8 @@ def evaluate(
     PRR, AURC and selective accuracy of every score with bootstrap CIs, ECE, and with
     ``target_risk`` a calibrated abstention rule. Writes RUN/evaluation.json unless
     ``write`` is false. No model calls, except those of a ``correctness="judge"`` grader.
+    ``evaluation_options`` (a :class:`~sua_audit.evaluation.EvaluationOptions`) holds
+    ``target_risk`` to ``bootstrap`` at once, instead of those keywords.
 
     Raises:
         EvaluationError: the run has no scored items with gold answers (exit 2).
@@ -295,13 +311,8 @@ def evaluate(
     from sua_audit.evaluation import evaluate_run
     from sua_audit.results import typed_evaluation
 
-    _check_evaluation_options(lam, normalize, abstain_on, bootstrap)
-    _check_risk(target_risk, delta)
-    result = evaluate_run(
-        _path(run),
-        lam=lam,
-        normalize=normalize,
-        abstain_on=abstain_on,
+    grading = _evaluation_options(
+        evaluation_options,
         target_risk=target_risk,
         delta=delta,
         correctness=correctness,
@@ -309,6 +320,14 @@ def evaluate(
         judge_model=judge_model,
         seed=seed,
         bootstrap=bootstrap,
+    )
+    _check_evaluation_options(lam, normalize, abstain_on, grading)
+    result = evaluate_run(
+        _path(run),
+        grading,
+        lam=lam,
+        normalize=normalize,
+        abstain_on=abstain_on,
         cache=str(cache) if cache is not None else None,
         write=write,
     )
@@ -339,21 +358,33 @@ def rescore(
     judge_model: str | None = None,
     seed: int = 0,
     bootstrap: int = 1000,
+    evaluation_options: EvaluationOptions | None = None,
 ) -> Run:
     """Recompute every score of a run from the cache (``sua-audit rescore``): another λ,
     normalisation, divergence, abstention rule or answer clustering, with zero calls to the
     audited model. Writes a new run folder (default ``RUN/rescored-<changes>``) and returns
     it, evaluated as :func:`audit` evaluates. With ``lam="auto"`` the scores keep the run's
-    λ and the evaluation picks λ on a validation split.
+    λ and the evaluation picks λ on a validation split. ``evaluation_options`` (a
+    :class:`~sua_audit.evaluation.EvaluationOptions`) holds ``target_risk`` to ``bootstrap``
+    at once, instead of those keywords.
 
     Raises:
         RescoreError: a request the run needs is not in the cache (exit 3).
     """
     from sua_audit.rescoring import rescore_run
-
-    _check_evaluation_options(lam, normalize, abstain_on, bootstrap)
-    _check_risk(target_risk, delta)
     from sua_audit.scoring.item import check_lambda
+
+    grading = _evaluation_options(
+        evaluation_options,
+        target_risk=target_risk,
+        delta=delta,
+        correctness=correctness,
+        f1_threshold=f1_threshold,
+        judge_model=judge_model,
+        seed=seed,
+        bootstrap=bootstrap,
+    )
+    _check_evaluation_options(lam, normalize, abstain_on, grading)
 
     lam_choice = check_lambda(lam)
     summary = rescore_run(
@@ -375,15 +406,9 @@ def rescore(
     return _finish(
         Path(summary["out_dir"]),
         summary,
+        grading,
         evaluate=evaluate,
         lam="auto" if lam_choice == "auto" else None,
-        target_risk=target_risk,
-        delta=delta,
-        correctness=correctness,
-        f1_threshold=f1_threshold,
-        judge_model=judge_model,
-        seed=seed,
-        bootstrap=bootstrap,
     )
 
 
@@ -525,7 +550,14 @@ def _public(files: RunFiles) -> Run:
     return Run(files.path, typed_summary(files.summary), evaluation, files.evaluation_note)
 
 
-def _finish(run_dir: Path, summary: dict[str, Any], *, evaluate: bool, **how: Any) -> Run:
+def _finish(
+    run_dir: Path,
+    summary: dict[str, Any],
+    grading: EvaluationOptions,
+    *,
+    evaluate: bool,
+    **how: Any,
+) -> Run:
     """The run as :func:`audit` and :func:`rescore` return it: evaluated when it has gold
     answers, was not a failure and is small enough (one rule, :func:`auto_evaluation`)."""
     from sua_audit.evaluation import auto_evaluation
@@ -534,7 +566,7 @@ def _finish(run_dir: Path, summary: dict[str, Any], *, evaluate: bool, **how: An
     info = typed_summary(summary)
     if not evaluate:
         return Run(run_dir, info, None, "not evaluated: evaluate=False")
-    result, note = auto_evaluation(run_dir, summary, **how)
+    result, note = auto_evaluation(run_dir, summary, grading, **how)
     evaluation = None if result is None else typed_evaluation(result)
     return Run(run_dir, info, evaluation, note)
 
@@ -545,17 +577,30 @@ def _config_error(message: str) -> Exception:
     return ConfigError(message)
 
 
-def _check_risk(target_risk: float | None, delta: float) -> None:
-    if target_risk is not None and not 0.0 < target_risk < 1.0:
-        raise _config_error(f"--target-risk must be in (0, 1), got {target_risk}.")
-    if not 0.0 < delta < 1.0:
-        raise _config_error(f"--delta must be in (0, 1), got {delta}.")
+def _evaluation_options(given: EvaluationOptions | None, **keywords: Any) -> EvaluationOptions:
+    """``given``, or the options a function's evaluation keywords spell; never both."""
+    from sua_audit.evaluation import EvaluationOptions
+
+    spelled = EvaluationOptions(**keywords)
+    if given is None:
+        return spelled
+    if spelled != EvaluationOptions():
+        raise TypeError(
+            "pass the evaluation's options either as evaluation_options or as keywords, not both"
+        )
+    return given
 
 
 def _check_evaluation_options(
-    lam: float | str | None, normalize: str | None, abstain_on: str | None, bootstrap: int
+    lam: float | str | None,
+    normalize: str | None,
+    abstain_on: str | None,
+    grading: EvaluationOptions,
+    *,
+    grader: bool = False,
 ) -> None:
-    """The evaluation's options, checked before any work (each a one-line ConfigError)."""
+    """The evaluation's options, checked before any work (each a one-line ConfigError);
+    with ``grader``, the QA grader they describe is built as well."""
     from sua_audit.evaluation.core import SCORES, is_score
     from sua_audit.scoring.item import check_lambda
     from sua_audit.scoring.table import NORMALIZE_METHODS
@@ -570,5 +615,15 @@ def _check_evaluation_options(
             f"--abstain-on: unknown score {abstain_on!r}. Scores: {', '.join(SCORES)}, or "
             "s_<kind> for one perturbation kind (s_typo, s_paraphrase, ...)."
         )
-    if not 1 <= bootstrap <= 100_000:
-        raise _config_error(f"--bootstrap must be between 1 and 100000, got {bootstrap}.")
+    if not 1 <= grading.bootstrap <= 100_000:
+        raise _config_error(f"--bootstrap must be between 1 and 100000, got {grading.bootstrap}.")
+    if grader:
+        from sua_audit.evaluation.correctness import Grader
+
+        Grader(
+            grading.correctness, f1_threshold=grading.f1_threshold, judge_model=grading.judge_model
+        )
+    if grading.target_risk is not None and not 0.0 < grading.target_risk < 1.0:
+        raise _config_error(f"--target-risk must be in (0, 1), got {grading.target_risk}.")
+    if not 0.0 < grading.delta < 1.0:
+        raise _config_error(f"--delta must be in (0, 1), got {grading.delta}.")

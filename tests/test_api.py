@@ -1,6 +1,6 @@
-"""The Python API, used only through its public names (``import sua_audit`` and
-``sua_audit.errors``): every command as a function that returns typed objects and prints
-nothing.
+"""The Python API, used only through its public names (``import sua_audit``,
+``sua_audit.errors`` and ``sua_audit.evaluation.EvaluationOptions``): every command as a
+function that returns typed objects and prints nothing.
 
 The deterministic ``fake/echo`` model stands in for a real one here; the README's example runs
 on the embedded model in ``test_the_readme_example_runs``.
@@ -19,6 +19,7 @@ import pytest
 
 import sua_audit
 from sua_audit.errors import ConfigError, DatasetError, SuaAuditError
+from sua_audit.evaluation import EvaluationOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "mixed.jsonl"
@@ -80,6 +81,12 @@ def test_rescore_evaluate_report_compare_and_gate(tmp_path: Path, cache: Path) -
     ev = sua_audit.evaluate(run, target_risk=0.5, bootstrap=50, write=False)
     assert ev.abstention is not None
     assert ev.n_items == run.evaluation.n_items  # type: ignore[union-attr]
+    # The same options at once, as the CLI passes them; never both ways in one call.
+    grading = EvaluationOptions(target_risk=0.5, bootstrap=50)
+    again = sua_audit.evaluate(run, evaluation_options=grading, write=False)
+    assert sua_audit.as_dict(again) == sua_audit.as_dict(ev)
+    with pytest.raises(TypeError, match="not both"):
+        sua_audit.evaluate(run, evaluation_options=grading, delta=0.2, write=False)
 
     html = sua_audit.report(run, "html")
     assert html.format == "html" and html.text.startswith("<!DOCTYPE html>")

@@ -101,12 +101,9 @@ def evaluate(
     abstention threshold with a finite-sample guarantee. No model calls (except a judge).
     """
     from sua_audit import api
+    from sua_audit.evaluation import EvaluationOptions
 
-    ev = api.evaluate(
-        run_dir,
-        lam=parse_lambda(lam),
-        normalize=normalize,
-        abstain_on=abstain_on,
+    grading = EvaluationOptions(
         target_risk=target_risk,
         delta=delta,
         correctness=correctness,
@@ -114,6 +111,13 @@ def evaluate(
         judge_model=judge_model,
         seed=seed,
         bootstrap=bootstrap,
+    )
+    ev = api.evaluate(
+        run_dir,
+        lam=parse_lambda(lam),
+        normalize=normalize,
+        abstain_on=abstain_on,
+        evaluation_options=grading,
     )
     data = api.as_dict(ev)
     print_evaluation(data)
@@ -195,7 +199,17 @@ def rescore(
     """
     from sua_audit import api
     from sua_audit.cli.run import show_evaluation, show_run
+    from sua_audit.evaluation import EvaluationOptions
 
+    grading = EvaluationOptions(
+        target_risk=target_risk,
+        delta=delta,
+        correctness=correctness,
+        f1_threshold=f1_threshold,
+        judge_model=judge_model,
+        seed=seed,
+        bootstrap=bootstrap,
+    )
     result = api.rescore(
         run_dir,
         lam=parse_lambda(lam),
@@ -211,13 +225,7 @@ def rescore(
         equivalence=equivalence,
         equivalence_model=equivalence_model,
         equivalence_threshold=equivalence_threshold,
-        target_risk=target_risk,
-        delta=delta,
-        correctness=correctness,
-        f1_threshold=f1_threshold,
-        judge_model=judge_model,
-        seed=seed,
-        bootstrap=bootstrap,
+        evaluation_options=grading,
     )
     show_run(result)
     show_evaluation(result)

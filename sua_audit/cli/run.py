@@ -249,6 +249,7 @@ def run(
     """
     from sua_audit import api
     from sua_audit.cli.evaluate import parse_lambda
+    from sua_audit.evaluation import EvaluationOptions
     from sua_audit.results import check_status
     from sua_audit.ui.console import err_console
 
@@ -263,11 +264,13 @@ def run(
         out=out,
         cache=cache,
         lam=parse_lambda(lam),
-        target_risk=target_risk,
-        delta=delta,
-        correctness=correctness,
-        f1_threshold=f1_threshold,
-        judge_model=judge_model,
+        evaluation_options=EvaluationOptions(
+            target_risk=target_risk,
+            delta=delta,
+            correctness=correctness,
+            f1_threshold=f1_threshold,
+            judge_model=judge_model,
+        ),
         progress=progress_bar,
         on_notice=lambda line: err_console.print(line, highlight=False, soft_wrap=True),
         limit=limit,

@@ -4,6 +4,8 @@ Public API (used by ``sua-audit evaluate``, the end of ``run``, and the report /
 commands):
 
 * :func:`evaluate_run` — compute the evaluation of a run directory and write evaluation.json;
+* :class:`EvaluationOptions` — its options (risk, δ, grading, seed, bootstrap), as ``evaluate``,
+  ``run`` and ``rescore`` take them;
 * :func:`load_evaluation` — read a run's evaluation.json (``None`` when there is none);
 * :func:`auto_evaluation` — the one rule for evaluating without being asked (after ``run`` and
   ``rescore``, and when a report reads a run that has no evaluation.json yet).
@@ -17,6 +19,7 @@ evaluation). Scores recomputed from the cache are :mod:`sua_audit.rescoring`'s.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +28,43 @@ from sua_audit.results import EVALUATION_FILE
 __all__ = [
     "AUTO_EVALUATE_MAX_ITEMS",
     "EVALUATION_FILE",
+    "EvaluationOptions",
     "auto_evaluation",
     "auto_evaluation_skip",
     "evaluate_run",
     "load_evaluation",
     "too_large_to_evaluate",
 ]
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How a run is evaluated, as ``sua-audit evaluate`` takes it (``run`` and ``rescore``
+    take the same options for the evaluation at their end).
+
+    Attributes:
+        target_risk: α for the calibrated abstention; ``None`` for no abstention block.
+        delta: δ: the guarantee holds with probability ≥ 1 − δ.
+        correctness: QA grading rule, ``contains`` (a gold answer stated inside the answer's
+            first sentence), ``exact``, ``f1`` or ``judge``.
+        f1_threshold: Token-F1 threshold of the ``f1`` rule.
+        judge_model: Model spec of the ``judge`` rule.
+        seed: Seeds the validation split and the bootstrap.
+        bootstrap: Resamples per interval.
+
+    The defaults are :data:`.correctness.DEFAULT_RULE`, :data:`.correctness.DEFAULT_F1_THRESHOLD`
+    and :data:`.bootstrap.DEFAULT_BOOTSTRAP`, written out so that this module loads no numpy
+    (a test keeps them equal).
+    """
+
+    target_risk: float | None = None
+    delta: float = 0.1
+    correctness: str = "contains"
+    f1_threshold: float = 0.5
+    judge_model: str | None = None
+    seed: int = 0
+    bootstrap: int = 1000
+
 
 #: Runs with more items with gold than this are not evaluated without being asked: the
 #: bootstrap over 9 scores × 2 failure labels × 5 metrics took 7 minutes and about 3 GB at
@@ -62,30 +96,27 @@ def too_large_to_evaluate(summary: dict[str, Any]) -> str | None:
 
 
 def auto_evaluation(
-    run_dir: Path | str, summary: dict[str, Any], **how: Any
+    run_dir: Path | str,
+    summary: dict[str, Any],
+    options: EvaluationOptions | None = None,
+    **how: Any,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Evaluate a run that was just written (``run``, ``rescore``) unless
     :func:`auto_evaluation_skip` says not to: ``(evaluation, None)`` or ``(None, why)``.
-    ``how`` are :func:`evaluate_run`'s options; errors of a bad option propagate."""
+    ``options`` and ``how`` are :func:`evaluate_run`'s; errors of a bad option propagate."""
     skip = auto_evaluation_skip(summary)
     if skip is not None:
         return None, skip
-    return evaluate_run(run_dir, **how), None
+    return evaluate_run(run_dir, options, **how), None
 
 
 def evaluate_run(
     run_dir: Path | str,
+    options: EvaluationOptions | None = None,
     *,
     lam: float | str | None = None,
     normalize: str | None = None,
     abstain_on: str | None = None,
-    target_risk: float | None = None,
-    delta: float = 0.1,
-    correctness: str | None = None,
-    seed: int = 0,
-    bootstrap: int | None = None,
-    f1_threshold: float = 0.5,
-    judge_model: str | None = None,
     cache: str | None = None,
     write: bool = True,
 ) -> dict[str, Any]:
@@ -93,26 +124,18 @@ def evaluate_run(
 
     Args:
         run_dir: A finished run's folder (results.jsonl and summary.json).
+        options: Risk, δ, grading, seed and bootstrap (default: :class:`EvaluationOptions`'s).
         lam: ``None`` (the run's λ), a number, or ``"auto"`` (chosen on a validation split
             from a signed grid).
         normalize: How S and H are put on one scale for ``sua_norm`` (``rank``, ``z`` or
             ``none``); ``None``: the run's choice.
         abstain_on: The score the calibrated abstention thresholds; ``None``: the run's.
-        target_risk: α for the calibrated abstention; ``None`` for no abstention block.
-        delta: δ: the guarantee holds with probability ≥ 1 − δ.
-        correctness: QA grading rule, ``contains`` (default: a gold answer stated inside the
-            answer's first sentence), ``exact``, ``f1`` or ``judge``.
-        seed: Seeds the split and the bootstrap.
-        bootstrap: Resamples per interval (default 1000).
-        f1_threshold: Token-F1 threshold of the ``f1`` rule.
-        judge_model: Model spec of the ``judge`` rule.
         cache: Request cache for judge calls (default: the user cache).
         write: Write evaluation.json (``False``: only return the dict).
 
     Returns:
         The evaluation dict (schema 1, see docs/method.md).
     """
-    from sua_audit.evaluation.bootstrap import DEFAULT_BOOTSTRAP
     from sua_audit.evaluation.core import (
         EvaluationError,
         collect,
@@ -137,8 +160,12 @@ def evaluate_run(
         )
     summary = read_summary(run)
     rows = read_results(run, summary)
+    how = options if options is not None else EvaluationOptions()
     grader = Grader(
-        correctness or DEFAULT_RULE, f1_threshold=f1_threshold, judge_model=judge_model, cache=cache
+        how.correctness or DEFAULT_RULE,
+        f1_threshold=how.f1_threshold,
+        judge_model=how.judge_model,
+        cache=cache,
     )
     items = collect(rows, grader)
     info = typed_summary(summary)
@@ -152,10 +179,10 @@ def evaluate_run(
         lam=lam,
         normalize=normalize or (config.normalize if config is not None else None),
         abstain_on=abstain_on or (config.abstain_on if config is not None else None) or "sua",
-        target_risk=target_risk,
-        delta=delta,
-        seed=seed,
-        bootstrap=DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap,
+        target_risk=how.target_risk,
+        delta=how.delta,
+        seed=how.seed,
+        bootstrap=how.bootstrap,
         correctness_rule=grader.name if has_qa else "label",
     )
     # Binds the file to these exact results: readers refuse it beside any other run's.

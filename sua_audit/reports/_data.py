@@ -158,11 +158,12 @@ def _evaluation(
         evaluation_module = None
     load = getattr(evaluation_module, "load_evaluation", None)
     evaluate_run = getattr(evaluation_module, "evaluate_run", None)
-    if load is None or evaluate_run is None:
+    options = getattr(evaluation_module, "EvaluationOptions", None)
+    if load is None or evaluate_run is None or options is None:
         return None, "the evaluation module is not available in this install"
     if target_risk is not None:
         try:
-            fresh = evaluate_run(path, target_risk=target_risk, delta=delta, write=False)
+            fresh = evaluate_run(path, options(target_risk=target_risk, delta=delta), write=False)
         except (ConfigError, RunReadError):
             raise  # a bad --target-risk / --delta (exit 2), a corrupt folder (exit 3)
         except SuaAuditError as exc:

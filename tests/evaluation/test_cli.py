@@ -182,19 +182,16 @@ def test_real_model_run_evaluate_and_rescore(tmp_path: Path) -> None:
 def test_judge_rule_goes_through_the_cache(fake_run: Path, tmp_path: Path) -> None:
     import sqlite3
 
-    from sua_audit.evaluation import evaluate_run
+    from sua_audit.evaluation import EvaluationOptions, evaluate_run
 
     cache = tmp_path / "judge.db"
-    a = evaluate_run(
-        fake_run, correctness="judge", judge_model="fake/echo", cache=str(cache), bootstrap=20
-    )
+    judged = EvaluationOptions(correctness="judge", judge_model="fake/echo", bootstrap=20)
+    a = evaluate_run(fake_run, judged, cache=str(cache))
     assert a["correctness_rule"] == "judge:fake/echo"
     with sqlite3.connect(cache) as db:
         tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
         table = next(t for t in tables if "complet" in t)
         n_cached = db.execute(f"select count(*) from {table}").fetchone()[0]  # noqa: S608
     assert n_cached > 0
-    b = evaluate_run(
-        fake_run, correctness="judge", judge_model="fake/echo", cache=str(cache), bootstrap=20
-    )
+    b = evaluate_run(fake_run, judged, cache=str(cache))
     assert a["accuracy"] == b["accuracy"]

@@ -159,3 +159,14 @@ def test_token_f1_and_rules() -> None:
     with pytest.raises(ConfigError):
         Grader("fuzzy")
     assert Grader("judge", judge_model="fake/echo").name == "judge:fake/echo"
+
+
+def test_evaluation_options_default_to_the_rules_own_defaults() -> None:
+    from sua_audit.evaluation import EvaluationOptions
+    from sua_audit.evaluation.bootstrap import DEFAULT_BOOTSTRAP
+    from sua_audit.evaluation.correctness import DEFAULT_F1_THRESHOLD, DEFAULT_RULE
+
+    default = EvaluationOptions()
+    assert default.correctness == DEFAULT_RULE
+    assert default.f1_threshold == DEFAULT_F1_THRESHOLD
+    assert default.bootstrap == DEFAULT_BOOTSTRAP
