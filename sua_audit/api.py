@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sua_audit.errors import ConfigError
+
 if TYPE_CHECKING:
     from sua_audit.engine import Progress
     from sua_audit.evaluation import EvaluationOptions
@@ -248,7 +250,7 @@ def audit(
     )
     lam_choice = check_lambda(lam)
     if out is not None and not str(out).strip():
-        raise _config_error("--out is empty. Pass a folder path, or leave it out for audits/runs/.")
+        raise ConfigError("--out is empty. Pass a folder path, or leave it out for audits/runs/.")
     if isinstance(lam_choice, float):
         options["lam"] = lam_choice
     for key in ("variants", "prompts_dir", "task_template", "system_prompt", "instruction_attacks"):
@@ -466,7 +468,7 @@ def check_compare_args(runs: Sequence[Run | str | Path]) -> None:
         ConfigError: fewer than two runs (exit 2).
     """
     if len(runs) < 2:
-        raise _config_error("compare needs at least two run folders.")
+        raise ConfigError("compare needs at least two run folders.")
 
 
 def gate(
@@ -520,7 +522,7 @@ def perturb(
     from sua_audit.variants import build_variant_set
 
     if not str(out).strip():
-        raise _config_error("--out is empty. Pass a file path for the variant set.")
+        raise ConfigError("--out is empty. Pass a file path for the variant set.")
     for key in ("prompts_dir", "instruction_attacks"):
         if options.get(key) is not None:
             options[key] = str(options[key])
@@ -571,12 +573,6 @@ def _finish(
     return Run(run_dir, info, evaluation, note)
 
 
-def _config_error(message: str) -> Exception:
-    from sua_audit.errors import ConfigError
-
-    return ConfigError(message)
-
-
 def _evaluation_options(given: EvaluationOptions | None, **keywords: Any) -> EvaluationOptions:
     """``given``, or the options a function's evaluation keywords spell; never both."""
     from sua_audit.evaluation import EvaluationOptions
@@ -607,16 +603,16 @@ def _check_evaluation_options(
 
     check_lambda(lam)
     if normalize is not None and normalize not in NORMALIZE_METHODS:
-        raise _config_error(
+        raise ConfigError(
             f"--normalize must be one of {', '.join(NORMALIZE_METHODS)}, got {normalize!r}."
         )
     if abstain_on is not None and not is_score(abstain_on):
-        raise _config_error(
+        raise ConfigError(
             f"--abstain-on: unknown score {abstain_on!r}. Scores: {', '.join(SCORES)}, or "
             "s_<kind> for one perturbation kind (s_typo, s_paraphrase, ...)."
         )
     if not 1 <= grading.bootstrap <= 100_000:
-        raise _config_error(f"--bootstrap must be between 1 and 100000, got {grading.bootstrap}.")
+        raise ConfigError(f"--bootstrap must be between 1 and 100000, got {grading.bootstrap}.")
     if grader:
         from sua_audit.evaluation.correctness import Grader
 
@@ -624,6 +620,6 @@ def _check_evaluation_options(
             grading.correctness, f1_threshold=grading.f1_threshold, judge_model=grading.judge_model
         )
     if grading.target_risk is not None and not 0.0 < grading.target_risk < 1.0:
-        raise _config_error(f"--target-risk must be in (0, 1), got {grading.target_risk}.")
+        raise ConfigError(f"--target-risk must be in (0, 1), got {grading.target_risk}.")
     if not 0.0 < grading.delta < 1.0:
-        raise _config_error(f"--delta must be in (0, 1), got {grading.delta}.")
+        raise ConfigError(f"--delta must be in (0, 1), got {grading.delta}.")
