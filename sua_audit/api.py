@@ -134,7 +134,7 @@ class Comparison:
 
     def disagreements(self) -> list[dict[str, Any]]:
         """The items on which the runs' answers differ."""
-        from sua_audit.reports._text import disagreements
+        from sua_audit.reports import disagreements
 
         return list(disagreements(list(self._files)))
 

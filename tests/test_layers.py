@@ -161,6 +161,37 @@ def violations(
     return found
 
 
+def private_imports(sources: Iterable[tuple[str, str, bool]] | None = None) -> list[str]:
+    """Every import of a private module (``_name``) from outside the package that holds it:
+    a package's other modules use its public names (``sua_audit.reports``, not
+    ``sua_audit.reports._text``)."""
+    found = []
+    for importer, source, is_package in sources if sources is not None else _sources():
+        for target, line in _imports(importer, source, is_package):
+            parts = target.split(".")
+            if parts[0] != "sua_audit":
+                continue
+            for i, part in enumerate(parts[1:], start=1):
+                if part.startswith("_") and not part.startswith("__"):
+                    owner = ".".join(parts[:i])
+                    if importer != owner and not importer.startswith(owner + "."):
+                        found.append(f"{importer}:{line}: imports {target}, private to {owner}")
+                    break
+    return found
+
+
+def test_private_modules_are_imported_only_inside_their_package() -> None:
+    found = private_imports()
+    assert not found, "use the package's public names:\n" + "\n".join(found)
+
+
+def test_a_private_import_from_outside_is_caught() -> None:
+    outside = "def f():\n    from sua_audit.reports._text import disagreements\n"
+    inside = "from sua_audit.reports import _data\n"
+    assert len(private_imports([("sua_audit.api", outside, False)])) == 1
+    assert private_imports([("sua_audit.reports.html", inside, False)]) == []
+
+
 def test_every_module_has_a_layer() -> None:
     missing = sorted({_layer_key(_module_name(p)) for p in _modules()} - set(RANK))
     assert not missing, f"put these in a layer in tests/test_layers.py: {missing}"

@@ -23,6 +23,7 @@ from sua_audit.reports._data import read_metric as read_metric
 from sua_audit.reports._data import same_clustering as same_clustering
 from sua_audit.reports._data import same_dataset as same_dataset
 from sua_audit.reports._data import same_variants as same_variants
+from sua_audit.reports._text import disagreements
 from sua_audit.results import atomic_write
 from sua_audit.safetext import dumps_json, visible
 
@@ -36,6 +37,7 @@ __all__ = [
     "Run",
     "RunReadError",
     "check_format",
+    "disagreements",
     "load_run",
     "read_metric",
     "render_compare",
@@ -168,8 +170,6 @@ def render_compare(runs: list[Run], fmt: str, *, allow_different_variants: bool 
         from sua_audit.reports.markdown import render_compare_md
 
         return render_compare_md(runs)
-    from sua_audit.reports._text import disagreements
-
     data = {
         "dataset": runs[0].summary.get("dataset"),
         "runs": [
