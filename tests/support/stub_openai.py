@@ -922,7 +922,11 @@ class StubServer:
         return self._batch_store.expire(batch_id)
 
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
-        """Cancel a running batch, as ``POST /v1/batches/{id}/cancel`` does."""
+        """Cancel a running batch, as ``POST /v1/batches/{id}/cancel`` does.
+
+        The three controls raise RequestError for an unknown id (404); cancel also for a batch
+        already cancelling or ended (409), while complete/expire leave an ended batch as it is.
+        """
         return self._batch_store.cancel(batch_id)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> bool:

@@ -565,10 +565,16 @@ def wait_until_ended(client: openai.OpenAI, batch_id: str, timeout: float = 15.0
         time.sleep(0.05)
 
 
-def test_real_time_lifecycle_with_the_async_client() -> None:
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+def test_real_time_lifecycle_with_the_async_client(transport: str) -> None:
+    """The async client, over both transports the SDK offers (aiohttp sends multipart itself)."""
+    if transport == "aiohttp":
+        pytest.importorskip("aiohttp")
+
     async def run(server: StubServer) -> Any:
+        http_client = openai.DefaultAioHttpClient() if transport == "aiohttp" else None
         async with openai.AsyncOpenAI(
-            base_url=server.base_url, api_key="x", max_retries=0
+            base_url=server.base_url, api_key="x", max_retries=0, http_client=http_client
         ) as client:
             uploaded = await client.files.create(
                 file=("in.jsonl", jsonl(questions(3))), purpose="batch"
@@ -586,8 +592,9 @@ def test_real_time_lifecycle_with_the_async_client() -> None:
 
     with StubServer(batch_seconds=0.3) as server:
         statuses, content = asyncio.run(run(server))
+        assert server.file_content(server.batches[0]["input_file_id"]) == jsonl(questions(3))
     assert statuses[0] == "validating"
-    assert len(content.splitlines()) == 3
+    assert [json.loads(raw)["custom_id"] for raw in content.splitlines()] == ["q0", "q1", "q2"]
 
 
 def test_main_runs_batches_in_its_own_process() -> None:
