@@ -191,7 +191,7 @@ def get_backend(
     if batch:
         from sua_audit.backends.batch import check_batch_support
 
-        check_batch_support(provider)
+        check_batch_support(provider, name)
     problem = base_url_problem(base_url)
     if problem is not None:
         raise ConfigError(f"--base-url: {problem}.")
@@ -233,7 +233,13 @@ def get_backend(
     if provider == "litellm":
         from sua_audit.backends.litellm_backend import LiteLLMBackend
 
-        return LiteLLMBackend(name, base_url=base_url, **hosted)  # type: ignore[arg-type]
+        return LiteLLMBackend(
+            name,
+            base_url=base_url,
+            batch=batch,
+            batch_poll=batch_poll,
+            **hosted,  # type: ignore[arg-type]
+        )
     from sua_audit.backends.fake import FakeBackend
 
     # "fake/slow" answers after 100 ms: lets tests interrupt a run part-way.

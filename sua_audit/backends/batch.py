@@ -41,7 +41,16 @@ from sua_audit.canonical import canonical_json
 from sua_audit.errors import ConfigError, RequestFailed
 from sua_audit.store.batches import TERMINAL, BatchLedger
 
-__all__ = ["MAX_BYTES", "MAX_LINES", "BatchClient", "BatchQueue", "OpenAIBatchClient"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_LINES",
+    "BatchClient",
+    "BatchQueue",
+    "LiteLLMBatchClient",
+    "OpenAIBatchClient",
+    "check_batch_support",
+    "line_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +130,77 @@ class OpenAIBatchClient:
         return bytes(response.content)
 
 
+#: LiteLLM providers whose batch files carry OpenAI-shaped request lines, with every batch call
+#: (files, create, retrieve, list, content) implemented in LiteLLM.
+LITELLM_BATCH_PROVIDERS = ("openai", "azure", "hosted_vllm", "litellm_proxy")
+
+
+class LiteLLMBatchClient:
+    """:class:`BatchClient` through LiteLLM's files and batches functions for one provider."""
+
+    def __init__(self, litellm: Any, provider: str, options: dict[str, Any]) -> None:
+        self.litellm = litellm
+        self.provider = provider
+        self.options = options  # api_base / api_key, when given
+
+    async def upload(self, filename: str, data: bytes) -> str:
+        """Upload with purpose ``batch``."""
+        obj = await self.litellm.acreate_file(
+            file=(filename, data),
+            purpose="batch",
+            custom_llm_provider=self.provider,
+            **self.options,
+        )
+        return str(obj.id)
+
+    async def create(self, input_file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+        """A 24-hour chat-completions batch."""
+        obj = await self.litellm.acreate_batch(
+            completion_window="24h",
+            endpoint=ENDPOINT,
+            input_file_id=input_file_id,
+            custom_llm_provider=self.provider,
+            metadata=metadata,
+            **self.options,
+        )
+        return dict(obj.model_dump())
+
+    async def retrieve(self, batch_id: str) -> dict[str, Any]:
+        """GET the batch."""
+        obj = await self.litellm.aretrieve_batch(
+            batch_id=batch_id, custom_llm_provider=self.provider, **self.options
+        )
+        return dict(obj.model_dump())
+
+    async def find(self, input_file_id: str, since: float) -> dict[str, Any] | None:
+        """Page through the batches, newest first, for one over this file."""
+        after = None
+        while True:
+            page = await self.litellm.alist_batches(
+                after=after, limit=100, custom_llm_provider=self.provider, **self.options
+            )
+            data = page.get("data") if isinstance(page, dict) else getattr(page, "data", None)
+            items = [o if isinstance(o, dict) else o.model_dump() for o in data or []]
+            for obj in items:
+                if obj.get("input_file_id") == input_file_id:
+                    return dict(obj)
+                if (obj.get("created_at") or 0) < since:
+                    return None
+            more = (
+                page.get("has_more") if isinstance(page, dict) else getattr(page, "has_more", False)
+            )
+            if not items or not more:
+                return None
+            after = items[-1]["id"]
+
+    async def content(self, file_id: str) -> bytes:
+        """The file's raw bytes."""
+        response = await self.litellm.afile_content(
+            file_id=file_id, custom_llm_provider=self.provider, **self.options
+        )
+        return bytes(response.content)
+
+
 def line_key(base_url: str, body: dict[str, Any]) -> str:
     """The ledger key of one request body sent to one server."""
     text = canonical_json({"base_url": base_url, "body": body})
@@ -155,6 +235,7 @@ class BatchQueue:
         max_lines: int = MAX_LINES,
         max_bytes: int = MAX_BYTES,
         gather: float = GATHER_SECONDS,
+        model_in_file: str | None = None,
         note: Callable[[str], None] | None = None,
         now: Callable[[], str] | None = None,
     ) -> None:
@@ -169,6 +250,8 @@ class BatchQueue:
         self.max_lines = max_lines
         self.max_bytes = max_bytes
         self.gather = gather
+        # LiteLLM's "openai/gpt-4o" is "gpt-4o" to the provider that reads the file.
+        self.model_in_file = model_in_file
         self.note = note or (lambda text: logger.info("%s", text))
         self._now = now or utc_now
         self._lines: dict[str, _Line] = {}
@@ -289,10 +372,12 @@ class BatchQueue:
             parts.append(current)
         return parts
 
-    @staticmethod
-    def _jsonl_line(line: _Line) -> str:
+    def _jsonl_line(self, line: _Line) -> str:
+        body = line.body
+        if self.model_in_file is not None:
+            body = {**body, "model": self.model_in_file}
         return json.dumps(
-            {"custom_id": line.key, "method": "POST", "url": ENDPOINT, "body": line.body},
+            {"custom_id": line.key, "method": "POST", "url": ENDPOINT, "body": body},
             separators=(",", ":"),
             ensure_ascii=False,
         )
@@ -527,11 +612,21 @@ def _batch_errors(batch: dict[str, Any]) -> str:
     return f"{first.get('code')}{line}: {first.get('message')}{more}"
 
 
-def check_batch_support(provider: str) -> None:
-    """Refuse ``--batch`` for a backend that cannot send batches."""
-    if provider != "openai":
+def check_batch_support(provider: str, name: str | None) -> None:
+    """Refuse ``--batch`` for a backend (or LiteLLM provider) that cannot send batches."""
+    if provider == "openai":
+        return
+    if provider == "litellm":
+        vendor = (name or "").partition("/")[0]
+        if vendor in LITELLM_BATCH_PROVIDERS:
+            return
         raise ConfigError(
-            f"--batch works with OpenAI and OpenAI-compatible servers (openai/MODEL, with "
-            f"--base-url for another server); the {provider} backend cannot send batches. "
-            "Drop --batch."
+            f"--batch through LiteLLM works for the providers {', '.join(LITELLM_BATCH_PROVIDERS)}"
+            f" (OpenAI-shaped batch files); not for {vendor or name!r}. Drop --batch, or audit "
+            "the model through one of those."
         )
+    raise ConfigError(
+        f"--batch works with OpenAI and OpenAI-compatible servers (openai/MODEL, with "
+        f"--base-url for another server, or litellm/<{'|'.join(LITELLM_BATCH_PROVIDERS)}>/MODEL); "
+        f"the {provider} backend cannot send batches. Drop --batch."
+    )

@@ -10,11 +10,10 @@ it can slow the whole run down on rate limits and count every attempt.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from sua_audit.backends.hosted import AdaptiveLimit, HostedBackend
+from sua_audit.backends.hosted import HostedBackend
 from sua_audit.errors import ConfigError, MissingDependencyError, RequestFailed
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -152,8 +151,6 @@ class OpenAIBackend(HostedBackend):
         model: str,
         *,
         base_url: str | None = None,
-        batch: bool = False,
-        batch_poll: float = 5.0,
         **options: Any,
     ) -> None:
         try:
@@ -178,40 +175,11 @@ class OpenAIBackend(HostedBackend):
             max_retries=0,
             http_client=_http_client(openai, self.base_url, self.timeout),
         )
-        self.batch = batch
-        self.batch_poll = batch_poll
-        self._batches: Any = None
-        if batch:
-            from sua_audit.backends.batch import MAX_LINES
 
-            # Every request of a chunk goes in at once (the batch is the rate limit), and n is
-            # taken as honoured: probing it first would cost a whole batch round trip. A short
-            # answer still falls back to seeded calls for that request.
-            self.concurrency = MAX_LINES
-            self.limit = AdaptiveLimit(MAX_LINES, max_pause=self.max_retry_wait)
-            self.honours_n = True
+    def _batch_client(self) -> Any:
+        from sua_audit.backends.batch import OpenAIBatchClient
 
-    def bind(self, store: Any, note: Callable[[str], None] | None = None) -> None:
-        """In batch mode, keep the batch ledger in the run's cache (the first binding wins:
-        a rewriter sharing this backend binds it again)."""
-        if not self.batch or self._batches is not None:
-            return
-        if store is None:
-            raise ConfigError(
-                "--batch keeps its batch ids in the cache so a rerun can resume them; it "
-                "cannot run with --cache-mode off. Drop one of the two."
-            )
-        from sua_audit.backends.batch import BatchQueue, OpenAIBatchClient
-        from sua_audit.store.batches import BatchLedger
-
-        self._batches = BatchQueue(
-            OpenAIBatchClient(self._client),
-            BatchLedger(store),
-            base_url=public_url(self.base_url),
-            model=self.model,
-            poll=self.batch_poll,
-            note=note,
-        )
+        return OpenAIBatchClient(self._client)
 
     def identity(self) -> dict[str, Any]:
         """Provider, model and server: the same model name elsewhere is another model."""
@@ -222,8 +190,6 @@ class OpenAIBackend(HostedBackend):
         }
 
     async def _send(self, body: dict[str, Any]) -> dict[str, Any]:
-        if self._batches is not None:
-            return dict(await self._batches.send(body))
         # The raw JSON body, not a pydantic ChatCompletion: validating and dumping a typed model
         # cost about a third of our CPU per request, which capped throughput at high concurrency.
         # The hosted parser reads plain dicts defensively either way.
@@ -235,15 +201,7 @@ class OpenAIBackend(HostedBackend):
     def _classify(self, exc: BaseException) -> RequestFailed | None:
         return classify_sdk_error(self._openai, exc, self.timeout)
 
-    def describe(self) -> dict[str, Any]:
-        """The hosted facts, plus what went through provider batches."""
-        facts = super().describe()
-        if self._batches is not None:
-            facts["batch"] = self._batches.describe()
-        return facts
-
     async def aclose(self) -> None:
         """Stop polling batches (they go on at the provider) and close the connection pool."""
-        if self._batches is not None:
-            await self._batches.aclose()
+        await super().aclose()
         await self._client.close()

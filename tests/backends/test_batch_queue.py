@@ -172,9 +172,7 @@ def test_bodies_arriving_together_go_in_one_batch_and_get_their_own_answers(stor
     assert provider.creates == 1 and provider.uploads == 1
     lines = provider.files["file-0"].decode().splitlines()
     assert len(lines) == 3  # the repeated body went once
-    assert {json.loads(x)["custom_id"] for x in lines} == {
-        line_key(URL, body(t)) for t in "abc"
-    }
+    assert {json.loads(x)["custom_id"] for x in lines} == {line_key(URL, body(t)) for t in "abc"}
     assert q.describe()["lines_submitted"] == 3
 
 
