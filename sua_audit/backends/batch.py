@@ -39,7 +39,6 @@ from typing import Any, Protocol
 
 from sua_audit.canonical import canonical_json
 from sua_audit.errors import ConfigError, RequestFailed
-from sua_audit.store.batches import TERMINAL, BatchLedger
 
 __all__ = [
     "MAX_BYTES",
@@ -54,6 +53,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Provider batch statuses after which nothing more will be answered.
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 #: OpenAI's limits on one batch input file: 50,000 requests and 200 MB (with room to spare).
 MAX_LINES = 50_000
 MAX_BYTES = 190 * 1024 * 1024
@@ -226,7 +227,7 @@ class BatchQueue:
     def __init__(
         self,
         client: BatchClient,
-        ledger: BatchLedger,
+        ledger: Any,
         *,
         base_url: str,
         model: str,
@@ -239,8 +240,6 @@ class BatchQueue:
         note: Callable[[str], None] | None = None,
         now: Callable[[], str] | None = None,
     ) -> None:
-        from sua_audit.store import utc_now
-
         self.client = client
         self.ledger = ledger
         self.base_url = base_url
@@ -253,7 +252,7 @@ class BatchQueue:
         # LiteLLM's "openai/gpt-4o" is "gpt-4o" to the provider that reads the file.
         self.model_in_file = model_in_file
         self.note = note or (lambda text: logger.info("%s", text))
-        self._now = now or utc_now
+        self._now = now or _utc_now
         self._lines: dict[str, _Line] = {}
         self._incoming: list[str] = []
         self._flush_task: asyncio.Task[None] | None = None
@@ -565,6 +564,12 @@ class BatchQueue:
                 await asyncio.sleep(min(60.0, failure.retry_after or delay))
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _utc_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _epoch(utc: str) -> float:

@@ -277,12 +277,11 @@ class HostedBackend(Backend):
                 "cannot run with --cache-mode off. Drop one of the two."
             )
         from sua_audit.backends.batch import BatchQueue
-        from sua_audit.store.batches import BatchLedger
 
         ident = self.identity()
         self._batches = BatchQueue(
             self._batch_client(),
-            BatchLedger(store),
+            store.batch_ledger(),
             base_url=str(ident.get("base_url") or ident.get("provider")),
             model=self.model,
             model_in_file=self._batch_model(),

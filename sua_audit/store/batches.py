@@ -15,10 +15,7 @@ from typing import Any
 
 from sua_audit.errors import StoreError
 
-__all__ = ["TERMINAL", "BatchLedger"]
-
-#: Provider batch statuses after which nothing more will be answered.
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+__all__ = ["BatchLedger"]
 
 
 class BatchLedger:
