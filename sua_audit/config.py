@@ -119,6 +119,19 @@ class AuditConfig(BaseModel):
         "pause of all requests after a 429; a server asking for longer (Retry-After) fails "
         "that request as rate_limit instead.",
     )
+    batch: bool = Field(
+        False,
+        description="Send the audited model's requests as provider batch jobs (OpenAI and "
+        "OpenAI-compatible servers with the files and batches endpoints).",
+    )
+    batch_poll: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds before the first read of a batch job's state (then half as long "
+        "again each time, up to a minute).",
+    )
     max_cost: float | None = Field(
         None, ge=0, description="Refuse runs estimated above this (USD)."
     )

@@ -100,6 +100,10 @@ def build_backend(spec: str, config: AuditConfig, *, audited: bool = False) -> A
         timeout=config.timeout,
         max_attempts=config.max_attempts,
         max_retry_wait=config.max_retry_wait,
+        # Batches are for the audited model's requests (its own rewrites too, when it is
+        # the rewriter); a separate rewriter or judge model stays interactive.
+        batch=config.batch if audited else False,
+        batch_poll=config.batch_poll,
     )
 
 

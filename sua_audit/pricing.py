@@ -80,16 +80,39 @@ def lookup(model_spec: str, config: AuditConfig | None = None) -> Price | None:
         candidates = [name]
     else:
         candidates = [model_spec]
+    batch = config is not None and config.batch
     table = _table()
     for key in candidates:
         entry = table.get(key)
         if entry and "input_cost_per_token" in entry:
-            return Price(
+            price = Price(
                 float(entry["input_cost_per_token"]),
                 float(entry.get("output_cost_per_token", 0.0)),
                 "LiteLLM price table",
             )
+            return batch_price(price, entry) if batch else price
     return None
+
+
+#: What a provider batch costs against the interactive price when the table has no batch
+#: price for the model (OpenAI's published batch discount).
+BATCH_DISCOUNT = 0.5
+
+
+def batch_price(price: Price, entry: dict[str, Any]) -> Price:
+    """The batch price of a model: the table's batch prices when it lists them, else the
+    interactive price at :data:`BATCH_DISCOUNT`."""
+    if "input_cost_per_token_batches" in entry:
+        return Price(
+            float(entry["input_cost_per_token_batches"]),
+            float(entry.get("output_cost_per_token_batches", price.output * BATCH_DISCOUNT)),
+            "LiteLLM price table (batch)",
+        )
+    return Price(
+        price.input * BATCH_DISCOUNT,
+        price.output * BATCH_DISCOUNT,
+        f"{price.source}, batch at {BATCH_DISCOUNT:g}x",
+    )
 
 
 def estimate(info: DatasetInfo, config: AuditConfig, price: Price | None) -> dict[str, Any]:

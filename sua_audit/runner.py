@@ -88,6 +88,11 @@ def audit(
             f"{require_gold} needs gold answers (label / answers), and {config.dataset} has "
             "none. Add them, or drop the option: the audit itself needs no gold."
         )
+    if config.batch and config.cache_mode == "off":
+        raise ConfigError(
+            "--batch keeps its batch ids in the cache so a rerun can resume them; it cannot "
+            "run with --cache-mode off. Drop one of the two."
+        )
     check_abstention_score(config, info)
     check_equivalence_extras(config)
     check_prompts(config, info)

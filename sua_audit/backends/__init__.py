@@ -175,14 +175,23 @@ def get_backend(
     timeout: float = 60.0,
     max_attempts: int = 6,
     max_retry_wait: float = MAX_RETRY_WAIT,
+    batch: bool = False,
+    batch_poll: float = 5.0,
 ) -> Backend:
     """Build the backend a model spec names. Heavy libraries load only here.
 
     ``max_retry_wait`` (hosted backends): the longest a request waits before a retry, and the
     longest a server's Retry-After may pause the other requests; a server that asks for longer
     fails that request for good (``rate_limit``) instead.
+
+    ``batch`` sends the requests as provider batch jobs (:mod:`.batch`; OpenAI and
+    OpenAI-compatible servers only), polled every ``batch_poll`` seconds at first.
     """
     provider, name = parse_model_spec(spec)
+    if batch:
+        from sua_audit.backends.batch import check_batch_support
+
+        check_batch_support(provider, name)
     problem = base_url_problem(base_url)
     if problem is not None:
         raise ConfigError(f"--base-url: {problem}.")
@@ -214,11 +223,23 @@ def get_backend(
     if provider == "openai":
         from sua_audit.backends.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(name, base_url=base_url, **hosted)  # type: ignore[arg-type]
+        return OpenAIBackend(
+            name,
+            base_url=base_url,
+            batch=batch,
+            batch_poll=batch_poll,
+            **hosted,  # type: ignore[arg-type]
+        )
     if provider == "litellm":
         from sua_audit.backends.litellm_backend import LiteLLMBackend
 
-        return LiteLLMBackend(name, base_url=base_url, **hosted)  # type: ignore[arg-type]
+        return LiteLLMBackend(
+            name,
+            base_url=base_url,
+            batch=batch,
+            batch_poll=batch_poll,
+            **hosted,  # type: ignore[arg-type]
+        )
     from sua_audit.backends.fake import FakeBackend
 
     # "fake/slow" answers after 100 ms: lets tests interrupt a run part-way.

@@ -24,6 +24,7 @@ cannot be answered (after its own retries); the run records it against the item 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -163,6 +164,10 @@ class Backend(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Facts for the run summary (device, dtype, ...)."""
         return {**self.identity(), "capabilities": self.capabilities.to_dict()}
+
+    def bind(self, store: Any, note: Callable[[str], None] | None = None) -> None:  # noqa: B027
+        """Optional hook: the engine hands over the run's cache and a status-line callback
+        before the first request (a backend sending provider batches keeps its ledger there)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a default
         """Release resources (threads, connections)."""

@@ -36,7 +36,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from sua_audit.backends.base import (
@@ -46,7 +46,7 @@ from sua_audit.backends.base import (
     CompletionRequest,
     sample_seed,
 )
-from sua_audit.errors import RequestFailed
+from sua_audit.errors import ConfigError, RequestFailed
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +202,8 @@ class HostedBackend(Backend):
         backoff_base: float = 0.5,
         max_retry_wait: float = 60.0,
         top_logprobs: int = TOP_LOGPROBS,
+        batch: bool = False,
+        batch_poll: float = 5.0,
     ) -> None:
         if not math.isfinite(max_retry_wait) or max_retry_wait <= 0:
             raise ValueError(f"max_retry_wait must be positive and finite, not {max_retry_wait}")
@@ -225,6 +227,21 @@ class HostedBackend(Backend):
         # server that ignores n costs one wasted call per run, not one per request in flight.
         self._n_probe = asyncio.Lock()
         self.capabilities = Capabilities(logprobs=True, top_logprobs=True, n=True, seed=True)
+        self.batch = batch
+        self.batch_poll = batch_poll
+        self._batches: Any = None
+        if batch:
+            from sua_audit.backends.batch import MAX_LINES
+
+            # Every request of a chunk goes in at once (the batch is the rate limit), and n is
+            # taken as honoured: probing it first would cost a whole batch round trip. A short
+            # answer still falls back to seeded calls for that request.
+            self.concurrency = MAX_LINES
+            self.limit = AdaptiveLimit(MAX_LINES, max_pause=max_retry_wait)
+            self.honours_n = True
+            # A failed line is retried in the next batch: waiting first would only spread the
+            # retries of one batch over several (the queue gathers what arrives together).
+            self.backoff_base = 0.0
 
     # -- what a concrete backend provides ------------------------------------------------------
 
@@ -239,7 +256,43 @@ class HostedBackend(Backend):
         The returned failure may carry ``retry_after`` (seconds) as an attribute.
         """
 
+    def _batch_client(self) -> Any:
+        """The provider's files and batches endpoints (:class:`.batch.BatchClient`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot send batches")
+
+    def _batch_model(self) -> str | None:
+        """The model name batch files carry when it differs from :attr:`model`."""
+        return None
+
     # -- Backend interface ---------------------------------------------------------------------
+
+    def bind(self, store: Any, note: Callable[[str], None] | None = None) -> None:
+        """In batch mode, keep the batch ledger in the run's cache (the first binding wins:
+        a rewriter sharing this backend binds it again)."""
+        if not self.batch or self._batches is not None:
+            return
+        if store is None:
+            raise ConfigError(
+                "--batch keeps its batch ids in the cache so a rerun can resume them; it "
+                "cannot run with --cache-mode off. Drop one of the two."
+            )
+        from sua_audit.backends.batch import BatchQueue
+
+        ident = self.identity()
+        self._batches = BatchQueue(
+            self._batch_client(),
+            store.batch_ledger(),
+            base_url=str(ident.get("base_url") or ident.get("provider")),
+            model=self.model,
+            model_in_file=self._batch_model(),
+            poll=self.batch_poll,
+            note=note,
+        )
+
+    async def aclose(self) -> None:
+        """Stop polling batches: they go on at the provider, and a rerun resumes them."""
+        if self._batches is not None:
+            await self._batches.aclose()
 
     def max_concurrency(self) -> int:
         """The engine keeps this many requests open; the adaptive limit governs HTTP calls."""
@@ -255,6 +308,7 @@ class HostedBackend(Backend):
             "retries": self.retries,
             "rate_limit_slowdowns": self.limit.throttles,
             "peak_in_flight": self.limit.peak,
+            **({"batch": self._batches.describe()} if self._batches is not None else {}),
         }
 
     async def complete(self, request: CompletionRequest) -> Completion:
@@ -489,7 +543,10 @@ class HostedBackend(Backend):
         ok = False
         try:
             self.calls += 1
-            resp = await self._send(body)
+            if self._batches is not None:
+                resp = await self._batches.send(body)
+            else:
+                resp = await self._send(body)
             if not isinstance(resp, dict) or not isinstance(resp.get("choices"), list):
                 raise RequestFailed("malformed", "the response has no 'choices' list")
             ok = True

@@ -67,5 +67,19 @@ class LiteLLMBackend(HostedBackend):
         data: dict[str, Any] = resp.model_dump()
         return data
 
+    def _batch_client(self) -> Any:
+        from sua_audit.backends.batch import LiteLLMBatchClient
+
+        options: dict[str, Any] = {}
+        if self.base_url:
+            options["api_base"] = self.base_url
+            if self.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+                options["api_key"] = "no-key-needed"
+        return LiteLLMBatchClient(self._litellm, self.model.partition("/")[0], options)
+
+    def _batch_model(self) -> str | None:
+        # "openai/gpt-4o" to LiteLLM is "gpt-4o" to the provider reading the batch file.
+        return self.model.partition("/")[2] or None
+
     def _classify(self, exc: BaseException) -> RequestFailed | None:
         return classify_sdk_error(self._openai, exc, self.timeout)

@@ -146,7 +146,13 @@ class OpenAIBackend(HostedBackend):
 
     provider: ClassVar[str] = "openai"
 
-    def __init__(self, model: str, *, base_url: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        **options: Any,
+    ) -> None:
         try:
             import openai
         except ImportError as exc:
@@ -170,6 +176,11 @@ class OpenAIBackend(HostedBackend):
             http_client=_http_client(openai, self.base_url, self.timeout),
         )
 
+    def _batch_client(self) -> Any:
+        from sua_audit.backends.batch import OpenAIBatchClient
+
+        return OpenAIBatchClient(self._client)
+
     def identity(self) -> dict[str, Any]:
         """Provider, model and server: the same model name elsewhere is another model."""
         return {
@@ -191,5 +202,6 @@ class OpenAIBackend(HostedBackend):
         return classify_sdk_error(self._openai, exc, self.timeout)
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
+        """Stop polling batches (they go on at the provider) and close the connection pool."""
+        await super().aclose()
         await self._client.close()

@@ -197,6 +197,18 @@ def run(
             "longer fails as rate_limit for its item, and the run goes on."
         ),
     ] = 60.0,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send the audited model's uncached requests as provider batch jobs (OpenAI "
+            "and compatible servers): about half the price, no interactive rate limits, answers "
+            "within 24 hours. Rerun the same command after an interruption to resume polling.",
+        ),
+    ] = False,
+    batch_poll: Annotated[
+        float, typer.Option(help="Seconds before the first read of a batch job's state.")
+    ] = 5.0,
     max_cost: Annotated[
         float | None, typer.Option(help="Refuse to start if the estimated cost (USD) is higher.")
     ] = None,
@@ -306,6 +318,8 @@ def run(
         timeout=timeout,
         max_attempts=max_attempts,
         max_retry_wait=max_retry_wait,
+        batch=batch,
+        batch_poll=batch_poll,
         max_cost=max_cost,
         price_in=price_in,
         price_out=price_out,

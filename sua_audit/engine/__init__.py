@@ -49,6 +49,9 @@ class Progress(Protocol):
     def close(self) -> None:
         """Stop drawing."""
 
+    def note(self, text: str) -> None:
+        """Show one line of status beside the count (provider batch jobs report here)."""
+
 
 class NullProgress:
     """Progress that shows nothing."""
@@ -60,6 +63,9 @@ class NullProgress:
         """Ignore."""
 
     def close(self) -> None:
+        """Ignore."""
+
+    def note(self, text: str) -> None:
         """Ignore."""
 
 
@@ -106,6 +112,14 @@ class Generator:
         self._answered = 0
         # (cost of (prompt, completion) tokens in USD, the most this run may spend).
         self._spend_limit = spend_limit
+        # A backend that keeps state in the cache (provider batch jobs) gets it here.
+        bind = getattr(backend, "bind", None)  # test doubles need not subclass Backend
+        if bind is not None:
+            bind(self.store, self._note)
+
+    def _note(self, text: str) -> None:
+        logger.info("%s", text)
+        self.progress.note(text)
 
     def key(self, request: CompletionRequest) -> str:
         """The cache key of ``request`` for this generator's backend."""

@@ -13,13 +13,16 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from sua_audit.errors import ConfigError, SchemaVersionError, StoreError
 from sua_audit.store.keys import canonical_json, request_key
 from sua_audit.store.migrations import migrations
+
+if TYPE_CHECKING:
+    from sua_audit.store.batches import BatchLedger
 
 __all__ = ["Store", "canonical_json", "request_key", "utc_now"]
 
@@ -165,6 +168,14 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"Writing to the cache {self.path} failed: {exc}.") from exc
         return len(rows)
+
+    # -- provider batch jobs ------------------------------------------------------------------
+
+    def batch_ledger(self) -> BatchLedger:
+        """The record of provider batch jobs kept in this database (``--batch``)."""
+        from sua_audit.store.batches import BatchLedger
+
+        return BatchLedger(self)
 
     def count_completions(self) -> int:
         """Rows in the cache."""

@@ -77,3 +77,49 @@ def m004_create_embeddings(db: Database) -> None:
         },
         pk=("model_key", "text_sha256"),
     )
+
+
+@migrations()
+def m005_create_batch_jobs(db: Database) -> None:
+    """Provider batch jobs (``--batch``) and the requests in them, so a rerun after a crash or
+    Ctrl-C resumes polling what it already paid for instead of submitting it again.
+
+    ``batch_jobs``: one row per input file we wrote. ``id`` is ours (made before anything is
+    sent); ``input_file_id`` is set once the upload answered and ``batch_id`` once the batch
+    exists (a job with a file but no batch id is looked up on the server by its file before a
+    batch is created, so a kill between the two never pays twice). ``status`` is the provider's
+    batch status, or ``preparing`` / ``uploaded`` before it has one.
+
+    ``batch_lines``: one row per request body (``line_key`` hashes the server URL and the body);
+    ``status`` is ``pending`` (in ``job_id``'s batch), ``done`` (``response_json`` holds the
+    answer, until the run caches it as a completion) or ``failed`` (``error_json``; asked again
+    in a new batch when the run needs it).
+    """
+    db.table("batch_jobs").create(
+        {
+            "id": str,
+            "base_url": str,
+            "model": str,
+            "input_file_id": str,
+            "batch_id": str,
+            "status": str,
+            "lines": int,
+            "output_file_id": str,
+            "error_file_id": str,
+            "created_utc": str,
+            "updated_utc": str,
+        },
+        pk="id",
+    )
+    db.table("batch_lines").create(
+        {
+            "line_key": str,
+            "job_id": str,
+            "status": str,
+            "response_json": str,
+            "error_json": str,
+            "updated_utc": str,
+        },
+        pk="line_key",
+    )
+    db.table("batch_lines").create_index(["job_id"])

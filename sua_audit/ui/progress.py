@@ -19,6 +19,7 @@ class RichProgress:
             MofNCompleteColumn(),
             TextColumn("requests · {task.fields[hits]} cached"),
             TimeElapsedColumn(),
+            TextColumn("{task.fields[note]}"),
             console=err_console,
             transient=False,
         )
@@ -28,7 +29,7 @@ class RichProgress:
     def start(self, total: int, description: str) -> None:
         """Show the bar."""
         self._progress.start()
-        self._task = self._progress.add_task(description, total=total, hits=0)
+        self._task = self._progress.add_task(description, total=total, hits=0, note="")
 
     def advance(self, n: int = 1, *, cached: bool = False) -> None:
         """Move the bar."""
@@ -36,6 +37,11 @@ class RichProgress:
             self._hits += n
         if self._task is not None:
             self._progress.update(self._task, advance=n, hits=self._hits)
+
+    def note(self, text: str) -> None:
+        """Show ``text`` after the bar (the latest provider batch status)."""
+        if self._task is not None:
+            self._progress.update(self._task, note=text)
 
     def close(self) -> None:
         """Stop drawing."""

@@ -201,6 +201,26 @@ def test_prices_from_flags_table_and_local() -> None:
     assert lookup("openai/definitely-not-a-model-name") is None
 
 
+def test_batch_prices_come_from_the_table_or_half_the_interactive_price() -> None:
+    from sua_audit.pricing import batch_price
+
+    interactive = Price(2e-6, 8e-6, "t")
+    listed = batch_price(
+        interactive, {"input_cost_per_token_batches": 1e-6, "output_cost_per_token_batches": 3e-6}
+    )
+    assert (listed.input, listed.output) == (1e-6, 3e-6) and "batch" in listed.source
+    halved = batch_price(interactive, {})
+    assert (halved.input, halved.output) == (1e-6, 4e-6) and "batch at 0.5x" in halved.source
+    # Prices given on the command line are what the user pays: used as given.
+    flags = AuditConfig(dataset="x.jsonl", price_in=2.0, price_out=8.0, batch=True)
+    given = lookup("openai/anything", flags)
+    assert given is not None and given.input == pytest.approx(2e-6)
+    table = lookup("openai/gpt-4o", AuditConfig(dataset="x.jsonl"))
+    if table is not None:  # LiteLLM's price table is installed
+        batched = lookup("openai/gpt-4o", AuditConfig(dataset="x.jsonl", batch=True))
+        assert batched is not None and batched.input < table.input
+
+
 def test_estimate_expected_and_worst_case() -> None:
     info = DatasetInfo(
         "x.jsonl",

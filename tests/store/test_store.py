@@ -31,15 +31,18 @@ def test_blank_database_gets_every_table() -> None:
         "m002_create_runs",
         "m003_wal",
         "m004_create_embeddings",
+        "m005_create_batch_jobs",
     ]
     assert set(store.db["embeddings"].columns_dict) >= {"model_key", "text_sha256", "vector"}
+    assert set(store.db["batch_jobs"].columns_dict) >= {"id", "input_file_id", "batch_id"}
+    assert set(store.db["batch_lines"].columns_dict) >= {"line_key", "job_id", "status"}
 
 
 def test_applying_migrations_twice_is_a_no_op(tmp_path) -> None:
     path = tmp_path / "c.db"
     Store.open(path).close()
     store = Store.open(path)
-    assert len(migrations.applied(store.db)) == 4
+    assert len(migrations.applied(store.db)) == 5
     assert store.db.journal_mode == "wal"
 
 

@@ -10,8 +10,9 @@ as a context manager::
         ...
         assert server.count == 3
 
-and async tests use ``async with StubServer(...) as server``. Endpoints: ``GET /v1/models`` and
-``POST /v1/chat/completions``.
+and async tests use ``async with StubServer(...) as server``. Endpoints: ``GET /v1/models``,
+``POST /v1/chat/completions``, and the Files and Batch APIs (``/v1/files...``, ``/v1/batches...``;
+see :mod:`tests.support.stub_batches` for their lifecycle and the ``batch_*`` options).
 
 Healthy answers are deterministic. With ``temperature == 0`` the answer depends on (model,
 messages) only; otherwise on (model, messages, seed, choice index), where a missing seed counts as
@@ -23,7 +24,7 @@ maybe?"``), the answer is one of those labels, drawn from a fixed per-prompt dis
 
 Run standalone (for benchmarks that want the server in its own process)::
 
-    python -m tests.support.stub_openai --port 8000 --latency 0.2 --no-record
+    python -m tests.support.stub_openai --port 8000 --latency 0.2 --no-record --batch-seconds 2
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from tests.support.stub_batches import ExpireSpec, LineFaults
 
 __all__ = [
     "CHAT_PATH",
@@ -648,6 +652,14 @@ class StubServer:
     changed while running. ``record=False`` keeps only counters (for long benchmarks).
     ``api_key``: if set, requests without ``Authorization: Bearer <api_key>`` get a 401.
     ``strict_models``: unknown models get a 404 ``model_not_found``.
+
+    Files and Batch APIs (see :mod:`tests.support.stub_batches`; read when a batch is created, so
+    they may be changed between batches): ``batch_seconds`` from creation to ``completed``, split
+    by ``batch_phases`` (validating, in_progress, finalizing); ``batch_progress`` spreads finishing
+    lines over in_progress (False: all at its end); ``batch_cancel_seconds`` spent ``cancelling``
+    (None: the finalizing share); ``batch_line_faults`` fails single lines; ``batch_expire`` /
+    ``batch_expire_fraction`` choose batches that expire and how much of them finishes first;
+    ``batch_max_lines`` caps an input file; ``batch_clock`` is the clock the lifecycle reads.
     """
 
     def __init__(
@@ -663,7 +675,18 @@ class StubServer:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        batch_seconds: float = 1.0,
+        batch_phases: tuple[float, float, float] = (0.1, 0.8, 0.1),
+        batch_progress: bool = True,
+        batch_cancel_seconds: float | None = None,
+        batch_line_faults: LineFaults = None,
+        batch_expire: ExpireSpec = None,
+        batch_expire_fraction: float = 0.5,
+        batch_max_lines: int = 50_000,
+        batch_clock: Callable[[], float] = time.time,
     ) -> None:
+        from tests.support.stub_batches import BatchStore  # it imports this module
+
         self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan(faults or ())
         self.responder = responder
         self.latency = latency
@@ -686,6 +709,22 @@ class StubServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
+        self.batch_seconds = batch_seconds
+        self.batch_phases = batch_phases
+        self.batch_progress = batch_progress
+        self.batch_cancel_seconds = batch_cancel_seconds
+        self.batch_line_faults: LineFaults = (
+            FaultPlan(batch_line_faults)
+            if batch_line_faults is not None
+            and not isinstance(batch_line_faults, FaultPlan)
+            and not callable(batch_line_faults)
+            else batch_line_faults
+        )
+        self.batch_expire = batch_expire
+        self.batch_expire_fraction = batch_expire_fraction
+        self.batch_max_lines = batch_max_lines
+        self.batch_clock = batch_clock
+        self._batch_store = BatchStore(self, self._lock)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -824,7 +863,7 @@ class StubServer:
             return list(self._errors)
 
     def reset(self) -> None:
-        """Clear the log and counters (not the fault plan)."""
+        """Clear the log and counters (not the fault plan, nor stored files and batches)."""
         with self._lock:
             self._log.clear()
             self._errors.clear()
@@ -832,6 +871,63 @@ class StubServer:
             self._per_path.clear()
             self._seq = 0
             self._max_in_flight = self._in_flight
+        self._batch_store.reset_counters()
+
+    # -- files and batches -----------------------------------------------------------------
+
+    @property
+    def files_uploaded(self) -> int:
+        """Files stored through ``POST /v1/files``."""
+        return self._batch_store.files_uploaded
+
+    @property
+    def batches_created(self) -> int:
+        """Batches created through ``POST /v1/batches`` (including those that will fail)."""
+        return self._batch_store.batches_created
+
+    @property
+    def batch_lines_answered(self) -> int:
+        """Batch lines finished so far, answered or failed (not counted in ``chat_count``)."""
+        return self._batch_store.answered()
+
+    @property
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch object as ``GET /v1/batches/{id}`` would return it now, oldest first."""
+        return self._batch_store.batches()
+
+    @property
+    def batch_custom_ids(self) -> dict[str, list[str]]:
+        """Batch id -> the custom_ids of its input file, in file order."""
+        return self._batch_store.custom_ids()
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """Every stored file object (uploads and batch outputs), oldest first."""
+        return self._batch_store.files()
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """One batch object as of now (KeyError if unknown)."""
+        return self._batch_store.batch(batch_id)
+
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of a stored file (KeyError if unknown)."""
+        return self._batch_store.file_content(file_id)
+
+    def complete_batch(self, batch_id: str) -> dict[str, Any]:
+        """Finish every line of a running batch now (``completed``); returns the batch object."""
+        return self._batch_store.complete(batch_id)
+
+    def expire_batch(self, batch_id: str) -> dict[str, Any]:
+        """End a running batch as ``expired`` now, keeping the lines finished so far."""
+        return self._batch_store.expire(batch_id)
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        """Cancel a running batch, as ``POST /v1/batches/{id}/cancel`` does.
+
+        The three controls raise RequestError for an unknown id (404); cancel also for a batch
+        already cancelling or ended (409), while complete/expire leave an ended batch as it is.
+        """
+        return self._batch_store.cancel(batch_id)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> bool:
         """Block until at least ``count`` requests were received; False on timeout."""
@@ -934,11 +1030,12 @@ class StubServer:
         body: Any,
         keep_alive: bool,
         extra_headers: Sequence[tuple[str, str]] = (),
+        content_type: str = "application/json",
     ) -> None:
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         head = [
             f"HTTP/1.1 {code} {_phrase_of(code)}",
-            "content-type: application/json",
+            f"content-type: {content_type}",
             f"content-length: {len(payload)}",
             f"connection: {'keep-alive' if keep_alive else 'close'}",
             *(f"{name}: {value}" for name, value in extra_headers),
@@ -1055,6 +1152,33 @@ class StubServer:
                     payload = payload[: max(1, len(payload) // 2)]
                 await self._write(writer, 200, payload, keep_alive, [("x-request-id", request_id)])
                 return keep_alive
+            if self._batch_store.handles(path):
+                if fault is not None and fault.kind == "latency":
+                    await asyncio.sleep(fault.seconds)
+                if fault is not None and fault.kind == "status":
+                    await self._send_error(writer, fault, keep_alive, request_id)
+                    return keep_alive
+                try:
+                    code, payload, content_type = self._batch_store.handle(
+                        method, target, headers, body
+                    )
+                except RequestError as exc:
+                    await self._send_error(writer, exc.fault, keep_alive, request_id)
+                    return keep_alive
+                except Exception:
+                    await self._send_error(writer, self._internal_error(), keep_alive, request_id)
+                    return keep_alive
+                if fault is not None and fault.kind == "malformed":
+                    payload = payload[: max(1, len(payload) // 2)]
+                await self._write(
+                    writer,
+                    code,
+                    payload,
+                    keep_alive,
+                    [("x-request-id", request_id)],
+                    content_type=content_type,
+                )
+                return keep_alive
             await self._send_error(
                 writer,
                 status(404, message=f"Unknown path {path}", code="unknown_url", param=None),
@@ -1084,9 +1208,12 @@ class StubServer:
         await self._write(writer, fault.http_status, fault.error_body(), keep_alive, headers)
 
     def _internal_error(self) -> Fault:
-        with self._lock:
-            self._errors.append(traceback.format_exc())
+        self._record_error(traceback.format_exc())
         return status(500, message="stub server: responder or fault predicate raised")
+
+    def _record_error(self, text: str) -> None:
+        with self._lock:
+            self._errors.append(text)
 
     def _remember(
         self,
@@ -1109,6 +1236,14 @@ class StubServer:
                 )
 
 
+def _line_fault_rule(spec: str) -> Rule:
+    """``STATUS:SUBSTRING`` (``--batch-line-fault``) as a rule for batch lines."""
+    code, sep, text = spec.partition(":")
+    if not sep or not code.strip().isdigit():
+        raise argparse.ArgumentTypeError("expected STATUS:SUBSTRING, e.g. 500:boom")
+    return Rule(status(int(code)), contains=text)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve in the foreground until interrupted (for benchmarks in a separate process)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -1118,6 +1253,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", action="append", help="model id to list (repeatable)")
     parser.add_argument("--ignore-n", action="store_true", help="answer one choice whatever n is")
     parser.add_argument("--no-record", action="store_true", help="keep counters only")
+    batch = parser.add_argument_group("Batch API")
+    batch.add_argument(
+        "--batch-seconds", type=float, default=1.0, help="seconds from creation to completed"
+    )
+    batch.add_argument(
+        "--batch-cancel-seconds", type=float, default=None, help="seconds spent cancelling"
+    )
+    batch.add_argument(
+        "--batch-no-progress",
+        action="store_true",
+        help="finish all lines at the end of in_progress instead of one after another",
+    )
+    batch.add_argument(
+        "--batch-expire",
+        type=int,
+        action="append",
+        metavar="N",
+        help="the Nth created batch expires (repeatable)",
+    )
+    batch.add_argument(
+        "--batch-expire-fraction",
+        type=float,
+        default=0.5,
+        help="share of an expiring batch's lines finished before it expires",
+    )
+    batch.add_argument(
+        "--batch-line-fault",
+        type=_line_fault_rule,
+        action="append",
+        metavar="STATUS:SUBSTRING",
+        help="batch lines whose last user message contains SUBSTRING fail with STATUS",
+    )
     args = parser.parse_args(argv)
     server = StubServer(
         latency=args.latency,
@@ -1126,6 +1293,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         record=not args.no_record,
         host=args.host,
         port=args.port,
+        batch_seconds=args.batch_seconds,
+        batch_cancel_seconds=args.batch_cancel_seconds,
+        batch_progress=not args.batch_no_progress,
+        batch_expire=args.batch_expire,
+        batch_expire_fraction=args.batch_expire_fraction,
+        batch_line_faults=FaultPlan(args.batch_line_fault) if args.batch_line_fault else None,
     )
     with server:
         print(server.base_url, flush=True)
@@ -1134,7 +1307,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         except KeyboardInterrupt:
             pass
         print(f"served {server.count} requests, max in flight {server.max_in_flight}", flush=True)
+        if server.batches_created:
+            print(
+                f"{server.batches_created} batches, {server.batch_lines_answered} batch lines",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
-    main()
+    # Run the canonical module, not this ``__main__`` copy: tests.support.stub_batches imports
+    # tests.support.stub_openai, and both must share one set of classes.
+    from tests.support.stub_openai import main as _main
+
+    _main()
