@@ -63,6 +63,8 @@ MAX_ROUNDS = 3
 #: Bodies that arrive within this many seconds of each other go in the same batch.
 GATHER_SECONDS = 0.25
 ENDPOINT = "/v1/chat/completions"
+#: Seconds allowed for uploading or downloading one batch file.
+FILE_TIMEOUT = 900.0
 
 
 class BatchClient(Protocol):
@@ -98,7 +100,10 @@ class OpenAIBatchClient:
 
     async def upload(self, filename: str, data: bytes) -> str:
         """Upload with purpose ``batch``."""
-        obj = await self.client.files.create(file=(filename, data), purpose="batch")
+        # A 190 MB file takes longer than one chat answer: the run's --timeout is not for it.
+        obj = await self.client.files.create(
+            file=(filename, data), purpose="batch", timeout=FILE_TIMEOUT
+        )
         return str(obj.id)
 
     async def create(self, input_file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
@@ -127,7 +132,7 @@ class OpenAIBatchClient:
 
     async def content(self, file_id: str) -> bytes:
         """The file's raw bytes."""
-        response = await self.client.files.content(file_id)
+        response = await self.client.files.content(file_id, timeout=FILE_TIMEOUT)
         return bytes(response.content)
 
 
