@@ -53,6 +53,7 @@ from sua_audit.scoring import (
     divergence,
     entropy,
     extract_answer,
+    normalize_answer,
     normalize_logprobs,
     score_distributions,
     score_samples,
@@ -71,9 +72,31 @@ SCORE_FIELDS = ROW_SCORES
 
 
 def requests_per_item(item_task: str, config: AuditConfig) -> int:
-    """Model requests one item needs (for the progress total)."""
+    """Model requests one item needs at most (for the progress total); with adaptive
+    sampling a QA variant whose first round settles skips its second request."""
     per_variant = 1 if item_task != "qa" else 1 + (config.samples > 0)
+    if item_task == "qa" and first_round(config) < config.samples:
+        per_variant += 1
     return (config.k + 1) * per_variant
+
+
+def first_round(config: AuditConfig) -> int:
+    """QA samples drawn for every variant: all ``k``, or with ``adaptive_samples`` the first
+    ``ceil(k/2)`` (the rest only for variants they do not settle, see :func:`settled`).
+    Below k = 3 there is nothing to save: all k."""
+    k = config.samples
+    if not config.adaptive_samples or k < 3:
+        return k
+    return math.ceil(k / 2)
+
+
+def settled(greedy: str, samples: Sequence[str]) -> bool:
+    """The adaptive-sampling stop rule: a variant's answers are settled when the greedy answer
+    and every sample of the first round are the same answer after normalisation (exact
+    match, so the same cluster under any meaning equivalence too). More samples could still
+    find a rarer answer; the benchmark in docs/benchmarks.md measures what stopping costs."""
+    key = normalize_answer(extract_answer(greedy))
+    return all(normalize_answer(extract_answer(t)) == key for t in samples)
 
 
 @dataclass
@@ -110,6 +133,53 @@ class _Totals:
         for v in row["variants"]:
             if v.get("path"):
                 self.paths[v["path"]] += 1
+
+
+@dataclass
+class _Sampling:
+    """How many QA samples adaptive sampling drew, against all ``k`` for every variant."""
+
+    variants: int = 0
+    settled: int = 0
+    samples_drawn: int = 0
+    samples_full: int = 0
+
+    def add(
+        self,
+        plans: Sequence[tuple[Item, Sequence[Variant], int, int]],
+        results: Sequence[Completion | RequestFailed],
+        config: AuditConfig,
+    ) -> None:
+        first = first_round(config)
+        for item, _, start, n in plans:
+            if item.task != "qa":
+                continue
+            for at in range(start + 1, start + n, 2):
+                answer = results[at]
+                if isinstance(answer, RequestFailed):
+                    continue
+                drawn = len(_texts(answer))
+                self.variants += 1
+                self.settled += drawn <= first
+                self.samples_drawn += drawn
+                self.samples_full += config.samples
+
+    def record(self, config: AuditConfig) -> dict[str, Any] | None:
+        """The summary block (``None`` when every variant got all k samples)."""
+        if first_round(config) >= config.samples:
+            return None
+        return {
+            "rule": "adaptive",
+            "first_round": first_round(config),
+            "k": config.samples,
+            "variants": self.variants,
+            "settled_after_first_round": self.settled,
+            "samples_drawn": self.samples_drawn,
+            "samples_full": self.samples_full,
+            "samples_saved_share": (
+                1 - self.samples_drawn / self.samples_full if self.samples_full else None
+            ),
+        }
 
 
 @dataclass
@@ -150,6 +220,9 @@ class AuditOutcome:
     robust: list[bool | None] = field(default_factory=list)
     failed: list[bool] = field(default_factory=list)
     totals: _Totals = field(default_factory=_Totals)
+    sampling: _Sampling = field(default_factory=lambda: _Sampling())
+    sampling_record: dict[str, Any] | None = None
+    """Adaptive sampling's counts for the summary (``None`` when it was off)."""
     _spool: IO[str] | None = None
 
     def add(self, row: dict[str, Any]) -> None:
@@ -253,7 +326,7 @@ def _item_requests(
             requests.append(CompletionRequest(messages, greedy))
             if config.samples > 0:
                 requests.append(
-                    CompletionRequest(messages, sampling, sample_index=1, n=config.samples)
+                    CompletionRequest(messages, sampling, sample_index=1, n=first_round(config))
                 )
     else:
         choices, _ = tasks.choice_table(item.labels or ())
@@ -591,6 +664,9 @@ async def run_audit(
                 plans.append((item, variants, len(requests), len(item_requests)))
                 requests.extend(item_requests)
             results = await generator.generate_many(requests)
+            if first_round(config) < config.samples:
+                results = await _second_round(generator, plans, requests, results, config)
+                outcome.sampling.add(plans, results, config)
             answered = [
                 (item, variants, results[start : start + n]) for item, variants, start, n in plans
             ]
@@ -602,6 +678,7 @@ async def run_audit(
                     done = [r for r in mine if isinstance(r, Completion)]
                     outcome.add(_score_item(item, variants, done, config, item_clusters))
         outcome.equivalence = _equivalence_summary(equivalence, info)
+        outcome.sampling_record = outcome.sampling.record(config)
         outcome.prompts = prompts.record()
         outcome.perturbation = (
             variant_set.perturbation_summary()
@@ -622,6 +699,63 @@ async def run_audit(
     decide(outcome, config)
     outcome.wall_seconds = time.perf_counter() - t0
     return outcome
+
+
+async def _second_round(
+    generator: Generator,
+    plans: Sequence[tuple[Item, Sequence[Variant], int, int]],
+    requests: Sequence[CompletionRequest],
+    results: list[Completion | RequestFailed],
+    config: AuditConfig,
+) -> list[Completion | RequestFailed]:
+    """Adaptive sampling's second round: the remaining ``k - first_round`` samples of every
+    QA variant whose first round is not :func:`settled`, asked in one batch and appended to
+    that variant's samples (answers ``first_round..k-1`` of the same seeded sequence)."""
+    first = first_round(config)
+    rest: list[tuple[int, CompletionRequest]] = []
+    skipped = 0
+    for item, _, start, n in plans:
+        if item.task != "qa":
+            continue
+        for at in range(start, start + n, 2):
+            greedy, sampled = results[at], results[at + 1]
+            if isinstance(greedy, RequestFailed) or isinstance(sampled, RequestFailed):
+                continue
+            if settled(greedy.text or "", _texts(sampled)):
+                skipped += 1
+                continue
+            base = requests[at + 1]
+            rest.append(
+                (
+                    at + 1,
+                    CompletionRequest(
+                        base.messages,
+                        base.params,
+                        sample_index=1 + first,
+                        n=config.samples - first,
+                    ),
+                )
+            )
+    # The progress total counted a second request for every QA variant.
+    if skipped:
+        generator.progress.advance(skipped)
+    answers = await generator.generate_many([r for _, r in rest]) if rest else []
+    merged = list(results)
+    for (at, _), more in zip(rest, answers, strict=True):
+        head = merged[at]
+        assert isinstance(head, Completion)
+        if isinstance(more, RequestFailed):
+            merged[at] = more
+            continue
+        merged[at] = Completion(
+            text=head.text,
+            texts=[*_texts(head), *_texts(more)],
+            prompt_tokens=head.prompt_tokens + more.prompt_tokens,
+            completion_tokens=head.completion_tokens + more.completion_tokens,
+            finish_reason=head.finish_reason,
+            path=head.path,
+        )
+    return merged
 
 
 async def _meaning_clusters(
@@ -874,4 +1008,5 @@ def summarize(outcome: AuditOutcome) -> dict[str, Any]:
         "perturbation": outcome.perturbation,
         "equivalence": outcome.equivalence,
         "ambiguity": collapse_summary(t.ambiguity) if t.ambiguity else None,
+        "sampling": outcome.sampling_record,
     }

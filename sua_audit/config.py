@@ -79,6 +79,11 @@ class AuditConfig(BaseModel):
         None, description="JSONL of attacked instructions (PromptBench schema)."
     )
     samples: int = Field(5, ge=1, le=64, description="Sampled answers per QA variant (k).")
+    adaptive_samples: bool = Field(
+        False,
+        description="QA: draw the first ceil(k/2) samples of each variant, and the rest only "
+        "when they or the greedy answer disagree (see docs/method.md).",
+    )
     temperature: float = Field(0.7, gt=0, le=2, description="Sampling temperature for QA.")
     max_tokens: int = Field(32, ge=1, le=1024, description="Longest QA answer, in tokens.")
     divergence: Literal["js", "kl", "tv"] = Field("js", description="D in S = mean D(p, p').")

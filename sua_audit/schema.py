@@ -280,6 +280,8 @@ class RecordedConfig(OpenRecord):
     perturbations: str | None = None
     temperature: Num = None
     samples: int | None = None
+    adaptive_samples: bool | None = None
+    batch: bool | None = None
     confident_threshold: Num = None
     lam: Num = None
     normalize: str | None = None
@@ -394,6 +396,19 @@ class AmbiguitySummary(OpenRecord):
     collapse_rate: Num = None
 
 
+class SamplingRecord(RunRecord):
+    """``results.sampling``: what adaptive QA sampling drew (absent when it was off)."""
+
+    rule: str | None = None
+    first_round: int | None = None
+    k: int | None = None
+    variants: int | None = None
+    settled_after_first_round: int | None = None
+    samples_drawn: int | None = None
+    samples_full: int | None = None
+    samples_saved_share: Num = None
+
+
 class RunResults(RunRecord):
     """``summary.json`` ``results``: counts, accuracy, abstention, mean scores, diagnostics."""
 
@@ -420,6 +435,7 @@ class RunResults(RunRecord):
     perturbation: PerturbationRecord | None = None
     equivalence: EquivalenceRecord | None = None
     ambiguity: AmbiguitySummary | None = None
+    sampling: SamplingRecord | None = None
 
     v1_required = (
         "items",

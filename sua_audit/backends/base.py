@@ -87,6 +87,18 @@ class CompletionRequest:
     n: int = 1
     """Answers wanted (generation), or samples for the sampling fallback (choice scoring)."""
 
+    @property
+    def sample_offset(self) -> int:
+        """Index of this request's first sampled answer among all of its prompt's samples.
+
+        Sampled answers are requested with ``sample_index = 1`` (the greedy answer has 0), so
+        the offset is 0 for them; a later round of samples for the same prompt starts at
+        ``sample_index = 1 + offset``. Backends that draw answers one seed at a time draw answer
+        ``i`` with :func:`sample_seed` ``(seed, offset + i)``, so a later round continues the
+        first one's sequence instead of repeating it.
+        """
+        return max(0, self.sample_index - 1)
+
     def payload(self) -> dict[str, Any]:
         """Everything about the request that can change the answer, as plain JSON data."""
         out: dict[str, Any] = {

@@ -436,7 +436,11 @@ class HFBackend(Backend):
             for i in range(max(1, req.n)):
                 owners.append(r_i)
                 draws.append(
-                    (req.params.temperature, req.params.top_p, sample_seed(req.params.seed, i))
+                    (
+                        req.params.temperature,
+                        req.params.top_p,
+                        sample_seed(req.params.seed, req.sample_offset + i),
+                    )
                 )
         width = max(len(p) for p in prompts)
         ids = torch.full((len(owners), width), self._pad_id, dtype=torch.long)

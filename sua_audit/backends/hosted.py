@@ -335,7 +335,9 @@ class HostedBackend(Backend):
         if p.top_p < 1.0:
             body["top_p"] = p.top_p
         if p.seed is not None:
-            body["seed"] = p.seed
+            # A later round of samples (offset > 0) must not repeat the first round's draws.
+            offset = request.sample_offset
+            body["seed"] = sample_seed(p.seed, offset) if offset else p.seed
         body.update(overrides)
         return body
 
@@ -443,9 +445,11 @@ class HostedBackend(Backend):
         if n == 1:
             resp = await self._call(self._body(request))
             return self._answers(resp, (resp.get("choices") or [])[:1], path="single", n=1)
-        seed = request.params.seed
+        seed, offset = request.params.seed, request.sample_offset
         calls = [
-            asyncio.ensure_future(self._call(self._body(request, seed=sample_seed(seed, i))))
+            asyncio.ensure_future(
+                self._call(self._body(request, seed=sample_seed(seed, offset + i)))
+            )
             for i in range(n)
         ]
         try:

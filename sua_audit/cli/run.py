@@ -112,6 +112,14 @@ def run(
         float | None, typer.Option(help=EQUIVALENCE_THRESHOLD_HELP)
     ] = None,
     samples: Annotated[int, typer.Option(help="Sampled answers per QA variant.")] = 5,
+    adaptive_samples: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive-samples",
+            help="QA: draw the first ceil(k/2) samples of each variant and the rest only when "
+            "they or the greedy answer disagree (fewer requests; see docs/method.md).",
+        ),
+    ] = False,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (QA).")] = 0.7,
     max_tokens: Annotated[int, typer.Option(help="Longest QA answer, in tokens.")] = 32,
     divergence: Annotated[
@@ -301,6 +309,7 @@ def run(
         equivalence_model=equivalence_model,
         equivalence_threshold=equivalence_threshold,
         samples=samples,
+        adaptive_samples=adaptive_samples,
         temperature=temperature,
         max_tokens=max_tokens,
         divergence=divergence,

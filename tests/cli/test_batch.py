@@ -23,7 +23,7 @@ from tests.support.cli import REPO
 from tests.support.stub_openai import StubServer
 
 MODEL = "openai/stub-model"
-SCORES = ("s", "h", "sua", "correct", "prediction")
+SCORES = ("sensitivity", "entropy", "sua", "correct", "prediction")
 
 
 def args(server: StubServer, out: Path, cache: Path, *extra: str) -> list[str]:
