@@ -409,10 +409,17 @@ class BatchQueue:
         try:
             await self._follow(job_id)
         except RequestFailed as failure:
-            # The provider would not answer about this job: its lines fail (and are retried
-            # like any failed call); the job stays in the ledger for a later run to resume.
-            for key in self._waiting_in(job_id):
-                self._fail(self._lines[key], failure)
+            waiting = self._waiting_in(job_id)
+            if failure.kind == "not_found":
+                # The provider no longer has the batch or its files (they expire): nothing
+                # to resume, so its unanswered lines go in a new batch.
+                self.ledger.update_job(job_id, self._now(), status="abandoned")
+                await self._resend(waiting, f"job {job_id} is gone at the provider ({failure})")
+            else:
+                # The provider would not answer about this job: its lines fail (and are
+                # retried like any failed call); the job stays in the ledger to resume later.
+                for key in waiting:
+                    self._fail(self._lines[key], failure)
         finally:
             self._watchers.pop(job_id, None)
 
@@ -509,23 +516,23 @@ class BatchQueue:
                 )
             return
         again += missing
+        await self._resend(again, f"batch {batch.get('id')} ended {status}")
+
+    async def _resend(self, keys: list[str], why: str) -> None:
+        """Submit lines again in new batches, each at most :data:`MAX_ROUNDS` times."""
         resend = []
-        for key in again:
+        for key in keys:
             line = self._lines[key]
             line.rounds += 1
             if line.rounds > MAX_ROUNDS:
                 self._fail(
                     line,
-                    RequestFailed(
-                        "timeout", f"its batch ended {status} {line.rounds} times unanswered"
-                    ),
+                    RequestFailed("timeout", f"unanswered after {line.rounds} batches ({why})"),
                 )
             else:
                 resend.append(key)
         if resend:
-            self.note(
-                f"batch {batch.get('id')}: {status}; sending its {len(resend)} unanswered requests again"
-            )
+            self.note(f"{why}; sending its {len(resend)} unanswered requests again")
             for part in self._split(resend):
                 await self._submit(part)
 

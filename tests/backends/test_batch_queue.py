@@ -318,3 +318,31 @@ def test_a_batch_that_failed_validation_fails_its_lines_with_the_reason(store) -
 
 def _input(provider: Provider, batch: int) -> list[str]:
     return provider.files[provider.batches[f"batch_{batch}"]["input_file_id"]].decode().splitlines()
+
+
+def test_a_job_the_provider_no_longer_has_is_sent_again_instead_of_failing(store) -> None:
+    provider = Provider()
+    provider.polls_to_end = 10**9
+
+    async def first_run() -> None:
+        q = queue(provider, store)
+        task = asyncio.ensure_future(send_all(q, ["a"]))
+        while provider.reads < 1:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await q.aclose()
+
+    asyncio.run(first_run())
+    provider.batches.clear()  # the provider dropped the batch (and so its results)
+    provider.polls_to_end = 1
+
+    async def gone(batch_id: str) -> dict[str, Any]:
+        if batch_id not in provider.batches:
+            raise RequestFailed("not_found", "HTTP 404: No batch found")
+        return await Provider.retrieve(provider, batch_id)
+
+    provider.retrieve = gone  # type: ignore[method-assign]
+    q = queue(provider, store)
+    assert contents(asyncio.run(send_all(q, ["a"]))) == ["echo a"]
+    assert provider.uploads == 2
+    assert [j["status"] for j in BatchLedger(store).jobs()] == ["abandoned", "completed"]
