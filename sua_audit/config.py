@@ -112,8 +112,14 @@ class AuditConfig(BaseModel):
     device: str = Field("auto", description="Local model device: auto, cpu, cuda, cuda:N.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     cache_mode: Literal["use", "refresh", "off"] = "use"
-    base_url: str | None = Field(None, description="OpenAI-compatible server URL.")
-    concurrency: int = Field(16, ge=1, le=1024, description="Hosted requests in flight (max).")
+    base_url: str | list[str] | None = Field(
+        None,
+        description="OpenAI-compatible server URL; several (a list, or comma-separated) are "
+        "replicas of one model that requests are spread over.",
+    )
+    concurrency: int = Field(
+        16, ge=1, le=1024, description="Hosted requests in flight (max), on each replica."
+    )
     timeout: float = Field(60.0, gt=0, le=3600, description="Seconds per hosted request.")
     max_attempts: int = Field(6, ge=1, le=50, description="Attempts per hosted request.")
     max_retry_wait: float = Field(
@@ -182,15 +188,32 @@ class AuditConfig(BaseModel):
             raise ValueError(problem)
         return value
 
-    @field_validator("base_url")
+    @field_validator("base_url", mode="before")
     @classmethod
-    def _server_url(cls, value: str | None) -> str | None:
-        from sua_audit.backends import base_url_problem
+    def _server_url(cls, value: Any) -> str | list[str] | None:
+        from sua_audit.backends import base_url_problem, split_base_urls
 
-        problem = base_url_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+        if value is None:
+            return None
+        if not isinstance(value, str) and not (
+            isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        ):
+            raise ValueError(f"{value!r} is not a server URL or a list of them")
+        urls = split_base_urls(value)
+        for url in urls:
+            problem = base_url_problem(url)
+            if problem is not None:
+                raise ValueError(problem)
+        seen = [url.rstrip("/") for url in urls]
+        for i, url in enumerate(seen):
+            if url in seen[:i]:
+                from sua_audit.backends.openai_backend import public_url
+
+                raise ValueError(f"{public_url(url)} is given twice; name each replica once")
+        # One URL stays a string: a single-server run records (and keys) what it always did.
+        if not urls:
+            return None
+        return urls[0] if len(urls) == 1 else urls
 
     @property
     def plan(self) -> Plan:
@@ -232,6 +255,16 @@ class AuditConfig(BaseModel):
             raise ValueError(
                 "--equivalence-threshold applies to --equivalence embedding or judge; exact "
                 "match has none"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_batch_endpoint(self) -> AuditConfig:
+        if self.batch and isinstance(self.base_url, list):
+            raise ValueError(
+                "--batch sends a run's batches to one provider endpoint; it cannot spread them "
+                f"over {len(self.base_url)} --base-url replicas. Give one --base-url, or drop "
+                "--batch"
             )
         return self
 

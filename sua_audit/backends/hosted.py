@@ -37,7 +37,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sua_audit.backends.base import (
     Backend,
@@ -47,6 +47,9 @@ from sua_audit.backends.base import (
     sample_seed,
 )
 from sua_audit.errors import ConfigError, RequestFailed
+
+if TYPE_CHECKING:
+    from sua_audit.backends.endpoints import Endpoint, EndpointPool
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +75,14 @@ class AdaptiveLimit:
     one, up to ``ceiling``.
     """
 
-    def __init__(self, ceiling: int, *, max_pause: float = math.inf) -> None:
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        max_pause: float = math.inf,
+        cond: asyncio.Condition | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ceiling = max(1, ceiling)
         self.max_pause = max_pause
         self.limit = self.ceiling
@@ -81,12 +91,39 @@ class AdaptiveLimit:
         self.throttles = 0
         self._successes = 0
         self._resume_at = 0.0
-        self._cond = asyncio.Condition()
+        # Several replicas' limits share their pool's condition (see .endpoints), so that a
+        # release on any of them wakes requests waiting for room on any.
+        self._cond = cond if cond is not None else asyncio.Condition()
+        self._clock = clock
+
+    @property
+    def resume_at(self) -> float:
+        """When a Retry-After pause ends (on ``clock``; 0: no pause)."""
+        return self._resume_at
+
+    def has_room(self, now: float) -> bool:
+        """Another attempt may start now: not paused, fewer than ``limit`` in flight."""
+        return self._resume_at <= now and self.in_flight < self.limit
+
+    def take(self) -> None:
+        """Count one more attempt in flight (the caller holds the condition and checked
+        :meth:`has_room`)."""
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+
+    def give_back(self, *, ok: bool) -> None:
+        """One attempt ended (the caller holds the condition and notifies)."""
+        self.in_flight -= 1
+        if ok:
+            self._successes += 1
+            if self._successes >= self.limit and self.limit < self.ceiling:
+                self.limit += 1
+                self._successes = 0
 
     async def acquire(self) -> None:
         async with self._cond:
             while True:
-                wait = self._resume_at - time.monotonic()
+                wait = self._resume_at - self._clock()
                 if wait > 0:
                     self._cond.release()
                     try:
@@ -97,17 +134,11 @@ class AdaptiveLimit:
                 if self.in_flight < self.limit:
                     break
                 await self._cond.wait()
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
+            self.take()
 
     async def release(self, *, ok: bool) -> None:
         async with self._cond:
-            self.in_flight -= 1
-            if ok:
-                self._successes += 1
-                if self._successes >= self.limit and self.limit < self.ceiling:
-                    self.limit += 1
-                    self._successes = 0
+            self.give_back(ok=ok)
             self._cond.notify_all()
 
     async def throttle(self, retry_after: float | None) -> None:
@@ -116,7 +147,7 @@ class AdaptiveLimit:
             self.limit = max(1, self.limit // 2)
             self._successes = 0
             if retry_after and 0 < retry_after <= self.max_pause:
-                self._resume_at = max(self._resume_at, time.monotonic() + retry_after)
+                self._resume_at = max(self._resume_at, self._clock() + retry_after)
             self._cond.notify_all()
 
 
@@ -227,6 +258,10 @@ class HostedBackend(Backend):
         # server that ignores n costs one wasted call per run, not one per request in flight.
         self._n_probe = asyncio.Lock()
         self.capabilities = Capabilities(logprobs=True, top_logprobs=True, n=True, seed=True)
+        # Several replicas of the model (a backend given several server URLs sets this): each
+        # attempt goes to one of them, under that replica's own limit (see .endpoints).
+        self.endpoints: EndpointPool | None = None
+        self._endpoints_checked: asyncio.Future[None] | None = None
         self.batch = batch
         self.batch_poll = batch_poll
         self._batches: Any = None
@@ -255,6 +290,14 @@ class HostedBackend(Backend):
 
         The returned failure may carry ``retry_after`` (seconds) as an attribute.
         """
+
+    async def _send_via(self, client: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """One chat-completions call through one replica's client (:attr:`endpoints`)."""
+        raise NotImplementedError(f"{type(self).__name__} serves one endpoint")
+
+    async def _check_endpoints(self) -> None:
+        """Before the first call to several replicas: refuse them unless they serve the same
+        model (a :class:`~sua_audit.errors.SuaAuditError` that stops the run)."""
 
     def _batch_client(self) -> Any:
         """The provider's files and batches endpoints (:class:`.batch.BatchClient`)."""
@@ -295,20 +338,28 @@ class HostedBackend(Backend):
             await self._batches.aclose()
 
     def max_concurrency(self) -> int:
-        """The engine keeps this many requests open; the adaptive limit governs HTTP calls."""
-        return self.concurrency
+        """The engine keeps this many requests open; the adaptive limit governs HTTP calls.
+        With several replicas, ``concurrency`` on each."""
+        return self.concurrency * (len(self.endpoints) if self.endpoints is not None else 1)
 
     def describe(self) -> dict[str, Any]:
-        """Identity plus what the run learned about the server."""
+        """Identity plus what the run learned about the server (and, with several replicas,
+        each one's calls, failures and the times it was marked down)."""
+        pool = self.endpoints
         return {
             **super().describe(),
             "server_honours_n": self.honours_n,
             "server_returns_logprobs": self.returns_logprobs,
             "http_calls": self.calls,
             "retries": self.retries,
-            "rate_limit_slowdowns": self.limit.throttles,
-            "peak_in_flight": self.limit.peak,
+            "rate_limit_slowdowns": (
+                self.limit.throttles
+                if pool is None
+                else sum(e.limit.throttles for e in pool.endpoints)
+            ),
+            "peak_in_flight": self.limit.peak if pool is None else pool.peak,
             **({"batch": self._batches.describe()} if self._batches is not None else {}),
+            **({"endpoints": pool.describe()} if pool is not None else {}),
         }
 
     async def complete(self, request: CompletionRequest) -> Completion:
@@ -513,6 +564,11 @@ class HostedBackend(Backend):
                 self.max_attempts,
             )
 
+        if self.endpoints is not None:
+            await self._endpoints_ready()
+        # Replicas this call's attempts failed on (connection, timeout, 5xx): its retries go
+        # to the others while another healthy one exists.
+        avoid: set[str] = set()
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
@@ -524,7 +580,7 @@ class HostedBackend(Backend):
             ):
                 with attempt:
                     attempts += 1
-                    return await self._attempt(body)
+                    return await self._attempt(body, avoid)
         except RequestFailed as failure:
             failure.attempts = attempts
             raise
@@ -541,14 +597,36 @@ class HostedBackend(Backend):
     def _waits_too_long(self, failure: RequestFailed) -> bool:
         return failure.retry_after is not None and failure.retry_after > self.max_retry_wait
 
-    async def _attempt(self, body: dict[str, Any]) -> dict[str, Any]:
-        """One HTTP call under the adaptive limit; API errors become :class:`RequestFailed`."""
-        await self.limit.acquire()
+    async def _endpoints_ready(self) -> None:
+        """Check the replicas once, before the first call to any (callers arriving meanwhile
+        wait for the check, and all of them see its error)."""
+        checked = self._endpoints_checked
+        if checked is None or (
+            not checked.done() and checked.get_loop() is not asyncio.get_running_loop()
+        ):
+            self._endpoints_checked = checked = asyncio.ensure_future(self._check_endpoints())
+        await asyncio.shield(checked)
+
+    async def _attempt(self, body: dict[str, Any], avoid: set[str] | None = None) -> dict[str, Any]:
+        """One HTTP call under the adaptive limit (of the replica it is routed to, with several);
+        API errors become :class:`RequestFailed`."""
+        pool = self.endpoints
+        endpoint: Endpoint | None = None
+        probe = False
+        if pool is None:
+            limit = self.limit
+            await limit.acquire()
+        else:
+            endpoint, probe = await pool.acquire(avoid or ())
+            limit = endpoint.limit
         ok = False
+        failure: RequestFailed | None = None
         try:
             self.calls += 1
             if self._batches is not None:
                 resp = await self._batches.send(body)
+            elif endpoint is not None:
+                resp = await self._send_via(endpoint.client, body)
             else:
                 resp = await self._send(body)
             if not isinstance(resp, dict) or not isinstance(resp.get("choices"), list):
@@ -558,14 +636,22 @@ class HostedBackend(Backend):
         except RequestFailed as exc:
             failure = exc
         except Exception as exc:  # noqa: BLE001 - classified below or re-raised
-            classified = self._classify(exc)
-            if classified is None:
+            failure = self._classify(exc)
+            if failure is None:
                 raise
-            failure = classified
         finally:
-            await self.limit.release(ok=ok)
+            if pool is None or endpoint is None:
+                await limit.release(ok=ok)
+            else:
+                await pool.release(endpoint, probe=probe, ok=ok, failure=failure)
+        assert failure is not None  # the try block returned otherwise
         if failure.kind == "rate_limit":
-            await self.limit.throttle(failure.retry_after)
+            await limit.throttle(failure.retry_after)
+        if endpoint is not None and avoid is not None:
+            from sua_audit.backends.endpoints import HEALTH_KINDS
+
+            if failure.kind in HEALTH_KINDS:
+                avoid.add(endpoint.url)
         if failure.kind in RETRYABLE and self._waits_too_long(failure):
             # Waiting that long would stall the item (and, shared, the run): give up now.
             raise _too_long(failure, self.max_retry_wait)

@@ -1,20 +1,25 @@
 """OpenAI and any OpenAI-compatible server (vLLM, llama.cpp, Ollama), on the official SDK.
 
 ``--model gpt-4o`` or ``openai/gpt-4o``; ``--base-url URL`` (or ``SUA_AUDIT_BASE_URL``, or the
-SDK's own ``OPENAI_BASE_URL``) points it at another server. The key is read from
-``OPENAI_API_KEY`` only. Against api.openai.com a missing key is an error; a custom server that
+SDK's own ``OPENAI_BASE_URL``) points it at another server. ``--base-url`` given several times
+(or a comma-separated ``SUA_AUDIT_BASE_URL``) names replicas of one model: requests are spread
+over them and a replica that stops answering is left out for a while (:mod:`.endpoints`); they
+must all list the audited model in ``GET /models`` before the first request is sent. The key is
+read from ``OPENAI_API_KEY`` only. Against api.openai.com a missing key is an error; a custom server that
 needs no key gets a placeholder. The SDK's own retries are off: :mod:`.hosted` retries, so that
 it can slow the whole run down on rate limits and count every attempt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from sua_audit.backends.hosted import HostedBackend
-from sua_audit.errors import ConfigError, MissingDependencyError, RequestFailed
+from sua_audit.errors import BackendError, ConfigError, MissingDependencyError, RequestFailed
 
 OPENAI_URL = "https://api.openai.com/v1"
 KEY_ENV = "OPENAI_API_KEY"
@@ -26,20 +31,39 @@ NO_KEY = "no-key-needed"
 def resolve_base_url(base_url: str | None) -> str:
     """``--base-url``, else the first base-URL variable set (an empty one counts as unset),
     else OpenAI's; no trailing ``/``. A URL that is not ``http(s)://host[:port][/path]`` is a
-    one-line :class:`ConfigError` naming where it came from."""
-    from sua_audit.backends import base_url_problem
+    one-line :class:`ConfigError` naming where it came from. (The first of several: see
+    :func:`resolve_base_urls`.)"""
+    return resolve_base_urls(base_url)[0]
 
-    candidates: list[tuple[str, str | None]] = []
+
+def resolve_base_urls(base_url: str | Sequence[str] | None) -> list[str]:
+    """Every server URL, as :func:`resolve_base_url` finds one: ``--base-url`` (given once or
+    more; a value may hold several, comma-separated), else ``SUA_AUDIT_BASE_URL`` (the same),
+    else ``OPENAI_BASE_URL`` (the SDK's variable: one URL), else OpenAI's. A URL given twice is
+    a :class:`ConfigError`."""
+    from sua_audit.backends import base_url_problem, split_base_urls
+
+    candidates: list[tuple[str, list[str]]] = []
     if base_url is not None:
-        candidates.append(("--base-url", base_url))
-    candidates += [(name, os.environ.get(name) or None) for name in BASE_URL_ENVS]
-    for source, candidate in candidates:
-        if candidate is not None:
-            problem = base_url_problem(candidate)
+        candidates.append(("--base-url", split_base_urls(base_url)))
+    for name in BASE_URL_ENVS:
+        value = os.environ.get(name) or None
+        if value is not None:
+            urls = split_base_urls(value) if name == "SUA_AUDIT_BASE_URL" else [value]
+            candidates.append((name, urls or [value]))
+    for source, urls in candidates:
+        if not urls:
+            continue
+        for url in urls:
+            problem = base_url_problem(url)
             if problem is not None:
                 raise ConfigError(f"{source}: {problem}.")
-            return candidate.rstrip("/")
-    return OPENAI_URL
+        found = [url.rstrip("/") for url in urls]
+        twice = next((u for i, u in enumerate(found) if u in found[:i]), None)
+        if twice is not None:
+            raise ConfigError(f"{source}: {public_url(twice)} is given twice; name each once.")
+        return found
+    return [OPENAI_URL]
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -150,17 +174,25 @@ class OpenAIBackend(HostedBackend):
         self,
         model: str,
         *,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         **options: Any,
     ) -> None:
         try:
             import openai
         except ImportError as exc:
             raise MissingDependencyError("The OpenAI backend", "openai") from exc
-        self.base_url = resolve_base_url(base_url)
+        #: Every server URL (several: replicas of the model); ``base_url`` is the first.
+        self.base_urls = resolve_base_urls(base_url)
+        self.base_url = self.base_urls[0]
+        if len(self.base_urls) > 1 and options.get("batch"):
+            raise ConfigError(
+                "--batch sends a run's batches to one provider endpoint; it cannot spread "
+                f"them over {len(self.base_urls)} --base-url replicas. Give one --base-url, "
+                "or drop --batch."
+            )
         key = os.environ.get(KEY_ENV)
         if not key:
-            if self.base_url == OPENAI_URL:
+            if OPENAI_URL in self.base_urls:
                 raise ConfigError(
                     f"{KEY_ENV} is not set. Export it (export {KEY_ENV}=...) to audit "
                     f"{model} on api.openai.com; keys are read only from the environment."
@@ -168,13 +200,25 @@ class OpenAIBackend(HostedBackend):
             key = NO_KEY
         super().__init__(model, **options)
         self._openai = openai
-        self._client = openai.AsyncOpenAI(
-            api_key=key,
-            base_url=self.base_url,
-            timeout=self.timeout,
-            max_retries=0,
-            http_client=_http_client(openai, self.base_url, self.timeout),
-        )
+        clients = [
+            openai.AsyncOpenAI(
+                api_key=key,
+                base_url=url,
+                timeout=self.timeout,
+                max_retries=0,
+                http_client=_http_client(openai, url, self.timeout),
+            )
+            for url in self.base_urls
+        ]
+        self._client = clients[0]
+        if len(clients) > 1:
+            from sua_audit.backends.endpoints import EndpointPool
+
+            self.endpoints = EndpointPool(
+                [(public_url(url), c) for url, c in zip(self.base_urls, clients, strict=True)],
+                concurrency=self.concurrency,
+                max_pause=self.max_retry_wait,
+            )
 
     def _batch_client(self) -> Any:
         from sua_audit.backends.batch import OpenAIBatchClient
@@ -182,7 +226,18 @@ class OpenAIBackend(HostedBackend):
         return OpenAIBatchClient(self._client)
 
     def identity(self) -> dict[str, Any]:
-        """Provider, model and server: the same model name elsewhere is another model."""
+        """Provider, model and server: the same model name elsewhere is another model.
+
+        Several replicas are one model: the identity names their set (``base_urls``, the
+        public URLs sorted), so it does not depend on which replica answered a request, nor on
+        the order the URLs were given; another set of replicas is another cache identity. One
+        URL keeps the ``base_url`` identity it always had (cache keys of existing caches)."""
+        if len(self.base_urls) > 1:
+            return {
+                "provider": self.provider,
+                "model": self.model,
+                "base_urls": sorted(public_url(url) for url in self.base_urls),
+            }
         return {
             "provider": self.provider,
             "model": self.model,
@@ -190,13 +245,58 @@ class OpenAIBackend(HostedBackend):
         }
 
     async def _send(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._send_via(self._client, body)
+
+    async def _send_via(self, client: Any, body: dict[str, Any]) -> dict[str, Any]:
         # The raw JSON body, not a pydantic ChatCompletion: validating and dumping a typed model
         # cost about a third of our CPU per request, which capped throughput at high concurrency.
         # The hosted parser reads plain dicts defensively either way.
-        data = await self._client.post("/chat/completions", body=body, cast_to=dict)
+        data = await client.post("/chat/completions", body=body, cast_to=dict)
         if not isinstance(data, dict):
             raise ValueError("the response body is not a JSON object")
         return data
+
+    async def _check_endpoints(self) -> None:
+        """Every replica must list the audited model in ``GET /models``: one that lists other
+        models is a :class:`ConfigError` (exit 2), one that does not answer a
+        :class:`BackendError` (exit 3), each naming the replica (the first in the order given)."""
+        if self.endpoints is None:
+            return
+        endpoints = self.endpoints.endpoints
+        found = await asyncio.gather(
+            *(self._listed_models(e.client) for e in endpoints), return_exceptions=True
+        )
+        for endpoint, listed in zip(endpoints, found, strict=True):
+            if isinstance(listed, BaseException):
+                if not isinstance(listed, Exception):
+                    raise listed
+                failure = self._classify(listed)
+                if failure is None:
+                    raise listed
+                raise BackendError(
+                    f"--base-url {endpoint.url} did not answer GET /models ({failure.kind}: "
+                    f"{failure}); every replica must answer before the run starts. Start it, "
+                    "or leave that --base-url out."
+                )
+        for endpoint, listed in zip(endpoints, found, strict=True):
+            assert isinstance(listed, list)
+            if self.model not in listed:
+                shown = ", ".join(repr(m) for m in listed[:5]) or "none"
+                more = f" and {len(listed) - 5} more" if len(listed) > 5 else ""
+                raise ConfigError(
+                    f"--base-url {endpoint.url} does not serve model {self.model!r} (it lists "
+                    f"{shown}{more}); every replica must serve the audited model. Fix that "
+                    "server, or leave that --base-url out."
+                )
+
+    async def _listed_models(self, client: Any) -> list[str]:
+        """The model ids one server lists (``GET /models``); a body without a ``data`` list
+        is a malformed answer."""
+        data = await client.get("/models", cast_to=dict)
+        entries = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError("the /models answer has no 'data' list")
+        return [str(e.get("id")) for e in entries if isinstance(e, dict) and e.get("id")]
 
     def _classify(self, exc: BaseException) -> RequestFailed | None:
         return classify_sdk_error(self._openai, exc, self.timeout)
@@ -204,4 +304,8 @@ class OpenAIBackend(HostedBackend):
     async def aclose(self) -> None:
         """Stop polling batches (they go on at the provider) and close the connection pool."""
         await super().aclose()
-        await self._client.close()
+        if self.endpoints is not None:
+            for endpoint in self.endpoints.endpoints:
+                await endpoint.client.close()
+        else:
+            await self._client.close()

@@ -187,13 +187,19 @@ def run(
     device: Annotated[str, typer.Option(help="Local model device: auto, cpu, cuda.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, bfloat16, float16 or float32.")] = "auto",
     base_url: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             envvar="SUA_AUDIT_BASE_URL",
-            help="OpenAI-compatible server (vLLM, llama.cpp, Ollama), e.g. http://host:8000/v1.",
+            help="OpenAI-compatible server (vLLM, llama.cpp, Ollama), e.g. http://host:8000/v1. "
+            "Give it again for each replica of the same model (data-parallel servers; the "
+            "variable takes them comma-separated): requests are spread over them, a replica "
+            "that fails 3 times in a row is left out for a while, and every replica must list "
+            "the model in GET /models before the run starts.",
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option(help="Hosted requests in flight, at most.")] = 16,
+    concurrency: Annotated[
+        int, typer.Option(help="Hosted requests in flight, at most (on each --base-url).")
+    ] = 16,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for one hosted answer.")] = 60.0,
     max_attempts: Annotated[
         int, typer.Option(help="Attempts per hosted request (429, 5xx, timeouts are retried).")
