@@ -116,6 +116,26 @@ def test_seeded_sampling_ignores_batch_company(tiny_dir: Path) -> None:
     assert alone.completion_tokens <= 12
 
 
+def test_a_later_round_of_samples_continues_the_seeded_sequence(tiny_dir: Path) -> None:
+    """Adaptive sampling's second round (sample_index = 1 + m, n = k - m) draws answers m..k-1
+    of the sequence a single request for all k would draw."""
+    backend = hf_backend(tiny_dir, batch_size=8)
+    params = GenerationParams(temperature=1.0, max_tokens=8, seed=3)
+    msgs = _msgs("tell me something")
+
+    async def go():
+        full = await backend.complete(CompletionRequest(msgs, params, sample_index=1, n=5))
+        head = await backend.complete(CompletionRequest(msgs, params, sample_index=1, n=3))
+        tail = await backend.complete(CompletionRequest(msgs, params, sample_index=4, n=2))
+        await backend.aclose()
+        return full, head, tail
+
+    full, head, tail = asyncio.run(go())
+    assert full.texts is not None and head.texts is not None and tail.texts is not None
+    assert [*head.texts, *tail.texts] == full.texts
+    assert len(set(full.texts)) > 1  # the draws differ, so the equality says something
+
+
 def test_greedy_matches_generate(tiny_dir: Path) -> None:
     backend = hf_backend(tiny_dir)
     req = CompletionRequest(_msgs("hello there"), GenerationParams(0.0, 8, None))
