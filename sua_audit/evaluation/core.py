@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,10 @@ from sua_audit.evaluation.bootstrap import (
     DEFAULT_BOOTSTRAP,
     effective_resamples,
     estimate,
-    per_resample,
-    resample_indices,
+    iter_resample_indices,
+    resample_counts,
+    row_chunks,
+    sorted_resamples,
 )
 from sua_audit.evaluation.correctness import Grader
 from sua_audit.evaluation.splits import make_split
@@ -305,20 +308,77 @@ def _row_mean(values: np.ndarray) -> np.ndarray:
     return values.mean(axis=1)
 
 
+#: Keys of the per-resample values :func:`resampled_values` returns besides the metrics.
+ACCURACY, ROBUST_ACCURACY, ECE = "accuracy", "robust_accuracy", "ece"
+
+
+def resampled_values(
+    scores: dict[str, np.ndarray],
+    fail: dict[str, np.ndarray],
+    correct: np.ndarray,
+    robust: np.ndarray,
+    conf: np.ndarray,
+    blocks: Iterable[np.ndarray],
+) -> dict[Any, np.ndarray]:
+    """Every bootstrap value of the evaluation in one pass over the resamples.
+
+    Keys: ``(label, score, metric)`` for the five metrics, and :data:`ACCURACY`,
+    :data:`ROBUST_ACCURACY`, :data:`ECE`. ``blocks`` are the resampled test indices
+    (:func:`~.bootstrap.iter_resample_indices`), each worked through in row chunks
+    (:func:`~.bootstrap.row_chunks`), so memory is bounded whatever the run's size.
+
+    Each score is sorted once; a resample in that order is its items repeated by their draw
+    counts (:func:`~.bootstrap.sorted_resamples`), so no resample is sorted. The metrics
+    depend only on the tie groups, so every value equals that of the metric applied to the
+    resample itself (:mod:`.metrics`), to the last bit (a test checks it).
+    """
+    n = correct.size
+    k80 = M.coverage_count(n, 0.8) if n else 1
+    orders = {name: np.argsort(v, kind="stable") for name, v in scores.items()}
+    parts: dict[Any, list[np.ndarray]] = {}
+
+    def add(key: Any, values: np.ndarray) -> None:
+        parts.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
+
+    for block in blocks:
+        for chunk in row_chunks(block):
+            add(ACCURACY, _row_mean(correct[chunk]))
+            add(ROBUST_ACCURACY, _row_mean(robust[chunk]))
+            if not n:
+                continue
+            add(ECE, np.atleast_1d(M.ece(conf[chunk], correct[chunk])))
+            counts = resample_counts(chunk, n)
+            for name, order in orders.items():
+                flat = sorted_resamples(order, counts)
+                starts, ends = M.group_masks(scores[name][flat])
+                first, last = M.group_bounds(starts, ends)
+                down_ends = starts[:, ::-1]
+                for label, f in fail.items():
+                    ff = f[flat]
+                    cum = M.cumulative_errors_sorted(ff, starts, first, last, ends)
+                    aurc = M.aurc_from(cum)
+                    add((label, name, "auroc"), M.auroc_sorted(ff, first, last))
+                    add((label, name, "auprc"), M.auprc_descending(ff[:, ::-1], down_ends))
+                    add((label, name, "prr"), M.prr_from(aurc, ff))
+                    add((label, name, "aurc"), aurc)
+                    add((label, name, "selective_accuracy_at_80"), 1.0 - M.risk_at(cum, k80))
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
 def _metric_block(
-    scores: np.ndarray, fail: np.ndarray, idx: list[np.ndarray]
+    scores: np.ndarray, fail: np.ndarray, resampled: dict[str, np.ndarray], n_resamples: int
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The five metrics with CIs; also the AUROC resamples (for paired comparisons)."""
+    """The five metrics with CIs from their bootstrap values (``resampled``, by metric); also
+    the AUROC resamples (for paired comparisons)."""
     one_class = fail.min() == fail.max() if fail.size else True
     reason = (
         "only one class (all right or all wrong) among these items" if fail.size else "no items"
     )
-    n_resamples = sum(len(b) for b in idx)
 
-    def resampled(fn: Any) -> np.ndarray | None:
-        return per_resample(fn, idx, scores, fail) if fail.size else None
+    def values(metric: str) -> np.ndarray | None:
+        return resampled[metric] if fail.size else None
 
-    auroc_b = resampled(M.auroc)
+    auroc_b = values("auroc")
     if auroc_b is None:
         auroc_b = np.full(n_resamples, np.nan)
     out: dict[str, Any] = {}
@@ -327,22 +387,22 @@ def _metric_block(
     )
     out["auprc"] = estimate(
         None if one_class else _sklearn_point("auprc", scores, fail),
-        resampled(M.auprc),
+        values("auprc"),
         reason,
     )
     out["prr"] = estimate(
         None if one_class else float(M.prr(scores, fail)),
-        resampled(M.prr),
+        values("prr"),
         reason,
     )
     out["aurc"] = estimate(
         float(M.aurc(scores, fail)) if fail.size else None,
-        resampled(M.aurc),
+        values("aurc"),
         "no items",
     )
     out["selective_accuracy_at_80"] = estimate(
         float(M.selective_accuracy(scores, fail, 0.8)) if fail.size else None,
-        resampled(lambda sb, fb: M.selective_accuracy(sb, fb, 0.8)),
+        values("selective_accuracy_at_80"),
         "no items",
     )
     return out, auroc_b
@@ -464,7 +524,16 @@ def evaluate_items(
     t = np.asarray(test, dtype=np.int64)
     fail = {"clean": fail_all[t], "worst_case": 1.0 - robust[t]}
     bootstrap = effective_resamples(t.size, bootstrap)
-    idx = resample_indices(t.size, bootstrap, seed)
+    conf = 1.0 - scores["max_prob"][t]
+    present = [name for name in names if name in scores]
+    boot = resampled_values(
+        {name: scores[name][t] for name in present},
+        fail,
+        correct[t],
+        robust[t],
+        conf,
+        iter_resample_indices(t.size, bootstrap, seed),
+    )
 
     metrics: dict[str, Any] = {}
     comparison: dict[str, Any] = {}
@@ -476,18 +545,14 @@ def evaluate_items(
             if name not in scores:
                 per[name] = _unavailable(combined_info.get("reason", "not available"))
                 continue
-            per[name], aurocs[name] = _metric_block(scores[name][t], f, idx)
+            mine = {m: boot[(label, name, m)] for m in METRICS if (label, name, m) in boot}
+            per[name], aurocs[name] = _metric_block(scores[name][t], f, mine, bootstrap)
         metrics[label] = per
         comparison[label] = _compare(per, aurocs)
 
-    conf = 1.0 - scores["max_prob"][t]
-    ece_b = per_resample(M.ece, idx, conf, correct[t]) if t.size else None
+    ece_b = boot[ECE] if t.size else None
     ece_point, bins = M.ece_bins(conf, correct[t])
-    risk_cov = {
-        name: M.risk_coverage_curve(scores[name][t], fail["clean"])
-        for name in names
-        if name in scores
-    }
+    risk_cov = {name: M.risk_coverage_curve(scores[name][t], fail["clean"]) for name in present}
 
     abst = None
     if target_risk is not None:
@@ -530,10 +595,8 @@ def evaluate_items(
         "perturbation_scores": [k for k in names if k not in _ALL_BASELINES],
         "baselines": [*BASELINES, *extra],
         "combined": combined_info,
-        "accuracy": estimate(float(correct[t].mean()), per_resample(_row_mean, idx, correct[t])),
-        "robust_accuracy": estimate(
-            float(robust[t].mean()), per_resample(_row_mean, idx, robust[t])
-        ),
+        "accuracy": estimate(float(correct[t].mean()), boot[ACCURACY]),
+        "robust_accuracy": estimate(float(robust[t].mean()), boot[ROBUST_ACCURACY]),
         "failure_labels": {k: label_counts(v) for k, v in fail.items()},
         "metrics": metrics,
         "comparison": comparison,

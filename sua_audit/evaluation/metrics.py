@@ -68,30 +68,67 @@ def _sorted(s: Array, f: Array, descending: bool) -> tuple[Array, Array, Array, 
     order = np.argsort(-s if descending else s, axis=1, kind="stable")
     ss = np.take_along_axis(s, order, axis=1)
     ff = np.take_along_axis(f, order, axis=1)
+    starts, ends = group_masks(ss)
+    return ss, ff, starts, ends
+
+
+def group_masks(ss: Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Where each group of tied scores starts and ends, in rows that are already sorted."""
     change = ss[:, 1:] != ss[:, :-1]
-    n_rows = s.shape[0]
+    n_rows = ss.shape[0]
     starts = np.concatenate([np.ones((n_rows, 1), dtype=bool), change], axis=1)
     ends = np.concatenate([change, np.ones((n_rows, 1), dtype=bool)], axis=1)
-    return ss, ff, starts, ends
+    return starts, ends
+
+
+def group_bounds(
+    starts: npt.NDArray[np.bool_], ends: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For every position of sorted rows, the first and last position of its tie group."""
+    n_rows, n = starts.shape
+    idx = np.broadcast_to(np.arange(n), (n_rows, n))
+    first = np.maximum.accumulate(np.where(starts, idx, -1), axis=1)
+    last = np.minimum.accumulate(np.where(ends, idx, n)[:, ::-1], axis=1)[:, ::-1]
+    return first, last
 
 
 def auprc(scores: npt.ArrayLike, failures: npt.ArrayLike) -> Array | float:
     """Average precision for failures ranked by descending score (one step per distinct score)."""
     s, f, single = _as_2d(scores, failures)
     _, ff, _, ends = _sorted(s, f, descending=True)
-    n = s.shape[1]
+    return _out(auprc_descending(ff, ends), single)
+
+
+def auprc_descending(ff: Array, ends: npt.NDArray[np.bool_]) -> Array:
+    """Average precision of rows already sorted by descending score (``ends``: where each
+    tie group ends). Only the failures per group matter, not their order inside it."""
+    n_rows, n = ff.shape
     tp = np.cumsum(ff, axis=1)
     k = np.arange(1, n + 1, dtype=np.float64)
     at_end = np.where(ends, tp, 0.0)
     prev_end = np.concatenate(
-        [np.zeros((s.shape[0], 1)), np.maximum.accumulate(at_end, axis=1)[:, :-1]], axis=1
+        [np.zeros((n_rows, 1)), np.maximum.accumulate(at_end, axis=1)[:, :-1]], axis=1
     )
     gain = np.where(ends, tp - prev_end, 0.0)
-    pos = f.sum(axis=1)
+    pos = ff.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = (gain * tp / k).sum(axis=1) / pos
+        value: Array = (gain * tp / k).sum(axis=1) / pos
     value[pos == 0] = np.nan
-    return _out(value, single)
+    return value
+
+
+def auroc_sorted(ff: Array, first: npt.NDArray[np.int64], last: npt.NDArray[np.int64]) -> Array:
+    """AUROC of rows already sorted by ascending score, from the tie groups' bounds
+    (:func:`group_bounds`): the average rank of a group is the mean of its first and last
+    position. Every term is a half-integer, so the sums are exact and the value equals
+    :func:`auroc`'s to the last bit."""
+    ranks = (first + last) / 2.0 + 1.0
+    pos = ff.sum(axis=1)
+    neg = ff.shape[1] - pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value: Array = ((ranks * ff).sum(axis=1) - pos * (pos + 1) / 2) / (pos * neg)
+    value[(pos == 0) | (neg == 0)] = np.nan
+    return value
 
 
 def expected_cumulative_errors(scores: npt.ArrayLike, failures: npt.ArrayLike) -> Array:
@@ -101,18 +138,29 @@ def expected_cumulative_errors(scores: npt.ArrayLike, failures: npt.ArrayLike) -
     grows linearly from the count before the group to the count after it.
     """
     s, f, _ = _as_2d(scores, failures)
-    ss, ff, starts, ends = _sorted(s, f, descending=False)
-    n_rows, n = s.shape
+    _, ff, starts, ends = _sorted(s, f, descending=False)
+    return cumulative_errors_sorted(ff, starts, *group_bounds(starts, ends), ends)
+
+
+def cumulative_errors_sorted(
+    ff: Array,
+    starts: npt.NDArray[np.bool_],
+    first: npt.NDArray[np.int64],
+    last: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.bool_],
+) -> Array:
+    """:func:`expected_cumulative_errors` of rows already sorted by ascending score, with their
+    tie groups (:func:`group_masks`, :func:`group_bounds`). Only the failures per group matter,
+    not their order inside it."""
+    n_rows, n = ff.shape
     idx = np.broadcast_to(np.arange(n), (n_rows, n))
     cum = np.cumsum(ff, axis=1)
     before = np.concatenate([np.zeros((n_rows, 1)), cum[:, :-1]], axis=1)
     # Cumulative errors just before the current group, and at its end.
     group_before = np.maximum.accumulate(np.where(starts, before, -np.inf), axis=1)
-    group_start = np.maximum.accumulate(np.where(starts, idx, -1), axis=1)
-    rev_end_idx = np.minimum.accumulate(np.where(ends, idx, n)[:, ::-1], axis=1)[:, ::-1]
     rev_end_cum = np.minimum.accumulate(np.where(ends, cum, np.inf)[:, ::-1], axis=1)[:, ::-1]
-    size = rev_end_idx - group_start + 1
-    out: Array = group_before + (idx - group_start + 1) / size * (rev_end_cum - group_before)
+    size = last - first + 1
+    out: Array = group_before + (idx - first + 1) / size * (rev_end_cum - group_before)
     return out
 
 
@@ -125,9 +173,14 @@ def aurc(scores: npt.ArrayLike, failures: npt.ArrayLike) -> Array | float:
     """Area under the risk–coverage curve: mean selective risk over coverages k/n (lower is
     better; a random score gives the error rate, a perfect one its oracle minimum)."""
     s, f, single = _as_2d(scores, failures)
-    cum = expected_cumulative_errors(s, f)
-    k = np.arange(1, s.shape[1] + 1, dtype=np.float64)
-    return _out((cum / k).mean(axis=1), single)
+    return _out(aurc_from(expected_cumulative_errors(s, f)), single)
+
+
+def aurc_from(cum: Array) -> Array:
+    """AURC from the expected cumulative errors of each row."""
+    k = np.arange(1, cum.shape[1] + 1, dtype=np.float64)
+    out: Array = (cum / k).mean(axis=1)
+    return out
 
 
 def oracle_aurc(failures: npt.ArrayLike) -> Array | float:
@@ -148,14 +201,19 @@ def prr(scores: npt.ArrayLike, failures: npt.ArrayLike) -> Array | float:
     every item fails or none does (then no ranking can help).
     """
     s, f, single = _as_2d(scores, failures)
-    a = np.atleast_1d(aurc(s, f))
+    return _out(prr_from(np.atleast_1d(aurc(s, f)), f), single)
+
+
+def prr_from(a: Array, f: Array) -> Array:
+    """PRR from each row's AURC ``a`` and its failures ``f`` (any order)."""
     rand = f.mean(axis=1)
     oracle = np.atleast_1d(oracle_aurc(f))
     with np.errstate(invalid="ignore", divide="ignore"):
         value = (rand - a) / (rand - oracle)
     pos = f.sum(axis=1)
     value[(pos == 0) | (pos == f.shape[1])] = np.nan
-    return _out(value, single)
+    out: Array = value
+    return out
 
 
 def coverage_count(n: int, coverage: float) -> int:
