@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sua_audit.evaluation import temperature
 from sua_audit.evaluation.abstention import abstention_report
 from sua_audit.evaluation.bootstrap import (
     DEFAULT_BOOTSTRAP,
+    MAX_RESAMPLED_SLOTS,
     effective_resamples,
     estimate,
     iter_resample_indices,
@@ -99,21 +101,58 @@ class EvaluationError(SuaAuditError):
 
 @dataclass
 class Items:
-    """The evaluated items (scored, with gold), as parallel arrays."""
+    """The evaluated items (scored, with gold), as parallel sequences.
+
+    Built by hand (tests) as lists, or by :func:`collect` as numpy arrays: the score fields
+    are ``float64`` arrays, ``correct`` / ``robust`` boolean arrays, and the per-kind
+    sensitivities are columns (``kind_columns``) instead of one dict per item.
+    """
 
     ids: list[str] = field(default_factory=list)
     family: list[str] = field(default_factory=list)
-    sensitivity: list[float] = field(default_factory=list)
-    entropy: list[float] = field(default_factory=list)
-    raw: dict[str, list[float]] = field(default_factory=dict)
+    sensitivity: Any = field(default_factory=list)
+    entropy: Any = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
     by_kind: list[dict[str, float]] = field(default_factory=list)
     dist: list[np.ndarray] = field(default_factory=list)
     gold_index: list[np.ndarray | None] = field(default_factory=list)
-    correct: list[bool] = field(default_factory=list)
-    robust: list[bool] = field(default_factory=list)
+    correct: Any = field(default_factory=list)
+    robust: Any = field(default_factory=list)
+    #: Sensitivity per perturbation kind, one value per item (0 without a variant of the
+    #: kind), in first-seen order; ``None``: read from ``by_kind``.
+    kind_columns: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def kinds(self) -> list[str]:
+        """Perturbation kinds seen in the run, in first-seen order."""
+        if self.kind_columns is not None:
+            return list(self.kind_columns)
+        seen: dict[str, None] = {}
+        for by in self.by_kind:
+            for k in by:
+                seen.setdefault(k, None)
+        return list(seen)
+
+    def kind_values(self, kind: str) -> np.ndarray:
+        """The sensitivity to ``kind`` of every item (0 for an item without such a variant)."""
+        if self.kind_columns is not None:
+            return np.asarray(self.kind_columns[kind], dtype=np.float64)
+        return np.asarray([by.get(kind, 0.0) for by in self.by_kind], dtype=np.float64)
+
+
+class _Column:
+    """A growing float64 column (8 bytes per value, not a Python float per value)."""
+
+    def __init__(self, fill: float = 0.0, length: int = 0) -> None:
+        self.values = array("d", [fill]) * length
+
+    def append(self, value: float) -> None:
+        self.values.append(value)
+
+    def numpy(self) -> np.ndarray:
+        return np.frombuffer(self.values, dtype=np.float64).copy()
 
 
 def _clean_distribution(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -133,9 +172,16 @@ def _clean_distribution(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | N
     return p / p.sum(), None
 
 
-def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
-    """Scored items with gold, graded by ``grader`` (QA) or by the label."""
-    grader.prepare(rows)
+def collect(rows: Iterable[dict[str, Any]], grader: Grader) -> Items:
+    """Scored items with gold, graded by ``grader`` (QA) or by the label.
+
+    ``rows`` may be a stream (:func:`sua_audit.results.iter_results`): each row is read once
+    and only the fields the evaluation needs are kept, as compact columns. A list is first
+    handed to ``grader.prepare`` (the judge's batch); a stream must have been prepared by the
+    caller.
+    """
+    if isinstance(rows, list):
+        grader.prepare(rows)
     names: tuple[str, ...] = (
         "max_prob",
         "self_consistency",
@@ -143,9 +189,17 @@ def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
         "sensitivity_max",
         "flip_rate",
     )
-    names += tuple(k for k in EXTRA_BASELINES if any(k in row for row in rows))
-    items = Items(raw={k: [] for k in names})
+    items = Items()
+    sensitivity, entropy = _Column(), _Column()
+    raw = {k: _Column() for k in names}
+    kinds: dict[str, _Column] = {}
+    correct: list[bool] = []
+    robust: list[bool] = []
     for row in rows:
+        # A baseline only some runs record counts for all items once any row has it.
+        for k in EXTRA_BASELINES:
+            if k not in raw and k in row:
+                raw[k] = _Column(math.inf, len(items.ids))
         if row.get("status") != "ok" or row.get("correct") is None:
             continue
         if row.get("sensitivity") is None or row.get("entropy") is None:
@@ -156,31 +210,37 @@ def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
             ok = [grader.qa_correct(row["input"], v.get("prediction"), golds) for v in core]
         else:
             ok = [bool(v.get("correct")) for v in core]
+        n = len(items.ids)
         items.ids.append(str(row["id"]))
         items.family.append("qa" if row["task"] == "qa" else "label")
-        items.sensitivity.append(float(row["sensitivity"]))
-        items.entropy.append(float(row["entropy"]))
-        for k in items.raw:
+        sensitivity.append(float(row["sensitivity"]))
+        entropy.append(float(row["entropy"]))
+        for k, column in raw.items():
             v = row.get(k)
-            items.raw[k].append(math.inf if v is None else float(v))
-        items.by_kind.append(
-            {str(k): float(v) for k, v in (row.get("sensitivity_by_kind") or {}).items()}
-        )
+            column.append(math.inf if v is None else float(v))
+        by_kind = row.get("sensitivity_by_kind") or {}
+        for k in by_kind:
+            if str(k) not in kinds:
+                kinds[str(k)] = _Column(0.0, n)
+        for k, column in kinds.items():
+            column.append(float(by_kind.get(k, 0.0)))
         p, gold = _clean_distribution(row)
         items.dist.append(p)
         items.gold_index.append(gold)
-        items.correct.append(ok[0])
-        items.robust.append(all(ok))
+        correct.append(ok[0])
+        robust.append(all(ok))
+    items.sensitivity = sensitivity.numpy()
+    items.entropy = entropy.numpy()
+    items.raw = {k: column.numpy() for k, column in raw.items()}
+    items.kind_columns = {k: column.numpy() for k, column in kinds.items()}
+    items.correct = np.asarray(correct, dtype=bool)
+    items.robust = np.asarray(robust, dtype=bool)
     return items
 
 
 def kinds_of(items: Items) -> list[str]:
     """Perturbation kinds seen in the run, in first-seen order."""
-    seen: dict[str, None] = {}
-    for by in items.by_kind:
-        for k in by:
-            seen.setdefault(k, None)
-    return list(seen)
+    return items.kinds()
 
 
 def _fill_missing(v: np.ndarray) -> np.ndarray:
@@ -210,7 +270,7 @@ def base_scores(items: Items, lam: float, lam_norm: float, normalize: str) -> di
     }
     for kind in kinds_of(items):
         # An item without a variant of this kind has no evidence of sensitivity to it: 0.
-        out[kind_score(kind)] = np.asarray([by.get(kind, 0.0) for by in items.by_kind])
+        out[kind_score(kind)] = items.kind_values(kind)
     return {k: _fill_missing(v) for k, v in out.items()}
 
 
@@ -319,6 +379,8 @@ def resampled_values(
     robust: np.ndarray,
     conf: np.ndarray,
     blocks: Iterable[np.ndarray],
+    *,
+    grouped: bool = False,
 ) -> dict[Any, np.ndarray]:
     """Every bootstrap value of the evaluation in one pass over the resamples.
 
@@ -331,6 +393,11 @@ def resampled_values(
     counts (:func:`~.bootstrap.sorted_resamples`), so no resample is sorted. The metrics
     depend only on the tie groups, so every value equals that of the metric applied to the
     resample itself (:mod:`.metrics`), to the last bit (a test checks it).
+
+    ``grouped``: the metrics are computed per tie group of each score instead of per item
+    (:func:`~.metrics.grouped_metrics`), equal up to rounding (1e-12) and faster; used for runs
+    whose resamples ask for more than :data:`~.bootstrap.MAX_RESAMPLED_SLOTS` slots (and are cut
+    by :func:`~.bootstrap.effective_resamples`), which no automatic evaluation reached before.
     """
     n = correct.size
     k80 = M.coverage_count(n, 0.8) if n else 1
@@ -348,6 +415,9 @@ def resampled_values(
                 continue
             add(ECE, np.atleast_1d(M.ece(conf[chunk], correct[chunk])))
             counts = resample_counts(chunk, n)
+            if grouped:
+                _grouped_values(scores, fail, orders, counts, k80, add)
+                continue
             for name, order in orders.items():
                 flat = sorted_resamples(order, counts)
                 starts, ends = M.group_masks(scores[name][flat])
@@ -363,6 +433,32 @@ def resampled_values(
                     add((label, name, "aurc"), aurc)
                     add((label, name, "selective_accuracy_at_80"), 1.0 - M.risk_at(cum, k80))
     return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def _grouped_values(
+    scores: dict[str, np.ndarray],
+    fail: dict[str, np.ndarray],
+    orders: dict[str, np.ndarray],
+    counts: np.ndarray,
+    k80: int,
+    add: Any,
+) -> None:
+    """The metrics of one chunk of resamples from draw counts per tie group of each score."""
+    for name, order in orders.items():
+        ordered = scores[name][order]
+        starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+        drawn = counts[:, order].astype(np.float64)
+        ties = starts.size < order.size
+
+        def by_group(values: np.ndarray, ties: bool = ties, starts: np.ndarray = starts) -> Any:
+            return np.add.reduceat(values, starts, axis=1) if ties else values
+
+        sizes = by_group(drawn)
+        for label, f in fail.items():
+            failures = by_group(drawn * f[order])
+            values = M.grouped_metrics(failures, sizes, k80)
+            for metric, v in zip(METRICS, values, strict=True):
+                add((label, name, metric), v)
 
 
 def _metric_block(
@@ -523,6 +619,9 @@ def evaluate_items(
 
     t = np.asarray(test, dtype=np.int64)
     fail = {"clean": fail_all[t], "worst_case": 1.0 - robust[t]}
+    # Runs too large for the resamples asked get fewer (effective_resamples) and the grouped
+    # computation; every run below that keeps the numbers of the item-wise one exactly.
+    grouped = bootstrap * t.size > MAX_RESAMPLED_SLOTS
     bootstrap = effective_resamples(t.size, bootstrap)
     conf = 1.0 - scores["max_prob"][t]
     present = [name for name in names if name in scores]
@@ -533,6 +632,7 @@ def evaluate_items(
         robust[t],
         conf,
         iter_resample_indices(t.size, bootstrap, seed),
+        grouped=grouped,
     )
 
     metrics: dict[str, Any] = {}

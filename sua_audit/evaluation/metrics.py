@@ -63,7 +63,9 @@ def auroc(scores: npt.ArrayLike, failures: npt.ArrayLike) -> Array | float:
     return _out(value, single)
 
 
-def _sorted(s: Array, f: Array, descending: bool) -> tuple[Array, Array, Array, Array]:
+def _sorted(
+    s: Array, f: Array, descending: bool
+) -> tuple[Array, Array, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Sort each row; return sorted scores, failures, and group-start / group-end masks."""
     order = np.argsort(-s if descending else s, axis=1, kind="stable")
     ss = np.take_along_axis(s, order, axis=1)
@@ -283,3 +285,53 @@ def ece_bins(
 def ece(confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = 10) -> Array | float:
     """Expected calibration error (see :func:`ece_bins`)."""
     return ece_bins(confidence, correct, n_bins)[0]
+
+
+def grouped_metrics(
+    fails: Array, sizes: Array, k80: int
+) -> tuple[Array, Array, Array, Array, Array]:
+    """AUROC, AUPRC, PRR, AURC and selective accuracy at ``k80`` answered items, per row, from
+    tie groups instead of items: ``fails[b, g]`` and ``sizes[b, g]`` are the failures and items
+    of row ``b`` in the ``g``-th group of tied scores, groups in ascending score order (a group
+    may be empty). The same quantities as the item-wise functions above, in sums over groups
+    (AURC with harmonic numbers: inside a group the expected errors grow linearly), so the
+    cost is per group, not per item; equal to the item-wise values up to rounding (a test
+    checks 1e-12).
+    """
+    a = fails
+    w = sizes
+    c = w - a
+    n = float(w[0].sum()) if w.shape[0] else 0.0
+    pos = a.sum(axis=1)
+    neg = n - pos
+    c_before = np.cumsum(c, axis=1) - c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auroc_v = (a * (c_before + 0.5 * c)).sum(axis=1) / (pos * neg)
+    auroc_v[(pos == 0) | (neg == 0)] = np.nan
+    # Average precision, groups from the highest score down.
+    tp = np.cumsum(a[:, ::-1], axis=1)
+    k = np.cumsum(w[:, ::-1], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        steps = np.where(a[:, ::-1] > 0, a[:, ::-1] * tp / np.maximum(k, 1.0), 0.0)
+        auprc_v = steps.sum(axis=1) / pos
+    auprc_v[pos == 0] = np.nan
+    # Risk–coverage: a group answered after s items with e errors before it adds
+    # Σ_{j=1..m} (e + j·a/m) / (s + j) = e·ΔH + a − (a·s/m)·ΔH, ΔH = H(s+m) − H(s).
+    s = np.cumsum(w, axis=1) - w
+    e = np.cumsum(a, axis=1) - a
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, int(n) + 1))])
+    dh = harmonic[(s + w).astype(np.int64)] - harmonic[s.astype(np.int64)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(w > 0, a / np.maximum(w, 1.0), 0.0)
+    aurc_v = (e * dh + a - share * s * dh).sum(axis=1) / n
+    rand = pos / n
+    # The oracle answers the n − pos successes first: Σ_{k>n−pos} (k − (n − pos)) / k / n.
+    rest = (n - pos).astype(np.int64)
+    oracle = (pos - (n - pos) * (harmonic[int(n)] - harmonic[rest])) / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prr_v = (rand - aurc_v) / (rand - oracle)
+    prr_v[(pos == 0) | (pos == n)] = np.nan
+    inside = (s < k80) & (s + w >= k80) & (w > 0)
+    cum80 = np.where(inside, e + (k80 - s) * share, 0.0).sum(axis=1)
+    sel_v = 1.0 - cum80 / k80
+    return auroc_v, auprc_v, prr_v, aurc_v, sel_v
