@@ -166,8 +166,8 @@ def load_run(run: Run | str | Path, *, evaluate: bool = True) -> Run:
     """Read a finished run folder.
 
     With ``evaluate``, its evaluation.json is attached, computed (and written) when absent
-    unless the run is too large to evaluate automatically or has no gold answers (then
-    ``evaluation`` is ``None`` and ``evaluation_note`` says why).
+    unless the run failed or has no gold answers (then ``evaluation`` is ``None`` and
+    ``evaluation_note`` says why).
 
     Raises:
         ConfigError: the folder does not exist or holds no finished run (exit 2).
@@ -206,8 +206,8 @@ def audit(
         cache: The request cache (default: the user cache; ``cache_mode="off"``: none).
         lam: λ in SUA = S − λH, or ``"auto"`` (λ chosen by the evaluation on a validation
             split; needs gold answers).
-        evaluate: Evaluate the run (failure-detection metrics) when it has gold answers and
-            is small enough (see :data:`sua_audit.evaluation.AUTO_EVALUATE_MAX_ITEMS`).
+        evaluate: Evaluate the run (failure-detection metrics) when it has gold answers (see
+            :func:`sua_audit.evaluation.auto_evaluation_skip`).
         target_risk, delta, correctness, f1_threshold, judge_model: The evaluation's options
             (as ``sua-audit evaluate``).
         evaluation_options: The same (and ``bootstrap``) as one

@@ -26,14 +26,12 @@ from typing import Any
 from sua_audit.results import EVALUATION_FILE
 
 __all__ = [
-    "AUTO_EVALUATE_MAX_ITEMS",
     "EVALUATION_FILE",
     "EvaluationOptions",
     "auto_evaluation",
     "auto_evaluation_skip",
     "evaluate_run",
     "load_evaluation",
-    "too_large_to_evaluate",
 ]
 
 
@@ -66,32 +64,15 @@ class EvaluationOptions:
     bootstrap: int = 1000
 
 
-#: Runs with more items with gold than this are not evaluated without being asked: the
-#: bootstrap over 9 scores × 2 failure labels × 5 metrics took 7 minutes and about 3 GB at
-#: 100,000 items (docs/benchmarks.md). ``sua-audit evaluate RUN`` does it on request.
-AUTO_EVALUATE_MAX_ITEMS = 20_000
-
-
 def auto_evaluation_skip(summary: dict[str, Any]) -> str | None:
-    """Why a run is not evaluated without being asked (``None``: it is): it failed, it has no
-    items with gold answers, or more than :data:`AUTO_EVALUATE_MAX_ITEMS` of them."""
+    """Why a run is not evaluated without being asked (``None``: it is): it failed, or it has
+    no items with gold answers. Size is no reason: a 100,000-item run evaluates in well under
+    a minute and 500 MB (docs/benchmarks.md, ``bench/large_evaluation.py``)."""
     if summary.get("status") == "failed":
         return "not evaluated: the run failed (no item, or too few, could be scored)"
     results = summary.get("results") or {}
     if not results.get("items_with_gold"):
         return "not evaluated: no item has a gold answer"
-    return too_large_to_evaluate(summary)
-
-
-def too_large_to_evaluate(summary: dict[str, Any]) -> str | None:
-    """Why the run is too large to evaluate without being asked, or ``None``."""
-    with_gold = int((summary.get("results") or {}).get("items_with_gold") or 0)
-    if with_gold > AUTO_EVALUATE_MAX_ITEMS:
-        return (
-            f"evaluation skipped: {with_gold} items with gold is above "
-            f"{AUTO_EVALUATE_MAX_ITEMS}; run `sua-audit evaluate {summary.get('out_dir')}` "
-            "(minutes and GBs of memory at 100,000 items)"
-        )
     return None
 
 
@@ -146,7 +127,7 @@ def evaluate_run(
     from sua_audit.results import (
         RESULTS_FILE,
         SUMMARY_FILE,
-        read_results,
+        iter_results,
         read_summary,
         run_binding,
         typed_summary,
@@ -159,7 +140,6 @@ def evaluate_run(
             "Pass the folder `sua-audit run` wrote."
         )
     summary = read_summary(run)
-    rows = read_results(run, summary)
     how = options if options is not None else EvaluationOptions()
     grader = Grader(
         how.correctness or DEFAULT_RULE,
@@ -167,7 +147,11 @@ def evaluate_run(
         judge_model=how.judge_model,
         cache=cache,
     )
-    items = collect(rows, grader)
+    # The rows are streamed: only the fields the evaluation needs are kept, so memory does
+    # not grow with the rows' text. The judge asks about every QA answer in one batch first.
+    if grader.rule == "judge":
+        grader.prepare(iter_results(run, summary))
+    items = collect(iter_results(run, summary), grader)
     info = typed_summary(summary)
     config = info.config
     run_lam = config.lam if config is not None and config.lam is not None else 1.0

@@ -8,6 +8,7 @@ CI of "SUA minus the best baseline" needs.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -52,16 +53,55 @@ def resample_indices(n: int, bootstrap: int, seed: int) -> list[npt.NDArray[np.i
     otherwise blocks of about :data:`CHUNK_SLOTS` slots, drawn in order from the same seeded
     generator, so that metrics can be computed block by block in bounded memory.
     """
+    return list(iter_resample_indices(n, bootstrap, seed))
+
+
+def iter_resample_indices(n: int, bootstrap: int, seed: int) -> Iterator[npt.NDArray[np.int64]]:
+    """The blocks of :func:`resample_indices`, drawn one at a time (same draws, same order)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5AA]))
     if not n:
-        return [np.zeros((bootstrap, 0), np.int64)]
+        yield np.zeros((bootstrap, 0), np.int64)
+        return
     if bootstrap * n <= MAX_RESAMPLED_SLOTS:
-        return [rng.integers(0, n, size=(bootstrap, n))]
+        yield rng.integers(0, n, size=(bootstrap, n))
+        return
     rows = max(1, CHUNK_SLOTS // n)
-    return [
-        rng.integers(0, n, size=(min(rows, bootstrap - start), n))
-        for start in range(0, bootstrap, rows)
-    ]
+    for start in range(0, bootstrap, rows):
+        yield rng.integers(0, n, size=(min(rows, bootstrap - start), n))
+
+
+#: Resampled item slots computed at once: a drawn block is worked through in row chunks of
+#: about this size, so that the temporaries of the metrics stay small.
+WORK_SLOTS = 1_000_000
+
+
+def row_chunks(block: npt.NDArray[np.int64]) -> Iterator[npt.NDArray[np.int64]]:
+    """A block of resamples in consecutive row chunks of about :data:`WORK_SLOTS` slots."""
+    n = block.shape[1]
+    rows = max(1, WORK_SLOTS // max(n, 1))
+    for start in range(0, block.shape[0], rows):
+        yield block[start : start + rows]
+
+
+def resample_counts(chunk: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
+    """How often each of ``n`` items is drawn in each resample (row) of ``chunk``."""
+    rows = chunk.shape[0]
+    offsets = (np.arange(rows, dtype=np.int64) * n)[:, None]
+    return np.bincount((chunk + offsets).ravel(), minlength=rows * n).reshape(rows, n)
+
+
+def sorted_resamples(
+    order: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Each resample's items in ascending score order, without sorting it.
+
+    ``order`` sorts the items by score once; a resample in that order is every item repeated
+    as often as it was drawn. Inside a group of tied scores the order differs from a sort of
+    the resample itself, which no metric here depends on.
+    """
+    rows, n = counts.shape
+    repeats = counts[:, order].ravel()
+    return np.repeat(np.tile(order, rows), repeats).reshape(rows, n)
 
 
 def per_resample(

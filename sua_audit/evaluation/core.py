@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+from array import array
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,13 @@ from sua_audit.evaluation import temperature
 from sua_audit.evaluation.abstention import abstention_report
 from sua_audit.evaluation.bootstrap import (
     DEFAULT_BOOTSTRAP,
+    MAX_RESAMPLED_SLOTS,
     effective_resamples,
     estimate,
-    per_resample,
-    resample_indices,
+    iter_resample_indices,
+    resample_counts,
+    row_chunks,
+    sorted_resamples,
 )
 from sua_audit.evaluation.correctness import Grader
 from sua_audit.evaluation.splits import make_split
@@ -96,21 +101,58 @@ class EvaluationError(SuaAuditError):
 
 @dataclass
 class Items:
-    """The evaluated items (scored, with gold), as parallel arrays."""
+    """The evaluated items (scored, with gold), as parallel sequences.
+
+    Built by hand (tests) as lists, or by :func:`collect` as numpy arrays: the score fields
+    are ``float64`` arrays, ``correct`` / ``robust`` boolean arrays, and the per-kind
+    sensitivities are columns (``kind_columns``) instead of one dict per item.
+    """
 
     ids: list[str] = field(default_factory=list)
     family: list[str] = field(default_factory=list)
-    sensitivity: list[float] = field(default_factory=list)
-    entropy: list[float] = field(default_factory=list)
-    raw: dict[str, list[float]] = field(default_factory=dict)
+    sensitivity: Any = field(default_factory=list)
+    entropy: Any = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
     by_kind: list[dict[str, float]] = field(default_factory=list)
     dist: list[np.ndarray] = field(default_factory=list)
     gold_index: list[np.ndarray | None] = field(default_factory=list)
-    correct: list[bool] = field(default_factory=list)
-    robust: list[bool] = field(default_factory=list)
+    correct: Any = field(default_factory=list)
+    robust: Any = field(default_factory=list)
+    #: Sensitivity per perturbation kind, one value per item (0 without a variant of the
+    #: kind), in first-seen order; ``None``: read from ``by_kind``.
+    kind_columns: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def kinds(self) -> list[str]:
+        """Perturbation kinds seen in the run, in first-seen order."""
+        if self.kind_columns is not None:
+            return list(self.kind_columns)
+        seen: dict[str, None] = {}
+        for by in self.by_kind:
+            for k in by:
+                seen.setdefault(k, None)
+        return list(seen)
+
+    def kind_values(self, kind: str) -> np.ndarray:
+        """The sensitivity to ``kind`` of every item (0 for an item without such a variant)."""
+        if self.kind_columns is not None:
+            return np.asarray(self.kind_columns[kind], dtype=np.float64)
+        return np.asarray([by.get(kind, 0.0) for by in self.by_kind], dtype=np.float64)
+
+
+class _Column:
+    """A growing float64 column (8 bytes per value, not a Python float per value)."""
+
+    def __init__(self, fill: float = 0.0, length: int = 0) -> None:
+        self.values = array("d", [fill]) * length
+
+    def append(self, value: float) -> None:
+        self.values.append(value)
+
+    def numpy(self) -> np.ndarray:
+        return np.frombuffer(self.values, dtype=np.float64).copy()
 
 
 def _clean_distribution(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -130,9 +172,16 @@ def _clean_distribution(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | N
     return p / p.sum(), None
 
 
-def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
-    """Scored items with gold, graded by ``grader`` (QA) or by the label."""
-    grader.prepare(rows)
+def collect(rows: Iterable[dict[str, Any]], grader: Grader) -> Items:
+    """Scored items with gold, graded by ``grader`` (QA) or by the label.
+
+    ``rows`` may be a stream (:func:`sua_audit.results.iter_results`): each row is read once
+    and only the fields the evaluation needs are kept, as compact columns. A list is first
+    handed to ``grader.prepare`` (the judge's batch); a stream must have been prepared by the
+    caller.
+    """
+    if isinstance(rows, list):
+        grader.prepare(rows)
     names: tuple[str, ...] = (
         "max_prob",
         "self_consistency",
@@ -140,9 +189,17 @@ def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
         "sensitivity_max",
         "flip_rate",
     )
-    names += tuple(k for k in EXTRA_BASELINES if any(k in row for row in rows))
-    items = Items(raw={k: [] for k in names})
+    items = Items()
+    sensitivity, entropy = _Column(), _Column()
+    raw = {k: _Column() for k in names}
+    kinds: dict[str, _Column] = {}
+    correct: list[bool] = []
+    robust: list[bool] = []
     for row in rows:
+        # A baseline only some runs record counts for all items once any row has it.
+        for k in EXTRA_BASELINES:
+            if k not in raw and k in row:
+                raw[k] = _Column(math.inf, len(items.ids))
         if row.get("status") != "ok" or row.get("correct") is None:
             continue
         if row.get("sensitivity") is None or row.get("entropy") is None:
@@ -153,31 +210,37 @@ def collect(rows: list[dict[str, Any]], grader: Grader) -> Items:
             ok = [grader.qa_correct(row["input"], v.get("prediction"), golds) for v in core]
         else:
             ok = [bool(v.get("correct")) for v in core]
+        n = len(items.ids)
         items.ids.append(str(row["id"]))
         items.family.append("qa" if row["task"] == "qa" else "label")
-        items.sensitivity.append(float(row["sensitivity"]))
-        items.entropy.append(float(row["entropy"]))
-        for k in items.raw:
+        sensitivity.append(float(row["sensitivity"]))
+        entropy.append(float(row["entropy"]))
+        for k, column in raw.items():
             v = row.get(k)
-            items.raw[k].append(math.inf if v is None else float(v))
-        items.by_kind.append(
-            {str(k): float(v) for k, v in (row.get("sensitivity_by_kind") or {}).items()}
-        )
+            column.append(math.inf if v is None else float(v))
+        by_kind = row.get("sensitivity_by_kind") or {}
+        for k in by_kind:
+            if str(k) not in kinds:
+                kinds[str(k)] = _Column(0.0, n)
+        for k, column in kinds.items():
+            column.append(float(by_kind.get(k, 0.0)))
         p, gold = _clean_distribution(row)
         items.dist.append(p)
         items.gold_index.append(gold)
-        items.correct.append(ok[0])
-        items.robust.append(all(ok))
+        correct.append(ok[0])
+        robust.append(all(ok))
+    items.sensitivity = sensitivity.numpy()
+    items.entropy = entropy.numpy()
+    items.raw = {k: column.numpy() for k, column in raw.items()}
+    items.kind_columns = {k: column.numpy() for k, column in kinds.items()}
+    items.correct = np.asarray(correct, dtype=bool)
+    items.robust = np.asarray(robust, dtype=bool)
     return items
 
 
 def kinds_of(items: Items) -> list[str]:
     """Perturbation kinds seen in the run, in first-seen order."""
-    seen: dict[str, None] = {}
-    for by in items.by_kind:
-        for k in by:
-            seen.setdefault(k, None)
-    return list(seen)
+    return items.kinds()
 
 
 def _fill_missing(v: np.ndarray) -> np.ndarray:
@@ -207,7 +270,7 @@ def base_scores(items: Items, lam: float, lam_norm: float, normalize: str) -> di
     }
     for kind in kinds_of(items):
         # An item without a variant of this kind has no evidence of sensitivity to it: 0.
-        out[kind_score(kind)] = np.asarray([by.get(kind, 0.0) for by in items.by_kind])
+        out[kind_score(kind)] = items.kind_values(kind)
     return {k: _fill_missing(v) for k, v in out.items()}
 
 
@@ -305,20 +368,113 @@ def _row_mean(values: np.ndarray) -> np.ndarray:
     return values.mean(axis=1)
 
 
+#: Keys of the per-resample values :func:`resampled_values` returns besides the metrics.
+ACCURACY, ROBUST_ACCURACY, ECE = "accuracy", "robust_accuracy", "ece"
+
+
+def resampled_values(
+    scores: dict[str, np.ndarray],
+    fail: dict[str, np.ndarray],
+    correct: np.ndarray,
+    robust: np.ndarray,
+    conf: np.ndarray,
+    blocks: Iterable[np.ndarray],
+    *,
+    grouped: bool = False,
+) -> dict[Any, np.ndarray]:
+    """Every bootstrap value of the evaluation in one pass over the resamples.
+
+    Keys: ``(label, score, metric)`` for the five metrics, and :data:`ACCURACY`,
+    :data:`ROBUST_ACCURACY`, :data:`ECE`. ``blocks`` are the resampled test indices
+    (:func:`~.bootstrap.iter_resample_indices`), each worked through in row chunks
+    (:func:`~.bootstrap.row_chunks`), so memory is bounded whatever the run's size.
+
+    Each score is sorted once; a resample in that order is its items repeated by their draw
+    counts (:func:`~.bootstrap.sorted_resamples`), so no resample is sorted. The metrics
+    depend only on the tie groups, so every value equals that of the metric applied to the
+    resample itself (:mod:`.metrics`), to the last bit (a test checks it).
+
+    ``grouped``: the metrics are computed per tie group of each score instead of per item
+    (:func:`~.metrics.grouped_metrics`), equal up to rounding (1e-12) and faster; used for runs
+    whose resamples ask for more than :data:`~.bootstrap.MAX_RESAMPLED_SLOTS` slots (and are cut
+    by :func:`~.bootstrap.effective_resamples`), which no automatic evaluation reached before.
+    """
+    n = correct.size
+    k80 = M.coverage_count(n, 0.8) if n else 1
+    orders = {name: np.argsort(v, kind="stable") for name, v in scores.items()}
+    parts: dict[Any, list[np.ndarray]] = {}
+
+    def add(key: Any, values: np.ndarray) -> None:
+        parts.setdefault(key, []).append(np.asarray(values, dtype=np.float64))
+
+    for block in blocks:
+        for chunk in row_chunks(block):
+            add(ACCURACY, _row_mean(correct[chunk]))
+            add(ROBUST_ACCURACY, _row_mean(robust[chunk]))
+            if not n:
+                continue
+            add(ECE, np.atleast_1d(M.ece(conf[chunk], correct[chunk])))
+            counts = resample_counts(chunk, n)
+            if grouped:
+                _grouped_values(scores, fail, orders, counts, k80, add)
+                continue
+            for name, order in orders.items():
+                flat = sorted_resamples(order, counts)
+                starts, ends = M.group_masks(scores[name][flat])
+                first, last = M.group_bounds(starts, ends)
+                down_ends = starts[:, ::-1]
+                for label, f in fail.items():
+                    ff = f[flat]
+                    cum = M.cumulative_errors_sorted(ff, starts, first, last, ends)
+                    aurc = M.aurc_from(cum)
+                    add((label, name, "auroc"), M.auroc_sorted(ff, first, last))
+                    add((label, name, "auprc"), M.auprc_descending(ff[:, ::-1], down_ends))
+                    add((label, name, "prr"), M.prr_from(aurc, ff))
+                    add((label, name, "aurc"), aurc)
+                    add((label, name, "selective_accuracy_at_80"), 1.0 - M.risk_at(cum, k80))
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def _grouped_values(
+    scores: dict[str, np.ndarray],
+    fail: dict[str, np.ndarray],
+    orders: dict[str, np.ndarray],
+    counts: np.ndarray,
+    k80: int,
+    add: Any,
+) -> None:
+    """The metrics of one chunk of resamples from draw counts per tie group of each score."""
+    for name, order in orders.items():
+        ordered = scores[name][order]
+        starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+        drawn = counts[:, order].astype(np.float64)
+        ties = starts.size < order.size
+
+        def by_group(values: np.ndarray, ties: bool = ties, starts: np.ndarray = starts) -> Any:
+            return np.add.reduceat(values, starts, axis=1) if ties else values
+
+        sizes = by_group(drawn)
+        for label, f in fail.items():
+            failures = by_group(drawn * f[order])
+            values = M.grouped_metrics(failures, sizes, k80)
+            for metric, v in zip(METRICS, values, strict=True):
+                add((label, name, metric), v)
+
+
 def _metric_block(
-    scores: np.ndarray, fail: np.ndarray, idx: list[np.ndarray]
+    scores: np.ndarray, fail: np.ndarray, resampled: dict[str, np.ndarray], n_resamples: int
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The five metrics with CIs; also the AUROC resamples (for paired comparisons)."""
+    """The five metrics with CIs from their bootstrap values (``resampled``, by metric); also
+    the AUROC resamples (for paired comparisons)."""
     one_class = fail.min() == fail.max() if fail.size else True
     reason = (
         "only one class (all right or all wrong) among these items" if fail.size else "no items"
     )
-    n_resamples = sum(len(b) for b in idx)
 
-    def resampled(fn: Any) -> np.ndarray | None:
-        return per_resample(fn, idx, scores, fail) if fail.size else None
+    def values(metric: str) -> np.ndarray | None:
+        return resampled[metric] if fail.size else None
 
-    auroc_b = resampled(M.auroc)
+    auroc_b = values("auroc")
     if auroc_b is None:
         auroc_b = np.full(n_resamples, np.nan)
     out: dict[str, Any] = {}
@@ -327,22 +483,22 @@ def _metric_block(
     )
     out["auprc"] = estimate(
         None if one_class else _sklearn_point("auprc", scores, fail),
-        resampled(M.auprc),
+        values("auprc"),
         reason,
     )
     out["prr"] = estimate(
         None if one_class else float(M.prr(scores, fail)),
-        resampled(M.prr),
+        values("prr"),
         reason,
     )
     out["aurc"] = estimate(
         float(M.aurc(scores, fail)) if fail.size else None,
-        resampled(M.aurc),
+        values("aurc"),
         "no items",
     )
     out["selective_accuracy_at_80"] = estimate(
         float(M.selective_accuracy(scores, fail, 0.8)) if fail.size else None,
-        resampled(lambda sb, fb: M.selective_accuracy(sb, fb, 0.8)),
+        values("selective_accuracy_at_80"),
         "no items",
     )
     return out, auroc_b
@@ -463,8 +619,21 @@ def evaluate_items(
 
     t = np.asarray(test, dtype=np.int64)
     fail = {"clean": fail_all[t], "worst_case": 1.0 - robust[t]}
+    # Runs too large for the resamples asked get fewer (effective_resamples) and the grouped
+    # computation; every run below that keeps the numbers of the item-wise one exactly.
+    grouped = bootstrap * t.size > MAX_RESAMPLED_SLOTS
     bootstrap = effective_resamples(t.size, bootstrap)
-    idx = resample_indices(t.size, bootstrap, seed)
+    conf = 1.0 - scores["max_prob"][t]
+    present = [name for name in names if name in scores]
+    boot = resampled_values(
+        {name: scores[name][t] for name in present},
+        fail,
+        correct[t],
+        robust[t],
+        conf,
+        iter_resample_indices(t.size, bootstrap, seed),
+        grouped=grouped,
+    )
 
     metrics: dict[str, Any] = {}
     comparison: dict[str, Any] = {}
@@ -476,18 +645,14 @@ def evaluate_items(
             if name not in scores:
                 per[name] = _unavailable(combined_info.get("reason", "not available"))
                 continue
-            per[name], aurocs[name] = _metric_block(scores[name][t], f, idx)
+            mine = {m: boot[(label, name, m)] for m in METRICS if (label, name, m) in boot}
+            per[name], aurocs[name] = _metric_block(scores[name][t], f, mine, bootstrap)
         metrics[label] = per
         comparison[label] = _compare(per, aurocs)
 
-    conf = 1.0 - scores["max_prob"][t]
-    ece_b = per_resample(M.ece, idx, conf, correct[t]) if t.size else None
+    ece_b = boot[ECE] if t.size else None
     ece_point, bins = M.ece_bins(conf, correct[t])
-    risk_cov = {
-        name: M.risk_coverage_curve(scores[name][t], fail["clean"])
-        for name in names
-        if name in scores
-    }
+    risk_cov = {name: M.risk_coverage_curve(scores[name][t], fail["clean"]) for name in present}
 
     abst = None
     if target_risk is not None:
@@ -530,10 +695,8 @@ def evaluate_items(
         "perturbation_scores": [k for k in names if k not in _ALL_BASELINES],
         "baselines": [*BASELINES, *extra],
         "combined": combined_info,
-        "accuracy": estimate(float(correct[t].mean()), per_resample(_row_mean, idx, correct[t])),
-        "robust_accuracy": estimate(
-            float(robust[t].mean()), per_resample(_row_mean, idx, robust[t])
-        ),
+        "accuracy": estimate(float(correct[t].mean()), boot[ACCURACY]),
+        "robust_accuracy": estimate(float(robust[t].mean()), boot[ROBUST_ACCURACY]),
         "failure_labels": {k: label_counts(v) for k, v in fail.items()},
         "metrics": metrics,
         "comparison": comparison,

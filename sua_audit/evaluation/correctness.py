@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sua_audit.errors import ConfigError
@@ -128,7 +128,7 @@ class Grader:
             return f"judge:{self.judge_model}"
         return self.rule
 
-    def prepare(self, rows: Sequence[dict[str, Any]]) -> None:
+    def prepare(self, rows: Iterable[dict[str, Any]]) -> None:
         """Ask the judge about every QA answer at once (batched, cached); no-op otherwise."""
         if self.rule != "judge":
             return

@@ -173,11 +173,6 @@ def _evaluation(
     loaded = load(path, summary)  # refuses an evaluation.json of another run (exit 3)
     if loaded is not None:
         return dict(loaded), None
-    from sua_audit.evaluation import too_large_to_evaluate
-
-    too_large = too_large_to_evaluate(summary)
-    if too_large is not None:
-        return None, too_large
     try:
         return dict(evaluate_run(path)), None
     except RunReadError:

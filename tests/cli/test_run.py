@@ -403,19 +403,33 @@ def test_cost_estimate_is_shown_before_the_run_and_cost_after(tmp_path: Path) ->
     assert cost["usd"] <= cost["worst_case_usd"]
 
 
-def test_large_runs_skip_the_automatic_evaluation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from sua_audit import evaluation
+def test_runs_are_evaluated_whatever_their_size() -> None:
+    from sua_audit.evaluation import auto_evaluation_skip
+
+    summary = {"status": "ok", "out_dir": "x", "results": {"items_with_gold": 1_000_000}}
+    assert auto_evaluation_skip(summary) is None
+    assert auto_evaluation_skip({**summary, "results": {"items_with_gold": 0}}) is not None
+
+
+@pytest.mark.slow
+def test_a_run_above_20000_items_is_evaluated(tmp_path: Path) -> None:
+    """Runs above 20,000 items with gold used to skip the evaluation; now `run` evaluates
+    them (fake backend, no cache; minutes on 2 cores, hence slow)."""
+    import random
+
     from sua_audit.cli import app
 
-    args = ["run", "--model", "fake/echo", "--dataset", str(EXAMPLE), "--no-progress"]
-    args += ["--cache", str(tmp_path / "c.db")]
-    app([*args, "--out", str(tmp_path / "small")], standalone_mode=False)
-    assert (tmp_path / "small" / "evaluation.json").exists()
-
-    monkeypatch.setattr(evaluation, "AUTO_EVALUATE_MAX_ITEMS", 5)  # the example has 13 with gold
-    app([*args, "--out", str(tmp_path / "large")], standalone_mode=False)
-    assert (tmp_path / "large" / "summary.json").exists()
-    assert not (tmp_path / "large" / "evaluation.json").exists()
-    assert "evaluation skipped" in capsys.readouterr().err
+    rng = random.Random(0)
+    data = tmp_path / "big.jsonl"
+    with data.open("w", encoding="utf-8") as fh:
+        for i in range(20_001):
+            text = " ".join(rng.choice(("good", "bad", "film", "plot", "slow")) for _ in range(8))
+            label = rng.choice(["negative", "positive"])
+            item = {"id": f"b{i}", "task": "classification", "input": text, "label": label}
+            fh.write(json.dumps({**item, "labels": ["negative", "positive"]}) + "\n")
+    out = tmp_path / "run"
+    args = ["run", "--model", "fake/echo", "--dataset", str(data), "--perturbations", "1"]
+    app([*args, "--cache-mode", "off", "--no-progress", "--out", str(out)], standalone_mode=False)
+    ev = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
+    assert ev["n_items"] == 20_001 and ev["split"]["n_test"] > 14_000
+    assert ev["metrics"]["clean"]["sua"]["auroc"]["ci"] is not None
