@@ -28,6 +28,7 @@ BENCHMARKS = (
     "hosted_throughput",
     "hosted_requests",
     "large_dataset",
+    "large_evaluation",
 )
 
 
