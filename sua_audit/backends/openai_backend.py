@@ -24,6 +24,10 @@ from sua_audit.errors import BackendError, ConfigError, MissingDependencyError, 
 OPENAI_URL = "https://api.openai.com/v1"
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENVS = ("SUA_AUDIT_BASE_URL", "OPENAI_BASE_URL")
+#: ``httpx`` forces the SDK's httpx transport instead of aiohttp (behind a proxy aiohttp does
+#: not handle, or to see httpx's DEBUG logs); any other value, or none, picks aiohttp when the
+#: SDK can use it.
+TRANSPORT_ENV = "SUA_AUDIT_HTTP_TRANSPORT"
 #: Sent to custom servers that need no key (llama.cpp, most local vLLM setups).
 NO_KEY = "no-key-needed"
 
@@ -123,10 +127,28 @@ def classify_status(status: int, code: str, message: str) -> str:
     return "bad_request"
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether the chain of causes of ``exc`` holds a refused or failed connect."""
+    seen = 0
+    link: BaseException | None = exc
+    while link is not None and seen < 8:
+        if isinstance(link, ConnectionRefusedError) or type(link).__name__ in (
+            "ClientConnectorError",
+            "ConnectError",
+        ):
+            return True
+        link = link.__cause__ or link.__context__
+        seen += 1
+    return False
+
+
 def classify_sdk_error(openai: Any, exc: BaseException, timeout: float) -> RequestFailed | None:
     """An ``openai`` SDK exception (LiteLLM's subclass them) as a failure kind, or ``None``."""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         return RequestFailed("timeout", f"no answer within {timeout:g}s")
+    if isinstance(exc, openai.APITimeoutError):
+        # The aiohttp transport reports a refused connection as a connect timeout.
+        return RequestFailed("connection", "connection failed (refused)")
     if isinstance(exc, openai.APIConnectionError):
         cause = type(exc.__cause__ or exc).__name__
         return RequestFailed("connection", f"connection failed ({cause})")
@@ -158,11 +180,15 @@ def _http_client(openai: Any, base_url: str, timeout: float) -> Any:
     """
     if urlsplit(base_url).username is not None:
         return None
-    try:
-        import httpx_aiohttp  # noqa: F401  (only probing that the transport is installed)
-    except ImportError:
+    if os.environ.get(TRANSPORT_ENV, "").strip().lower() == "httpx":
         return None
-    return openai.DefaultAioHttpClient(timeout=timeout)
+    # The SDK ships the transport (vendored in recent versions, the httpx-aiohttp package in
+    # older ones) and raises RuntimeError when aiohttp itself is missing. Probing an import by
+    # name missed the vendored one, and every run fell back to httpx without a word.
+    try:
+        return openai.DefaultAioHttpClient(timeout=timeout)
+    except (AttributeError, RuntimeError, ImportError):
+        return None
 
 
 class OpenAIBackend(HostedBackend):

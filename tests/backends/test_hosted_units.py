@@ -305,3 +305,42 @@ def test_rewriter_estimate_counts_fields_samples_and_judge_calls() -> None:
     # paraphrase: 7 rewrite requests + 7 × 6 rewrites judged twice; ambiguity (2·1 + 2 = 4
     # samples) is never judged
     assert est_j["requests"] == 7 + 7 * 6 * 2 + 7
+
+
+def test_the_openai_client_runs_on_the_sdks_aiohttp_transport_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    openai = pytest.importorskip("openai")
+    pytest.importorskip("aiohttp")
+    from sua_audit.backends.openai_backend import TRANSPORT_ENV, _http_client
+
+    def modules(client: object) -> str:
+        return " ".join(k.__module__ for k in type(client).__mro__)
+
+    # httpx's pure-Python pool cost about as much CPU per request as the rest of the client.
+    client = _http_client(openai, "http://127.0.0.1:9/v1", 5.0)
+    assert client is not None and "aiohttp" in modules(client)
+    assert _http_client(openai, "http://user:pw@127.0.0.1:9/v1", 5.0) is None  # Basic auth
+    monkeypatch.setenv(TRANSPORT_ENV, "httpx")
+    assert _http_client(openai, "http://127.0.0.1:9/v1", 5.0) is None
+
+
+def test_a_refused_connection_is_a_connection_failure_on_either_transport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sua_audit.backends.base import CompletionRequest, Message
+    from sua_audit.backends.openai_backend import TRANSPORT_ENV, OpenAIBackend
+
+    async def ask() -> RequestFailed:
+        backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", timeout=3, max_attempts=1)
+        try:
+            with pytest.raises(RequestFailed) as info:
+                await backend.complete(CompletionRequest((Message("user", "hi"),)))
+            return info.value
+        finally:
+            await backend.aclose()
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    for transport in ("", "httpx"):
+        monkeypatch.setenv(TRANSPORT_ENV, transport)
+        assert asyncio.run(ask()).kind == "connection", transport

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from sua_audit.backends.base import CompletionRequest, GenerationParams, Message
-from sua_audit.backends.openai_backend import OpenAIBackend
+from sua_audit.backends.openai_backend import TRANSPORT_ENV, OpenAIBackend
 from sua_audit.errors import RequestFailed, install_log_redaction, redact_log_text, redact_record
 from tests.conftest import EXAMPLE
 from tests.support.stub_openai import FaultPlan, StubServer, status
@@ -41,13 +41,15 @@ def masked(key: str) -> str:
 
 
 def run(
-    server: StubServer, tmp_path: Path, key: str, *extra: str
+    server: StubServer, tmp_path: Path, key: str, *extra: str, transport: str = "httpx"
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     """``sua-audit --log-level DEBUG run`` with ``key`` in the environment; all files in
-    ``tmp_path`` (home, cache, outputs)."""
+    ``tmp_path`` (home, cache, outputs). ``transport``: the SDK's HTTP transport; httpx by
+    default, whose DEBUG lines print every header (the hardest case for redaction)."""
     out = tmp_path / "out"
     env = {
         **os.environ,
+        TRANSPORT_ENV: transport,
         "OPENAI_API_KEY": key,
         "SUA_AUDIT_HOME": str(tmp_path / "home"),
         "COLUMNS": "160",
@@ -251,6 +253,7 @@ def test_debug_logs_of_the_http_libraries_never_show_the_key(
 ) -> None:
     key = sentinel(shape)
     monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv(TRANSPORT_ENV, "httpx")  # its DEBUG lines print every header
     echo = status(500, message=f"upstream rejected Authorization: Bearer {key}")
     plan = FaultPlan().add(echo, contains="soup")
 
@@ -286,6 +289,7 @@ def test_without_redaction_the_echoed_key_reaches_the_debug_log(
     """The leak the test above guards against is real (so that test can fail)."""
     key = sentinel("plain")
     monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv(TRANSPORT_ENV, "httpx")
 
     async def one(server: StubServer) -> None:
         backend = OpenAIBackend("stub-model", base_url=server.base_url, timeout=5, max_attempts=1)
@@ -369,4 +373,12 @@ def test_cli_debug_log_never_shows_an_echoed_key(tmp_path: Path) -> None:
         res, _ = run(server, tmp_path, key, "--limit", "2")
     assert res.returncode == 0, res.stderr
     assert "x-debug-key" in res.stderr  # httpcore's DEBUG lines with the headers were printed
+    assert_nowhere(key, res, tmp_path)
+
+
+def test_on_the_default_aiohttp_transport_the_key_is_nowhere_either(tmp_path: Path) -> None:
+    key = sentinel("plain")
+    with EchoingServer(key) as server:
+        res, _ = run(server, tmp_path, key, "--limit", "2", transport="")
+    assert res.returncode == 0, res.stderr
     assert_nowhere(key, res, tmp_path)
