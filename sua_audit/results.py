@@ -29,7 +29,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import ValidationError
 
@@ -258,28 +258,10 @@ def read_results(run_dir: Path, summary: dict[str, Any] | None = None) -> list[d
     path = Path(run_dir) / RESULTS_FILE
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
-    seen: set[str] = set()
     digest = hashlib.sha256()
     try:
         with path.open("rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                digest.update(raw)
-                if not raw.strip():
-                    continue
-                try:
-                    row = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-                except (UnicodeDecodeError, ValueError) as exc:
-                    raise RunReadError(
-                        f"{path}:{number}: not valid JSON ({exc}). {_RERUN}"
-                    ) from exc
-                if not isinstance(row, dict) or "id" not in row:
-                    raise RunReadError(
-                        f"{path}:{number}: not a result row (an object with an 'id'). {_RERUN}"
-                    )
-                key = str(row["id"])
-                if key in seen:
-                    raise RunReadError(f"{path}:{number}: id {key!r} appears twice. {_RERUN}")
-                seen.add(key)
+            for number, row in _parsed_rows(fh, path, digest):
                 rows.append(row)
                 lines.append(number)
     except OSError as exc:
@@ -291,6 +273,32 @@ def read_results(run_dir: Path, summary: dict[str, Any] | None = None) -> list[d
     for number, row in zip(lines, rows, strict=True):
         _validate(ResultRow, row, f"{path}:{number}", version)
     return rows
+
+
+def _parsed_rows(
+    fh: IO[bytes], path: Path, digest: Any = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of every non-blank line of an open results file, each checked to be
+    a JSON object with an ``id`` seen once; every line, blank or not, feeds ``digest``."""
+    seen: set[str] = set()
+    for number, raw in enumerate(fh, start=1):
+        if digest is not None:
+            digest.update(raw)
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise RunReadError(f"{path}:{number}: not valid JSON ({exc}). {_RERUN}") from exc
+        if not isinstance(row, dict) or "id" not in row:
+            raise RunReadError(
+                f"{path}:{number}: not a result row (an object with an 'id'). {_RERUN}"
+            )
+        key = str(row["id"])
+        if key in seen:
+            raise RunReadError(f"{path}:{number}: id {key!r} appears twice. {_RERUN}")
+        seen.add(key)
+        yield number, row
 
 
 def iter_results(run_dir: Path, summary: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -315,25 +323,8 @@ def iter_results(run_dir: Path, summary: dict[str, Any] | None = None) -> Iterat
                     count += bool(raw.strip())
             _check_results(path, summary, digest.hexdigest(), count)
         version = summary_version(summary)
-        seen: set[str] = set()
         with path.open("rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    row = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-                except (UnicodeDecodeError, ValueError) as exc:
-                    raise RunReadError(
-                        f"{path}:{number}: not valid JSON ({exc}). {_RERUN}"
-                    ) from exc
-                if not isinstance(row, dict) or "id" not in row:
-                    raise RunReadError(
-                        f"{path}:{number}: not a result row (an object with an 'id'). {_RERUN}"
-                    )
-                key = str(row["id"])
-                if key in seen:
-                    raise RunReadError(f"{path}:{number}: id {key!r} appears twice. {_RERUN}")
-                seen.add(key)
+            for number, row in _parsed_rows(fh, path):
                 _validate(ResultRow, row, f"{path}:{number}", version)
                 yield row
     except OSError as exc:
