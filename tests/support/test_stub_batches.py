@@ -606,6 +606,9 @@ def test_main_runs_batches_in_its_own_process() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started as a shell's background job ignores SIGINT, and children inherit
+        # that: restore it, or the interrupt below never reaches the stub.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert process.stdout is not None
