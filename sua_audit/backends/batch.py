@@ -65,6 +65,8 @@ GATHER_SECONDS = 0.25
 ENDPOINT = "/v1/chat/completions"
 #: Seconds allowed for uploading or downloading one batch file.
 FILE_TIMEOUT = 900.0
+#: Attempts at one files/batches call (upload, create, poll, download) before its lines fail.
+CONTROL_ATTEMPTS = 6
 
 
 class BatchClient(Protocol):
@@ -554,27 +556,24 @@ class BatchQueue:
         """One files/batches call, retried with backoff on transient failures."""
         import openai
 
+        from sua_audit.backends.hosted import RETRYABLE, backoff_seconds
         from sua_audit.backends.openai_backend import classify_sdk_error
 
-        delay = 1.0
-        for attempt in range(1, 7):
+        for attempt in range(1, CONTROL_ATTEMPTS + 1):
             try:
                 return await call(*args)
             except Exception as exc:  # noqa: BLE001 - classified below or re-raised
                 failure = classify_sdk_error(openai, exc, 60.0)
                 if failure is None:
                     raise
-                if (
-                    failure.kind
-                    not in ("rate_limit", "server", "timeout", "connection", "malformed")
-                    or attempt == 6
-                ):
+                if failure.kind not in RETRYABLE or attempt == CONTROL_ATTEMPTS:
                     raise failure from exc
                 logger.info(
                     "batch: %s (%s); trying again", failure, getattr(call, "__name__", "call")
                 )
-                await asyncio.sleep(min(60.0, failure.retry_after or delay))
-                delay *= 2
+                await asyncio.sleep(
+                    backoff_seconds(attempt, failure.retry_after, base=1.0, cap=60.0)
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
 
