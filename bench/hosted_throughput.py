@@ -18,9 +18,12 @@ Sides, rotated over ``--repeats`` (ABC, BCA, CAB, ...):
 * ``cli`` — ``python -m sua_audit run --model openai/x --base-url STUB --concurrency C
   --cache-mode off --perturbations K`` on a synthetic classification dataset (``--cli-items``
   items × (K+1) variants, one request each). Rates use the ``http_calls`` of summary.json over
-  its ``wall_seconds`` (the audit, with backend creation, without interpreter start-up) and over
-  the subprocess wall time. CPU: the subprocess's user+system time / requests, and the marginal
-  CPU per request beyond a 1-item run of the same command (start-up and imports excluded).
+  its ``wall_seconds`` (the audit, with backend creation, without interpreter start-up), over
+  the subprocess wall time, and in steady state: the requests beyond a 1-item run of the same
+  command over the ``wall_seconds`` beyond its own (what a longer run converges to; the 1-item
+  run holds the fixed costs: importing and building the backend, the first answer's latency,
+  the summary). CPU: the subprocess's user+system time / requests, and the marginal CPU per
+  request beyond the 1-item run (start-up and imports excluded).
 
 ``--sweep`` then runs ``backend`` and ``floor`` once at each listed concurrency, to show how the
 ratio changes with C. ``--diagnose`` adds sides that test suggested fixes (not the product):
@@ -387,7 +390,9 @@ def main() -> int:
         "--rounds", type=int, default=20, help="backend/floor requests = rounds × concurrency"
     )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cli-items", type=int, default=400, help="items in the CLI dataset")
+    parser.add_argument(
+        "--cli-items", type=int, default=2000, help="items in the CLI dataset (× K+1 requests)"
+    )
     parser.add_argument("--k", type=int, default=4, help="perturbations per item (CLI side)")
     parser.add_argument(
         "--sweep",
@@ -472,6 +477,14 @@ def main() -> int:
     if cli and fixed.get("cpu_s") is not None:
         extra_calls = cli["requests"] - fixed["requests"]
         cli["marginal_cpu_ms_per_req"] = 1000 * (cli["cpu_s"] - fixed["cpu_s"]) / extra_calls
+        steady = [
+            (r["requests"] - fixed["requests"]) / (r["audit_wall_s"] - fixed["audit_wall_s"])
+            for r in runs["cli"]
+            if r.get("ok")
+        ]
+        cli["steady_req_per_s"] = median(steady)
+        cli["steady_ratio"] = cli["steady_req_per_s"] / ideal
+        cli["per_repeat_steady_ratio"] = [round(x / ideal, 3) for x in steady]
     print()
     rows = []
     for name, m in med.items():
@@ -510,6 +523,11 @@ def main() -> int:
             f"{cli['client_cpu_ms_per_req']:.2f} ms/req, marginal beyond a 1-item run "
             f"({fixed['cpu_s']:.2f} s CPU, {fixed['requests']} requests): "
             f"{cli.get('marginal_cpu_ms_per_req', float('nan')):.2f} ms/req"
+        )
+        print(
+            f"cli steady state (beyond the 1-item run's {fixed['audit_wall_s']:.2f} s): "
+            f"{cli['steady_req_per_s']:.1f} req/s, ratio {cli['steady_ratio']:.3f} "
+            f"(repeats {cli['per_repeat_steady_ratio']})"
         )
     if "backend" in med and "floor" in med:
         print(
@@ -550,6 +568,8 @@ def main() -> int:
     verdict = {
         name: med[name]["ratio"] >= TARGET_RATIO for name in ("backend", "cli") if name in med
     }
+    if "steady_ratio" in cli:
+        verdict["cli steady state"] = cli["steady_ratio"] >= TARGET_RATIO
     print(
         "\ntarget ratio >= 0.9: "
         + ", ".join(f"{k} {'met' if v else 'missed'}" for k, v in verdict.items())

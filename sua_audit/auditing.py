@@ -587,16 +587,81 @@ async def perturb_chunk(
     """Every item's variants (clean first) for one chunk: how ``run`` perturbs, and how
     ``perturb`` builds a variant set, so that both make the same variants.
 
-    All items of a chunk at once, so a model rewriter gets its requests in batches.
+    All items of a chunk at once, so a model rewriter gets its requests in batches. Without a
+    rewriter every item is pure CPU work: the items then start :data:`PERTURB_SLICE` per turn
+    of the event loop, so that answers of requests in flight are read in between.
     """
-    return list(
-        await asyncio.gather(
-            *(
-                perturb_item(item, seed=config.seed, slots=config.plan.slots, context=context)
-                for item in chunk
-            )
-        )
-    )
+
+    async def one(at: int, item: Item) -> list[Variant]:
+        if context.generator is None:
+            for _ in range(at // PERTURB_SLICE):
+                await asyncio.sleep(0)
+        return await perturb_item(item, seed=config.seed, slots=config.plan.slots, context=context)
+
+    return list(await asyncio.gather(*(one(at, item) for at, item in enumerate(chunk))))
+
+
+#: Rule-based items perturbed per turn of the event loop (about a millisecond each).
+PERTURB_SLICE = 8
+#: Seconds of scoring between two returns to the event loop while later requests are in flight.
+SCORE_SLICE = 0.005
+
+
+@dataclass
+class _ChunkPlan:
+    """One chunk's items, their variants, and the requests that answer them (in order)."""
+
+    plans: list[tuple[Item, Sequence[Variant], int, int]]
+    """Per item: the item, its variants, and where its requests start in ``requests`` and
+    how many there are."""
+    requests: list[CompletionRequest]
+
+    @classmethod
+    def build(
+        cls,
+        chunk: Sequence[Item],
+        all_variants: Sequence[Sequence[Variant]],
+        config: AuditConfig,
+        prompts: tasks.TaskPrompts,
+    ) -> _ChunkPlan:
+        plans = []
+        requests: list[CompletionRequest] = []
+        for item, variants in zip(chunk, all_variants, strict=True):
+            item_requests = _item_requests(item, variants, config, prompts)
+            plans.append((item, variants, len(requests), len(item_requests)))
+            requests.extend(item_requests)
+        return cls(plans, requests)
+
+
+async def _finish_chunk(
+    plan: _ChunkPlan,
+    answers: asyncio.Task[list[Completion | RequestFailed]],
+    generator: Generator,
+    config: AuditConfig,
+    equivalence: Equivalence,
+    outcome: AuditOutcome,
+) -> None:
+    """Wait for a chunk's answers, draw adaptive sampling's second round, and score its items
+    into ``outcome`` (in dataset order). Scoring hands the event loop back after every
+    :data:`SCORE_SLICE` seconds, so the next chunk's requests keep flowing meanwhile."""
+    results = await answers
+    if first_round(config) < config.samples:
+        results = await _second_round(generator, plan.plans, plan.requests, results, config)
+        outcome.sampling.add(plan.plans, results, config)
+    answered = [
+        (item, variants, results[start : start + n]) for item, variants, start, n in plan.plans
+    ]
+    clusters = await _meaning_clusters(answered, config, equivalence)
+    turn = time.perf_counter()
+    for (item, variants, mine), item_clusters in zip(answered, clusters, strict=True):
+        if time.perf_counter() - turn > SCORE_SLICE:
+            await asyncio.sleep(0)
+            turn = time.perf_counter()
+        if any(isinstance(r, RequestFailed) for r in mine):
+            outcome.add(_failed_row(item, variants, mine))
+        else:
+            done = [r for r in mine if isinstance(r, Completion)]
+            outcome.add(_score_item(item, variants, done, config, item_clusters))
 
 
 async def run_audit(
@@ -649,34 +714,31 @@ async def run_audit(
         chunk_items = max(
             CHUNK_ITEMS, math.ceil(8 * generator.backend.max_concurrency() / per_item)
         )
-        for chunk in chunks(
-            iter_items(info.path, limit=config.limit, max_line_bytes=config.max_line_bytes),
-            chunk_items,
-        ):
-            plans = []
-            requests: list[CompletionRequest] = []
-            if stored is not None:
-                all_variants = [_stored_variants(item, stored, info.path) for item in chunk]
-            else:
-                all_variants = await perturb_chunk(chunk, config, context)
-            for item, variants in zip(chunk, all_variants, strict=True):
-                item_requests = _item_requests(item, variants, config, prompts)
-                plans.append((item, variants, len(requests), len(item_requests)))
-                requests.extend(item_requests)
-            results = await generator.generate_many(requests)
-            if first_round(config) < config.samples:
-                results = await _second_round(generator, plans, requests, results, config)
-                outcome.sampling.add(plans, results, config)
-            answered = [
-                (item, variants, results[start : start + n]) for item, variants, start, n in plans
-            ]
-            clusters = await _meaning_clusters(answered, config, equivalence)
-            for (item, variants, mine), item_clusters in zip(answered, clusters, strict=True):
-                if any(isinstance(r, RequestFailed) for r in mine):
-                    outcome.add(_failed_row(item, variants, mine))
+        # Over a network the next chunk's requests are issued before this chunk is scored, so
+        # the server always has work while the client perturbs and scores (one chunk ahead; a
+        # local model gains nothing from it and keeps its batches as they were).
+        ahead = 1 if generator.backend.overlaps_chunks else 0
+        pending: list[tuple[_ChunkPlan, asyncio.Task[list[Completion | RequestFailed]]]] = []
+        try:
+            for chunk in chunks(
+                iter_items(info.path, limit=config.limit, max_line_bytes=config.max_line_bytes),
+                chunk_items,
+            ):
+                if stored is not None:
+                    all_variants = [_stored_variants(item, stored, info.path) for item in chunk]
                 else:
-                    done = [r for r in mine if isinstance(r, Completion)]
-                    outcome.add(_score_item(item, variants, done, config, item_clusters))
+                    all_variants = await perturb_chunk(chunk, config, context)
+                plan = _ChunkPlan.build(chunk, all_variants, config, prompts)
+                pending.append((plan, asyncio.create_task(generator.generate_many(plan.requests))))
+                while len(pending) > ahead:
+                    await _finish_chunk(*pending.pop(0), generator, config, equivalence, outcome)
+            while pending:
+                await _finish_chunk(*pending.pop(0), generator, config, equivalence, outcome)
+        finally:
+            for _, task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
         outcome.equivalence = _equivalence_summary(equivalence, info)
         outcome.sampling_record = outcome.sampling.record(config)
         outcome.prompts = prompts.record()

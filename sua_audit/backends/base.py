@@ -151,6 +151,10 @@ class Backend(abc.ABC):
     provider: ClassVar[str]
     model: str
     capabilities: Capabilities
+    #: Whether the audit should issue the next chunk's requests before scoring the current
+    #: one: worth it when answers wait on a network (the server works while the client
+    #: scores); a local model computes every answer itself and keeps its batches as they were.
+    overlaps_chunks: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def complete(self, request: CompletionRequest) -> Completion:

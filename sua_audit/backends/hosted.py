@@ -222,6 +222,7 @@ class HostedBackend(Backend):
     """Shared request logic of the OpenAI-compatible backends."""
 
     provider: ClassVar[str]
+    overlaps_chunks: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -15,18 +15,21 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from sua_audit.backends.direct import DirectPost
 from sua_audit.backends.hosted import HostedBackend
 from sua_audit.errors import BackendError, ConfigError, MissingDependencyError, RequestFailed
 
 OPENAI_URL = "https://api.openai.com/v1"
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENVS = ("SUA_AUDIT_BASE_URL", "OPENAI_BASE_URL")
-#: ``httpx`` forces the SDK's httpx transport instead of aiohttp (behind a proxy aiohttp does
-#: not handle, or to see httpx's DEBUG logs); any other value, or none, picks aiohttp when the
-#: SDK can use it.
+#: Unset (or ``direct``): chat completions are posted straight over aiohttp (:mod:`.direct`)
+#: and the rest goes through the SDK on its aiohttp transport. ``sdk``: everything through the
+#: SDK, on aiohttp. ``httpx``: everything through the SDK on its httpx transport (behind a
+#: proxy aiohttp does not handle, or to see httpx's DEBUG logs).
 TRANSPORT_ENV = "SUA_AUDIT_HTTP_TRANSPORT"
 #: Sent to custom servers that need no key (llama.cpp, most local vLLM setups).
 NO_KEY = "no-key-needed"
@@ -127,6 +130,19 @@ def classify_status(status: int, code: str, message: str) -> str:
     return "bad_request"
 
 
+def status_failure(status: int, body: Any, fallback: str) -> RequestFailed:
+    """An HTTP error answer as a failure: its kind from the status and the API's error code
+    and message (``{"error": {...}}`` or the object itself); ``fallback`` is the message when
+    the body says none (a body that is not JSON)."""
+    found = body if isinstance(body, dict) else {}
+    err = found.get("error", found)
+    err = err if isinstance(err, dict) else {"message": str(err)}
+    code = str(err.get("code") or err.get("type") or "")
+    message = str(err.get("message") or fallback)[:300]
+    kind = classify_status(status, code, message)
+    return RequestFailed(kind, f"HTTP {status}: {message}", status=status)
+
+
 def _refused(exc: BaseException) -> bool:
     """Whether the chain of causes of ``exc`` holds a refused or failed connect."""
     seen = 0
@@ -153,13 +169,7 @@ def classify_sdk_error(openai: Any, exc: BaseException, timeout: float) -> Reque
         cause = type(exc.__cause__ or exc).__name__
         return RequestFailed("connection", f"connection failed ({cause})")
     if isinstance(exc, openai.APIStatusError):
-        body = exc.body if isinstance(exc.body, dict) else {}
-        err = body.get("error", body)
-        err = err if isinstance(err, dict) else {"message": str(err)}
-        code = str(err.get("code") or err.get("type") or "")
-        message = str(err.get("message") or exc.message)[:300]
-        kind = classify_status(exc.status_code, code, message)
-        failure = RequestFailed(kind, f"HTTP {exc.status_code}: {message}", status=exc.status_code)
+        failure = status_failure(exc.status_code, exc.body, exc.message)
         response = getattr(exc, "response", None)
         failure.retry_after = retry_after_seconds(getattr(response, "headers", None))
         return failure
@@ -180,7 +190,7 @@ def _http_client(openai: Any, base_url: str, timeout: float) -> Any:
     """
     if urlsplit(base_url).username is not None:
         return None
-    if os.environ.get(TRANSPORT_ENV, "").strip().lower() == "httpx":
+    if _transport() == "httpx":
         return None
     # The SDK ships the transport (vendored in recent versions, the httpx-aiohttp package in
     # older ones) and raises RuntimeError when aiohttp itself is missing. Probing an import by
@@ -189,6 +199,37 @@ def _http_client(openai: Any, base_url: str, timeout: float) -> Any:
         return openai.DefaultAioHttpClient(timeout=timeout)
     except (AttributeError, RuntimeError, ImportError):
         return None
+
+
+def _transport() -> str:
+    return os.environ.get(TRANSPORT_ENV, "").strip().lower()
+
+
+@dataclass(eq=False)
+class _Channel:
+    """One server: the SDK client (models, files, batches) and, on the default transport, the
+    direct poster its chat completions go through."""
+
+    sdk: Any
+    direct: DirectPost | None = None
+
+    async def aclose(self) -> None:
+        if self.direct is not None:
+            await self.direct.aclose()
+        await self.sdk.close()
+
+
+def _channel(openai: Any, url: str, key: str, timeout: float) -> _Channel:
+    """The SDK client for ``url``, plus a :class:`.direct.DirectPost` unless the transport is
+    forced to the SDK, the URL carries credentials (httpx sends them as Basic auth), or aiohttp
+    is missing."""
+    http_client = _http_client(openai, url, timeout)
+    sdk = openai.AsyncOpenAI(
+        api_key=key, base_url=url, timeout=timeout, max_retries=0, http_client=http_client
+    )
+    if http_client is None or _transport() not in ("", "direct"):
+        return _Channel(sdk)
+    return _Channel(sdk, DirectPost(sdk, key, timeout))
 
 
 class OpenAIBackend(HostedBackend):
@@ -226,22 +267,14 @@ class OpenAIBackend(HostedBackend):
             key = NO_KEY
         super().__init__(model, **options)
         self._openai = openai
-        clients = [
-            openai.AsyncOpenAI(
-                api_key=key,
-                base_url=url,
-                timeout=self.timeout,
-                max_retries=0,
-                http_client=_http_client(openai, url, self.timeout),
-            )
-            for url in self.base_urls
-        ]
-        self._client = clients[0]
-        if len(clients) > 1:
+        channels = [_channel(openai, url, key, self.timeout) for url in self.base_urls]
+        self._channel = channels[0]
+        self._client = self._channel.sdk
+        if len(channels) > 1:
             from sua_audit.backends.endpoints import EndpointPool
 
             self.endpoints = EndpointPool(
-                [(public_url(url), c) for url, c in zip(self.base_urls, clients, strict=True)],
+                [(public_url(url), c) for url, c in zip(self.base_urls, channels, strict=True)],
                 concurrency=self.concurrency,
                 max_pause=self.max_retry_wait,
             )
@@ -271,13 +304,16 @@ class OpenAIBackend(HostedBackend):
         }
 
     async def _send(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._send_via(self._client, body)
+        return await self._send_via(self._channel, body)
 
     async def _send_via(self, client: Any, body: dict[str, Any]) -> dict[str, Any]:
+        channel: _Channel = client
+        if channel.direct is not None:
+            return await channel.direct.post(body)
         # The raw JSON body, not a pydantic ChatCompletion: validating and dumping a typed model
         # cost about a third of our CPU per request, which capped throughput at high concurrency.
         # The hosted parser reads plain dicts defensively either way.
-        data = await client.post("/chat/completions", body=body, cast_to=dict)
+        data = await channel.sdk.post("/chat/completions", body=body, cast_to=dict)
         if not isinstance(data, dict):
             raise ValueError("the response body is not a JSON object")
         return data
@@ -290,7 +326,7 @@ class OpenAIBackend(HostedBackend):
             return
         endpoints = self.endpoints.endpoints
         found = await asyncio.gather(
-            *(self._listed_models(e.client) for e in endpoints), return_exceptions=True
+            *(self._listed_models(e.client.sdk) for e in endpoints), return_exceptions=True
         )
         for endpoint, listed in zip(endpoints, found, strict=True):
             if isinstance(listed, BaseException):
@@ -332,6 +368,6 @@ class OpenAIBackend(HostedBackend):
         await super().aclose()
         if self.endpoints is not None:
             for endpoint in self.endpoints.endpoints:
-                await endpoint.client.close()
+                await endpoint.client.aclose()
         else:
-            await self._client.close()
+            await self._channel.aclose()

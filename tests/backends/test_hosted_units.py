@@ -341,6 +341,79 @@ def test_a_refused_connection_is_a_connection_failure_on_either_transport(
             await backend.aclose()
 
     monkeypatch.setenv("OPENAI_API_KEY", "x")
-    for transport in ("", "httpx"):
+    for transport in ("", "sdk", "httpx"):
         monkeypatch.setenv(TRANSPORT_ENV, transport)
         assert asyncio.run(ask()).kind == "connection", transport
+
+
+@pytest.mark.parametrize(
+    ("transport", "url", "direct"),
+    [
+        ("", "http://127.0.0.1:9/v1", True),
+        ("direct", "http://127.0.0.1:9/v1", True),
+        ("sdk", "http://127.0.0.1:9/v1", False),
+        ("httpx", "http://127.0.0.1:9/v1", False),
+        ("", "http://user:pw@127.0.0.1:9/v1", False),  # httpx sends URL credentials
+    ],
+)
+def test_chat_completions_go_straight_over_aiohttp_unless_the_sdk_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch, transport: str, url: str, direct: bool
+) -> None:
+    pytest.importorskip("aiohttp")
+    from sua_audit.backends.openai_backend import TRANSPORT_ENV, OpenAIBackend
+
+    monkeypatch.setenv(TRANSPORT_ENV, transport)
+    backend = OpenAIBackend("m", base_url=url)
+    try:
+        assert (backend._channel.direct is not None) is direct
+    finally:
+        asyncio.run(backend.aclose())
+
+
+def test_the_direct_path_sends_the_headers_the_sdk_would_and_reads_errors_the_same_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Key, organization, project and the SDK's user agent; a 429's Retry-After and a 400's
+    message come back as the SDK path reports them."""
+    pytest.importorskip("aiohttp")
+    from sua_audit.backends.base import CompletionRequest, Message
+    from sua_audit.backends.openai_backend import TRANSPORT_ENV, OpenAIBackend
+    from tests.support.stub_openai import Rule, StubServer, status
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-direct")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-direct")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-direct")
+    request = CompletionRequest((Message("user", "hello there"),))
+
+    async def ask(base_url: str) -> tuple[str | None, list[RequestFailed]]:
+        backend = OpenAIBackend("stub-model", base_url=base_url, max_attempts=1)
+        try:
+            done = await backend.complete(request)
+            failures = []
+            for _ in range(2):
+                with pytest.raises(RequestFailed) as info:
+                    await backend.complete(request)
+                failures.append(info.value)
+            return done.text, failures
+        finally:
+            await backend.aclose()
+
+    seen = {}
+    for transport in ("", "sdk"):
+        monkeypatch.setenv(TRANSPORT_ENV, transport)
+        rules = [
+            Rule(status(429, retry_after=7), on=2),
+            Rule(status(400, message="maximum context length exceeded"), on=3),
+        ]
+        with StubServer(faults=rules, api_key="sk-test-direct") as server:
+            text, failures = asyncio.run(ask(server.base_url))
+            headers = server.requests[0].headers
+        assert text
+        assert headers["authorization"] == "Bearer sk-test-direct"
+        assert headers["openai-organization"] == "org-direct"
+        assert headers["openai-project"] == "proj-direct"
+        assert headers["user-agent"].startswith("AsyncOpenAI/Python")
+        seen[transport] = [(f.kind, f.status, f.retry_after, str(f)) for f in failures]
+    assert seen[""] == seen["sdk"]
+    assert [k for k, *_ in seen[""]] == ["rate_limit", "context_length"]
+    assert seen[""][0][2] == 7
