@@ -15,6 +15,9 @@ equal the full run's). It prints, per data set:
 * for each score (oriented: higher = more suspicious), the AUROC of detecting a wrong greedy
   answer under full and adaptive sampling, and their paired difference with a 95% bootstrap
   interval (``--boot`` resamples of the items, the same resamples for both runs);
+* for each score, how far adaptive sampling moved it item by item: the mean absolute change and
+  Spearman's rho between the two runs' values (defined even when a model gets almost every
+  answer wrong and the AUROCs are not);
 * robust accuracy (right on the clean input and no variant's answer in another cluster) under
   both, with the paired difference and its interval.
 
@@ -53,7 +56,8 @@ def audit(dataset: str, out: Path, args: argparse.Namespace, *extra: str) -> dic
         sys.executable, "-m", "sua_audit", "run", "--dataset",
         str(dataset_path(f"{dataset}.jsonl")), "--limit", str(args.limit), "--samples",
         str(args.samples), "--model", args.model, "--seed", str(args.seed), "--cache",
-        str(args.cache), "--out", str(out), "--json", "--no-progress", *extra,
+        str(args.cache), "--out", str(out), "--json", "--no-progress", "--temperature",
+        str(args.temperature), *extra,
     ]  # fmt: skip
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
@@ -102,6 +106,15 @@ def paired(
     return point, float(lo), float(hi)
 
 
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho (average ranks for ties); NaN when either side is constant."""
+    from scipy.stats import spearmanr
+
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
 def robust(row: dict[str, Any]) -> bool:
     return bool(row["correct"]) and not row.get("flipped_variants")
 
@@ -135,17 +148,24 @@ def compare(
         "sampling": block,
         "delta_auroc": {},
     }
+    result["mean_abs_change"], result["spearman"] = {}, {}
     for name, sign in SCORES.items():
         a = np.array([sign * float(full_rows[i].get(name) or 0.0) for i in ids])
         b = np.array([sign * float(adapt_rows[i].get(name) or 0.0) for i in ids])
         point, lo, hi = paired(a, b, fail, idx, auroc)
         result["delta_auroc"][name] = [point, lo, hi]
+        change = float(np.abs(b - a).mean())
+        rho = spearman(a, b)
+        result["mean_abs_change"][name] = change
+        result["spearman"][name] = rho
         out.append(
             [
                 name,
                 f"{auroc(a, fail):.3f}",
                 f"{auroc(b, fail):.3f}",
                 f"{point:+.3f} [{lo:+.3f}, {hi:+.3f}]",
+                f"{change:.4f}",
+                f"{rho:.3f}",
             ]
         )
     ra = np.array([float(robust(full_rows[i])) for i in ids])
@@ -157,10 +177,18 @@ def compare(
             f"{ra.mean():.3f}",
             f"{rb.mean():.3f}",
             f"{point:+.3f} [{lo:+.3f}, {hi:+.3f}]",
+            f"{float(np.abs(rb - ra).mean()):.4f}",
+            "-",
         ]
     )
     result["delta_robust_accuracy"] = [point, lo, hi]
-    print(table(["score", "AUROC full", "AUROC adaptive", "Δ [95% CI]"], out), flush=True)
+    print(
+        table(
+            ["score", "AUROC full", "AUROC adaptive", "Δ [95% CI]", "mean |Δ score|", "Spearman"],
+            out,
+        ),
+        flush=True,
+    )
     return result
 
 
@@ -171,6 +199,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--model", default="embedded/smollm2-135m-instruct")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=0.7, help="QA sampling temperature")
     parser.add_argument("--boot", type=int, default=2000)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)

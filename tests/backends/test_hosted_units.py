@@ -417,3 +417,21 @@ def test_the_direct_path_sends_the_headers_the_sdk_would_and_reads_errors_the_sa
     assert seen[""] == seen["sdk"]
     assert [k for k, *_ in seen[""]] == ["rate_limit", "context_length"]
     assert seen[""][0][2] == 7
+
+
+def test_the_direct_path_finds_its_proxy_once_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP(S)_PROXY and NO_PROXY apply as for the SDK, looked up when the poster is made
+    (aiohttp's trust_env looked them up again, in a thread, on every request)."""
+    from sua_audit.backends.direct import env_proxy
+
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert env_proxy("http://api.example.com/v1") is None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert env_proxy("http://api.example.com/v1") == "http://proxy.example:3128"
+    assert env_proxy("https://api.example.com/v1") is None  # only HTTPS_PROXY covers https
+    assert env_proxy("http://127.0.0.1:8080/v1") is None
